@@ -1,0 +1,362 @@
+"""The fourteen Planhat models as data: fields, types, identity keys and relations.
+
+Field names follow Planhat's public API. The catalog drives the store's DDL, the config
+validation (which fields and keys a section may map) and the Dagster asset descriptions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+import pyarrow as pa
+
+
+class FieldType(Enum):
+    """A standard field's type; each maps to one DuckDB type and one Arrow type."""
+
+    TEXT = "text"
+    NUMBER = "number"
+    INTEGER = "integer"
+    BOOLEAN = "boolean"
+    DATE = "date"
+    DATETIME = "datetime"
+    JSON = "json"
+
+    @property
+    def duckdb_type(self) -> str:
+        return _DUCKDB_TYPES[self]
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return _ARROW_TYPES[self]
+
+
+_DUCKDB_TYPES = {
+    FieldType.TEXT: "VARCHAR",
+    FieldType.NUMBER: "DOUBLE",
+    FieldType.INTEGER: "BIGINT",
+    FieldType.BOOLEAN: "BOOLEAN",
+    FieldType.DATE: "DATE",
+    FieldType.DATETIME: "TIMESTAMP",
+    FieldType.JSON: "JSON",
+}
+_ARROW_TYPES: dict[FieldType, pa.DataType] = {
+    FieldType.TEXT: pa.string(),
+    FieldType.NUMBER: pa.float64(),
+    FieldType.INTEGER: pa.int64(),
+    FieldType.BOOLEAN: pa.bool_(),
+    FieldType.DATE: pa.date32(),
+    FieldType.DATETIME: pa.timestamp("us"),
+    FieldType.JSON: pa.string(),
+}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One standard field of a model.
+
+    Attributes:
+        name: The field's name in Planhat's API (camelCase), also the store column.
+        type: Its type.
+        derived: Computed by the store (e.g. Company ARR from licenses); never received.
+    """
+
+    name: str
+    type: FieldType = FieldType.TEXT
+    derived: bool = False
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A reference from one model to another.
+
+    Attributes:
+        field: The referencing field (holds the target's native id).
+        target: The slug of the referenced model.
+        many: True when the field holds a JSON array of ids (many-to-many).
+    """
+
+    field: str
+    target: str
+    many: bool = False
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A Planhat model.
+
+    Attributes:
+        slug: Lower-case identifier used in config files and as the store table name.
+        name: Display name as Planhat shows it.
+        fields: Standard fields besides the identity fields and ``custom``.
+        keys: The Planhat-side fields a sync section may match records by.
+        relations: References to other models.
+        time_series: Whether usage data (activities or metrics) can attach to this model.
+    """
+
+    slug: str
+    name: str
+    fields: tuple[FieldSpec, ...]
+    keys: tuple[str, ...] = ("sourceId", "externalId", "id")
+    relations: tuple[Relation, ...] = ()
+    time_series: bool = False
+    description: str = ""
+    _by_name: dict[str, FieldSpec] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for spec in self.all_fields:
+            self._by_name[spec.name] = spec
+
+    @property
+    def identity_fields(self) -> tuple[FieldSpec, ...]:
+        return (FieldSpec("id"), FieldSpec("sourceId"), FieldSpec("externalId"))
+
+    @property
+    def all_fields(self) -> tuple[FieldSpec, ...]:
+        """Identity fields, then standard fields (``custom`` is not a standard field)."""
+        return self.identity_fields + self.fields
+
+    def field(self, name: str) -> FieldSpec | None:
+        """The standard or identity field called ``name``, or None."""
+        return self._by_name.get(name)
+
+    @property
+    def company_field(self) -> str | None:
+        """The field that links a record to its owning company, if the model has one."""
+        for relation in self.relations:
+            if relation.target == "company" and not relation.many and relation.field == "companyId":
+                return relation.field
+        return None
+
+
+T = FieldType
+_COMPANY_OWNED = Relation("companyId", "company")
+
+
+def _f(name: str, type_: FieldType = T.TEXT, *, derived: bool = False) -> FieldSpec:
+    return FieldSpec(name, type_, derived)
+
+
+MODELS: dict[str, ModelSpec] = {
+    spec.slug: spec
+    for spec in (
+        ModelSpec(
+            "company",
+            "Company",
+            (
+                _f("name"),
+                _f("parentId"),
+                _f("phase"),
+                _f("status", derived=True),
+                _f("owner"),
+                _f("coOwner"),
+                _f("domains", T.JSON),
+                _f("country"),
+                _f("city"),
+                _f("description"),
+                _f("mrr", T.NUMBER, derived=True),
+                _f("arr", T.NUMBER, derived=True),
+                _f("renewalDate", T.DATE, derived=True),
+                _f("customerFrom", T.DATE, derived=True),
+                _f("customerTo", T.DATE, derived=True),
+            ),
+            relations=(Relation("parentId", "company"),),
+            time_series=True,
+            description="The parent model: your customer. Parent/child via parentId.",
+        ),
+        ModelSpec(
+            "enduser",
+            "End User",
+            (
+                _f("email"),
+                _f("companyId"),
+                _f("firstName"),
+                _f("lastName"),
+                _f("position"),
+                _f("phone"),
+                _f("featured", T.BOOLEAN),
+                _f("lastActive", T.DATETIME),
+            ),
+            keys=("sourceId", "externalId", "email", "id"),
+            relations=(_COMPANY_OWNED,),
+            time_series=True,
+            description="Contacts and users; many to one with Company.",
+        ),
+        ModelSpec(
+            "license",
+            "License",
+            (
+                _f("companyId"),
+                _f("fromDate", T.DATE),
+                _f("toDate", T.DATE),
+                _f("mrr", T.NUMBER),
+                _f("arr", T.NUMBER),
+                _f("value", T.NUMBER),
+                _f("currency"),
+                _f("product"),
+                _f("autoRenews", T.BOOLEAN),
+                _f("renewalStatus"),
+            ),
+            relations=(_COMPANY_OWNED,),
+            description="Recurring revenue; drives Company ARR/MRR, renewal date and customer since/to.",
+        ),
+        ModelSpec(
+            "opportunity",
+            "Opportunity",
+            (
+                _f("companyId"),
+                _f("title"),
+                _f("status"),
+                _f("salesStage"),
+                _f("mrr", T.NUMBER),
+                _f("arr", T.NUMBER),
+                _f("closeDate", T.DATE),
+                _f("ownerId"),
+            ),
+            relations=(_COMPANY_OWNED,),
+            description="Sales processes (renewal, new business, upsell); can convert into licenses.",
+        ),
+        ModelSpec(
+            "sale",
+            "Sale",
+            (
+                _f("companyId"),
+                _f("product"),
+                _f("value", T.NUMBER),
+                _f("currency"),
+                _f("date", T.DATE),
+            ),
+            relations=(_COMPANY_OWNED,),
+            description="Non-recurring revenue such as implementation fees.",
+        ),
+        ModelSpec(
+            "invoice",
+            "Invoice",
+            (
+                _f("companyId"),
+                _f("licenseId"),
+                _f("invoiceNo"),
+                _f("amountDue", T.NUMBER),
+                _f("amountPaid", T.NUMBER),
+                _f("currency"),
+                _f("status"),
+                _f("invoiceDate", T.DATE),
+                _f("dueDate", T.DATE),
+            ),
+            relations=(_COMPANY_OWNED, Relation("licenseId", "license")),
+            description="Amounts paid or due; may relate to a license.",
+        ),
+        ModelSpec(
+            "issue",
+            "Issue",
+            (
+                _f("title"),
+                _f("description"),
+                _f("status"),
+                _f("priority"),
+                _f("companyIds", T.JSON),
+            ),
+            relations=(Relation("companyIds", "company", many=True),),
+            description="Feature requests; many to many with Company (companyIds).",
+        ),
+        ModelSpec(
+            "project",
+            "Project",
+            (
+                _f("companyId"),
+                _f("name"),
+                _f("status"),
+                _f("startDate", T.DATE),
+                _f("endDate", T.DATE),
+            ),
+            relations=(_COMPANY_OWNED,),
+            time_series=True,
+            description="Time-bound sub-entities of a company; receive time-series data.",
+        ),
+        ModelSpec(
+            "asset",
+            "Asset",
+            (_f("companyId"), _f("name"), _f("type")),
+            relations=(_COMPANY_OWNED,),
+            time_series=True,
+            description="Sub-entities of a company (departments, environments); receive time-series data.",
+        ),
+        ModelSpec(
+            "nps",
+            "NPS",
+            (
+                _f("companyId"),
+                _f("endUserId"),
+                _f("score", T.INTEGER),
+                _f("comment"),
+                _f("date", T.DATETIME),
+            ),
+            relations=(_COMPANY_OWNED, Relation("endUserId", "enduser")),
+            description="NPS survey results.",
+        ),
+        ModelSpec(
+            "churn",
+            "Churn",
+            (
+                _f("companyId"),
+                _f("reasons", T.JSON),
+                _f("comment"),
+                _f("value", T.NUMBER),
+                _f("date", T.DATE),
+            ),
+            relations=(_COMPANY_OWNED,),
+            description="Why customers churned.",
+        ),
+        ModelSpec(
+            "conversation",
+            "Conversation",
+            (
+                _f("companyId"),
+                _f("type"),
+                _f("subject"),
+                _f("description"),
+                _f("date", T.DATETIME),
+                _f("endUserIds", T.JSON),
+            ),
+            relations=(_COMPANY_OWNED, Relation("endUserIds", "enduser", many=True)),
+            description="Emails, calls, tickets and chats with customers.",
+        ),
+        ModelSpec(
+            "task",
+            "Task",
+            (
+                _f("companyId"),
+                _f("title"),
+                _f("description"),
+                _f("status"),
+                _f("dueDate", T.DATETIME),
+                _f("ownerId"),
+            ),
+            relations=(_COMPANY_OWNED,),
+            description="Scheduled work items; done tasks become conversations.",
+        ),
+        ModelSpec(
+            "workflow",
+            "Workflow",
+            (
+                _f("companyId"),
+                _f("endUserId"),
+                _f("name"),
+                _f("templateId"),
+                _f("status"),
+                _f("startDate", T.DATE),
+            ),
+            relations=(_COMPANY_OWNED, Relation("endUserId", "enduser")),
+            description="Templated sequences of tasks for a company or end user.",
+        ),
+    )
+}
+
+
+def get_model(slug: str) -> ModelSpec:
+    """The model called ``slug``; raises KeyError listing the known slugs."""
+    try:
+        return MODELS[slug]
+    except KeyError:
+        raise KeyError(f"unknown model '{slug}'; known models: {', '.join(sorted(MODELS))}") from None

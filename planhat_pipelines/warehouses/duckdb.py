@@ -1,0 +1,251 @@
+"""The embedded default: a DuckDB file as the warehouse."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from planhat_pipelines.errors import CredentialsError, WarehouseError
+from planhat_pipelines.warehouses.base import (
+    Capabilities,
+    Column,
+    ColumnKind,
+    KeyRange,
+    MergeResult,
+    TableInfo,
+    Warehouse,
+    validate_identifier,
+)
+
+
+def quote(name: str) -> str:
+    """Quote a (possibly dotted) identifier for DuckDB."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
+
+
+def duckdb_kind(type_text: str) -> tuple[ColumnKind, int | None]:
+    """Reduce a DuckDB type name to a ColumnKind (and decimal scale)."""
+    t = type_text.upper()
+    if t.startswith("DECIMAL"):
+        scale = int(t.rstrip(")").split(",")[1]) if "," in t else 0
+        return ColumnKind.DECIMAL, scale
+    if t in {
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+        "UHUGEINT",
+    }:
+        return ColumnKind.INTEGER, 0
+    if t in {"FLOAT", "DOUBLE", "REAL"}:
+        return ColumnKind.FLOAT, None
+    if t == "BOOLEAN":
+        return ColumnKind.BOOLEAN, None
+    if t == "DATE":
+        return ColumnKind.DATE, None
+    if t.startswith("TIMESTAMP"):
+        return ColumnKind.TIMESTAMP, None
+    if t == "JSON" or t.startswith(("STRUCT", "MAP")) or t.endswith("[]"):
+        return ColumnKind.JSON, None
+    if t in {"VARCHAR", "TEXT", "STRING", "UUID"}:
+        return ColumnKind.TEXT, None
+    return ColumnKind.OTHER, None
+
+
+class DuckDBWarehouse(Warehouse):
+    """A DuckDB database file used as the warehouse (the embedded default and the test baseline).
+
+    Args:
+        name: The connection's name in the config.
+        path: The database file. Reads open it read-write too, so one process at a time.
+    """
+
+    capabilities = Capabilities(views_writable=False, change_tracking=False, fast_arrow_reads=True, dialect="duckdb")
+    kind = "duckdb"
+
+    def __init__(self, name: str, path: str | Path) -> None:
+        super().__init__(name)
+        self.path = Path(path)
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._con = duckdb.connect(str(self.path))
+            except duckdb.Error as exc:
+                raise WarehouseError(
+                    self.name,
+                    f"file '{self.path}'",
+                    f"cannot be opened ({exc})",
+                    "check the path and that no other process holds the file",
+                ) from exc
+        return self._con
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def _split(self, table: str) -> tuple[str, str]:
+        validate_identifier(self.name, table, "table")
+        parts = table.split(".")
+        return (parts[-2] if len(parts) > 1 else "main", parts[-1])
+
+    def describe(self, table: str) -> TableInfo:
+        schema, name = self._split(table)
+        row = self.con.execute(
+            "SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [schema, name],
+        ).fetchall()
+        if not row:
+            raise WarehouseError(
+                self.name,
+                f"table '{table}'",
+                "does not exist",
+                "create it, or fix the table name in the section",
+            )
+        cols = self.con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [schema, name],
+        ).fetchall()
+        columns = tuple(Column(c, t, *duckdb_kind(t)) for c, t in cols)
+        return TableInfo(self.name, table, columns, is_view=row[0][0] == "VIEW")
+
+    def _select_list(self, info: TableInfo, columns: Sequence[str]) -> str:
+        parts = []
+        for name in columns:
+            col = info.column(name)
+            if col.kind is ColumnKind.JSON:
+                parts.append(f"CAST(to_json({quote(col.name)}) AS VARCHAR) AS {quote(name)}")
+            else:
+                parts.append(f"{quote(col.name)} AS {quote(name)}")
+        return ", ".join(parts)
+
+    def read_batches(
+        self,
+        table: str,
+        columns: Sequence[str],
+        *,
+        batch_size: int,
+        key_range: KeyRange | None = None,
+    ) -> Iterator[pa.RecordBatch]:
+        info = self.describe(table)
+        select = self._select_list(info, columns)
+        sql = f"SELECT {select}"
+        params: list[object] = []
+        if key_range is not None:
+            key = quote(info.column(key_range.key).name)
+            where, params = self._range_filter(key, key_range)
+            sql += f" FROM {quote(table)} WHERE {where} ORDER BY {key}"
+        else:
+            sql += f" FROM {quote(table)}"
+        rel = self.con.sql(sql, params=params or None)
+        assert rel is not None
+        yield from rel.to_arrow_reader(batch_size)
+
+    @staticmethod
+    def _range_filter(key: str, key_range: KeyRange) -> tuple[str, list[object]]:
+        where, params = ["TRUE"], []
+        if key_range.after is not None:
+            where.append(f"{key} > ?")
+            params.append(key_range.after)
+        if key_range.through is not None:
+            where.append(f"{key} <= ?")
+            params.append(key_range.through)
+        return " AND ".join(where), params
+
+    def duplicate_keys(self, table: str, key_range: KeyRange) -> list[int]:
+        info = self.describe(table)
+        key = quote(info.column(key_range.key).name)
+        where, params = self._range_filter(key, key_range)
+        rows = self.con.execute(
+            f"SELECT {key} FROM {quote(table)} WHERE {where} GROUP BY {key} HAVING count(*) > 1",
+            params,
+        ).fetchall()
+        return [int(r[0]) for r in rows if r[0] is not None]
+
+    def max_key(self, table: str, key: str) -> int | None:
+        info = self.describe(table)
+        col = info.column(key)
+        row = self.con.execute(f"SELECT max({quote(col.name)}) FROM {quote(table)}").fetchall()
+        value = row[0][0]
+        return None if value is None else int(value)
+
+    def query(self, sql: str, *, timeout_seconds: float | None = None, max_bytes_billed: int | None = None) -> pa.Table:
+        con = self.con
+        timer = threading.Timer(timeout_seconds, con.interrupt) if timeout_seconds else None
+        if timer:
+            timer.start()
+        try:
+            rel = con.sql(sql)
+            return rel.to_arrow_table() if rel is not None else pa.table({})
+        except duckdb.InterruptException as exc:
+            raise WarehouseError(
+                self.name,
+                "query",
+                f"timed out after {timeout_seconds} s",
+                "simplify the query or raise timeout_seconds",
+            ) from exc
+        except duckdb.Error as exc:
+            raise WarehouseError(self.name, "query", f"failed: {exc}", "fix the SQL") from exc
+        finally:
+            if timer:
+                timer.cancel()
+
+    def _merge(self, table: str, data: pa.Table, key: str, info: TableInfo) -> MergeResult:
+        con = self.con
+        cols = data.column_names
+        key_q = quote(info.column(key).name)
+        con.register("__planhat_staged", data)
+        try:
+            con.execute("BEGIN")
+            inserted = con.execute(
+                f"SELECT count(*) FROM __planhat_staged __src WHERE NOT EXISTS "
+                f"(SELECT 1 FROM {quote(table)} __tgt WHERE __tgt.{key_q} = __src.{quote(key)})"
+            ).fetchall()[0][0]
+            sets = ", ".join(f"{quote(c)} = __src.{quote(c)}" for c in cols if c != key)
+            col_list = ", ".join(quote(c) for c in cols)
+            values = ", ".join(f"__src.{quote(c)}" for c in cols)
+            matched = f"WHEN MATCHED THEN UPDATE SET {sets} " if sets else ""
+            con.execute(
+                f"MERGE INTO {quote(table)} __tgt USING __planhat_staged __src "
+                f"ON __tgt.{key_q} = __src.{quote(key)} "
+                f"{matched}WHEN NOT MATCHED THEN INSERT ({col_list}) VALUES ({values})"
+            )
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            con.execute("ROLLBACK")
+            raise WarehouseError(
+                self.name,
+                f"table '{table}'",
+                f"merge failed: {exc}",
+                "check that the mapped columns exist with compatible types",
+            ) from exc
+        finally:
+            con.unregister("__planhat_staged")
+        return MergeResult(inserted=int(inserted), updated=data.num_rows - int(inserted))
+
+    def probe(self) -> None:
+        if not self.path.exists():
+            raise CredentialsError(
+                self.name,
+                f"file '{self.path}'",
+                "does not exist",
+                "run `make demo` to create it, or fix the path in the config",
+            )
+        try:
+            self.con.execute("SELECT 1").fetchall()
+        except duckdb.Error as exc:
+            raise CredentialsError(self.name, f"file '{self.path}'", str(exc), "check the file") from exc
