@@ -1,0 +1,69 @@
+"""The DuckDB harness: a warehouse file in the test's tmp_path."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from planhat_pipelines.warehouses.duckdb import DuckDBWarehouse, quote
+
+
+class DuckDBHarness:
+    kind = "duckdb"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._open: list[DuckDBWarehouse] = []
+
+    def _con(self) -> duckdb.DuckDBPyConnection:
+        # The adapters under test hold the file open; reuse their connection when one is open,
+        # since DuckDB allows one writer process and separate connections would not see each other.
+        for wh in self._open:
+            if wh._con is not None:
+                return wh._con
+        return duckdb.connect(str(self.path))
+
+    def _run(self, fn: Any) -> Any:
+        con = self._con()
+        owned = all(wh._con is not con for wh in self._open)
+        try:
+            return fn(con)
+        finally:
+            if owned:
+                con.close()
+
+    def warehouse(self, name: str = "wh") -> DuckDBWarehouse:
+        wh = DuckDBWarehouse(name, self.path)
+        self._open.append(wh)
+        return wh
+
+    def create_table(self, table: str, data: pa.Table, *, json_columns: Sequence[str] = ()) -> None:
+        def create(con: duckdb.DuckDBPyConnection) -> None:
+            con.register("__seed", data)
+            select = ", ".join(
+                f"CAST({quote(c)} AS JSON) AS {quote(c)}" if c in json_columns else quote(c) for c in data.column_names
+            )
+            con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS SELECT {select} FROM __seed")
+            con.unregister("__seed")
+
+        self._run(create)
+
+    def create_view(self, view: str, select_sql: str) -> None:
+        self._run(lambda con: con.execute(f"CREATE OR REPLACE VIEW {quote(view)} AS {select_sql}"))
+
+    def execute(self, sql: str) -> None:
+        self._run(lambda con: con.execute(sql))
+
+    def fetch(self, sql: str) -> list[tuple[Any, ...]]:
+        return list(self._run(lambda con: con.execute(sql).fetchall()))
+
+    def connection_config(self) -> dict[str, Any]:
+        return {"type": "duckdb", "path": str(self.path)}
+
+    def close(self) -> None:
+        for wh in self._open:
+            wh.close()
