@@ -14,7 +14,7 @@ from datetime import date, time
 from difflib import get_close_matches
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -211,7 +211,7 @@ class Cadence:
         return f"daily at {self.daily_at:%H:%M} {self.timezone}"
 
 
-USAGE_FIELDS = {
+USAGE_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
     "activities": {"required": ("record", "action", "date"), "optional": ("count", "weight", "info")},
     "metrics": {"required": ("record", "dimension", "value", "date"), "optional": ()},
 }
@@ -303,7 +303,7 @@ class _Node:
         self.data: Mapping[str, Any] = data
         self.used: set[str] = set()
 
-    def fail(self, problem: str, fix: str, key: str | None = None) -> ConfigError:
+    def fail(self, problem: str, fix: str, key: str | None = None) -> NoReturn:
         where = f"{self.where}.{key}" if key else self.where
         raise ConfigError(self.path, where, problem, fix)
 

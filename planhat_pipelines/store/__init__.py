@@ -1,0 +1,5 @@
+"""The DuckDB model store."""
+
+from planhat_pipelines.store.store import ModelStore, RunRecord, UpsertCounts
+
+__all__ = ["ModelStore", "RunRecord", "UpsertCounts"]

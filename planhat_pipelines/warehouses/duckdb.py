@@ -157,7 +157,8 @@ class DuckDBWarehouse(Warehouse):
 
     @staticmethod
     def _range_filter(key: str, key_range: KeyRange) -> tuple[str, list[object]]:
-        where, params = ["TRUE"], []
+        where: list[str] = ["TRUE"]
+        params: list[object] = []
         if key_range.after is not None:
             where.append(f"{key} > ?")
             params.append(key_range.after)

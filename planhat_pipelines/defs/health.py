@@ -1,0 +1,11 @@
+"""Placeholder until this domain lands."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from planhat_pipelines.config import Config
+
+
+def build_health_defs(config: Config) -> dg.Definitions:
+    return dg.Definitions()

@@ -1,0 +1,93 @@
+"""DDL for the model store, built from the model catalog.
+
+Migrations only ever add: a new standard field becomes ``ALTER TABLE ... ADD COLUMN``; custom
+fields live in the ``custom`` JSON column and need no DDL. Nothing is dropped or rewritten.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from planhat_pipelines.models import MODELS, ModelSpec
+
+
+def q(name: str) -> str:
+    """Quote an identifier for DuckDB (catalog names are camelCase, so they must be quoted)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+SYSTEM_TABLES = (
+    """CREATE TABLE IF NOT EXISTS user_activities (
+        section VARCHAR NOT NULL, "key" HUGEINT NOT NULL, model VARCHAR NOT NULL,
+        "recordId" VARCHAR, "companyId" VARCHAR, "recordRef" VARCHAR,
+        action VARCHAR, "date" TIMESTAMP, "count" DOUBLE, weight DOUBLE, info JSON,
+        "runId" VARCHAR, PRIMARY KEY (section, "key"))""",
+    """CREATE TABLE IF NOT EXISTS custom_metrics (
+        section VARCHAR NOT NULL, "key" HUGEINT NOT NULL, model VARCHAR NOT NULL,
+        "recordId" VARCHAR, "companyId" VARCHAR, "recordRef" VARCHAR,
+        "dimensionId" VARCHAR, "value" DOUBLE, "date" TIMESTAMP,
+        "runId" VARCHAR, PRIMARY KEY (section, "key"))""",
+    """CREATE TABLE IF NOT EXISTS sync_cursors (
+        section VARCHAR NOT NULL, scope VARCHAR NOT NULL, "value" VARCHAR,
+        updated_at TIMESTAMP, PRIMARY KEY (section, scope))""",
+    """CREATE TABLE IF NOT EXISTS sync_runs (
+        run_id VARCHAR PRIMARY KEY, section VARCHAR NOT NULL, domain VARCHAR NOT NULL,
+        dagster_run_id VARCHAR, started_at TIMESTAMP NOT NULL, ended_at TIMESTAMP,
+        status VARCHAR NOT NULL, rows_read BIGINT DEFAULT 0, inserted BIGINT DEFAULT 0,
+        updated BIGINT DEFAULT 0, unchanged BIGINT DEFAULT 0, rejected BIGINT DEFAULT 0,
+        resolved_rejects BIGINT DEFAULT 0, sent BIGINT DEFAULT 0,
+        cursor_before VARCHAR, cursor_after VARCHAR, error VARCHAR, notes VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS rejected_rows (
+        section VARCHAR NOT NULL, "key" VARCHAR NOT NULL, reason VARCHAR NOT NULL,
+        run_id VARCHAR, first_seen TIMESTAMP, last_seen TIMESTAMP, resolved_at TIMESTAMP,
+        PRIMARY KEY (section, "key", reason))""",
+    """CREATE TABLE IF NOT EXISTS okr_values (
+        key_result VARCHAR NOT NULL, objective VARCHAR NOT NULL, recorded_at TIMESTAMP NOT NULL,
+        "value" DOUBLE, source VARCHAR NOT NULL, progress DOUBLE, expected DOUBLE, status VARCHAR,
+        error VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS connection_health (
+        connection VARCHAR NOT NULL, checked_at TIMESTAMP NOT NULL, status VARCHAR NOT NULL,
+        error VARCHAR, fix VARCHAR, expires_at TIMESTAMP)""",
+)
+
+
+def model_table_ddl(model: ModelSpec) -> str:
+    cols = [f'{q("id")} VARCHAR PRIMARY KEY']
+    cols += [f"{q(f.name)} {f.type.duckdb_type}" for f in model.all_fields if f.name != "id"]
+    cols += ["custom JSON", "_updated_at TIMESTAMP"]
+    return f"CREATE TABLE IF NOT EXISTS {q(model.slug)} ({', '.join(cols)})"
+
+
+def _existing_columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ?",
+        [table],
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def migrate(con: duckdb.DuckDBPyConnection, models: dict[str, ModelSpec] | None = None) -> list[str]:
+    """Create missing tables and add missing columns; returns the statements that changed something."""
+    applied: list[str] = []
+    for model in (models or MODELS).values():
+        existing = _existing_columns(con, model.slug)
+        if not existing:
+            ddl = model_table_ddl(model)
+            con.execute(ddl)
+            applied.append(ddl)
+            continue
+        wanted = [(f.name, f.type.duckdb_type) for f in model.all_fields]
+        wanted += [("custom", "JSON"), ("_updated_at", "TIMESTAMP")]
+        for name, type_ in wanted:
+            if name not in existing:
+                ddl = f"ALTER TABLE {q(model.slug)} ADD COLUMN {q(name)} {type_}"
+                con.execute(ddl)
+                applied.append(ddl)
+    for ddl in SYSTEM_TABLES:
+        con.execute(ddl)
+    # Issue is many-to-many with Company: a link view over the companyIds JSON array.
+    con.execute(
+        "CREATE OR REPLACE VIEW issue_company AS SELECT i.id AS \"issueId\", c.value AS \"companyId\" "
+        "FROM issue i, LATERAL (SELECT unnest(CAST(i.\"companyIds\" AS VARCHAR[])) AS value) c"
+    )
+    return applied

@@ -1,0 +1,310 @@
+"""The model store: one DuckDB file holding Planhat's models, usage time series and sync state.
+
+Data goes in as Arrow and moves with set-based SQL. Sync cursors live in the same database, so a
+caller that wraps data and cursor in :meth:`ModelStore.transaction` commits both or neither.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from planhat_pipelines.errors import PlanhatPipelinesError
+from planhat_pipelines.models import MODELS, ModelSpec
+from planhat_pipelines.store.derived import refresh_company_fields
+from planhat_pipelines.store.schema import migrate, q
+
+#: SQL for a new native id: 24 hex characters, like Planhat's ObjectIds.
+NEW_ID_SQL = "substr(replace(CAST(gen_random_uuid() AS VARCHAR), '-', ''), 1, 24)"
+
+
+@dataclass(frozen=True)
+class UpsertCounts:
+    """What an upsert did, by record."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def __add__(self, other: UpsertCounts) -> UpsertCounts:
+        return UpsertCounts(self.inserted + other.inserted, self.updated + other.updated,
+                            self.unchanged + other.unchanged)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of the sync log."""
+
+    run_id: str
+    section: str
+    domain: str
+    status: str
+    started_at: datetime
+    ended_at: datetime | None
+    rows_read: int
+    inserted: int
+    updated: int
+    unchanged: int
+    rejected: int
+    resolved_rejects: int
+    sent: int
+    cursor_before: str | None
+    cursor_after: str | None
+    error: str | None
+    notes: str | None
+
+
+class ModelStore:
+    """The DuckDB model store.
+
+    Args:
+        path: The database file (created with its parent folder if missing).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(str(self.path))
+        except duckdb.IOException as exc:
+            raise PlanhatPipelinesError(
+                f"model store '{self.path}' cannot be opened ({exc}). Fix: another process holds it; runs that "
+                "write the store are serialised by the 'planhat_store' pool - wait for the other run"
+            ) from exc
+        self._depth = 0
+        migrate(self.con)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> ModelStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- transactions ------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """All writes inside commit together or not at all; nested calls join the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.con
+            finally:
+                self._depth -= 1
+            return
+        self.con.execute("BEGIN TRANSACTION")
+        self._depth = 1
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        else:
+            self.con.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    # --- models ------------------------------------------------------------------------------
+    def upsert(self, model: ModelSpec | str, data: pa.Table | pa.RecordBatchReader, key: str, *,
+               null_overwrites: bool = False) -> UpsertCounts:
+        """Insert new and update changed records of ``model`` matched on ``key``.
+
+        ``data`` holds ``key``, any standard fields, and optionally ``custom`` (a JSON object merged
+        into the stored custom fields). Keys must be unique and non-null (the sync engines reject
+        bad keys before calling this). A null value leaves the stored value alone unless
+        ``null_overwrites``. Unchanged records are not written.
+        """
+        spec = MODELS[model] if isinstance(model, str) else model
+        table = q(spec.slug)
+        names = list(data.schema.names)
+        fields = [n for n in names if n not in (key, "custom", "id")]
+        with self.transaction() as con:
+            con.register("__upsert_in", data)
+            try:
+                casts = [f"CAST(s.{q(key)} AS VARCHAR) AS {q(key)}"]
+                casts += [f"CAST(s.{q(n)} AS {self._type(spec, n)}) AS {q(n)}" for n in fields]
+                if "custom" in names:
+                    casts.append("CAST(s.custom AS JSON) AS custom")
+                con.execute(f"CREATE OR REPLACE TEMP TABLE __upsert_src AS SELECT {', '.join(casts)} "
+                            "FROM __upsert_in s")
+            finally:
+                con.unregister("__upsert_in")
+
+            def new_value(n: str) -> str:
+                return f"s.{q(n)}" if null_overwrites else f"COALESCE(s.{q(n)}, t.{q(n)})"
+
+            changed = [f"({new_value(n)} IS DISTINCT FROM t.{q(n)})" for n in fields]
+            custom_new = "json_merge_patch(COALESCE(t.custom, '{}'), COALESCE(s.custom, '{}'))"
+            if "custom" in names:
+                changed.append(f"(CAST({custom_new} AS VARCHAR) IS DISTINCT FROM "
+                               "CAST(COALESCE(t.custom, '{}') AS VARCHAR))")
+            changed_expr = " OR ".join(changed) or "FALSE"
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE __upsert_cls AS SELECT s.*, t.id AS __tid, "
+                f"t.id IS NULL AS __new, t.id IS NOT NULL AND ({changed_expr}) AS __changed "
+                f"FROM __upsert_src s LEFT JOIN {table} t ON t.{q(key)} = s.{q(key)}"
+            )
+            counts = con.execute(
+                "SELECT count(*) FILTER (WHERE __new), count(*) FILTER (WHERE __changed), "
+                "count(*) FILTER (WHERE NOT __new AND NOT __changed) FROM __upsert_cls"
+            ).fetchall()[0]
+            sets = [f"{q(n)} = {new_value(n)}" for n in fields]
+            if "custom" in names:
+                sets.append(f"custom = {custom_new}")
+            sets.append("_updated_at = now()")
+            if counts[1]:
+                con.execute(
+                    f"UPDATE {table} AS t SET {', '.join(sets)} FROM __upsert_cls AS s "
+                    "WHERE s.__changed AND t.id = s.__tid"
+                )
+            if counts[0]:
+                insert_cols = [key, *fields] + (["custom"] if "custom" in names else [])
+                col_sql = ", ".join(q(c) for c in insert_cols)
+                # custom goes through json_merge_patch so stored JSON is normalised like updates are.
+                sel_sql = ", ".join(
+                    "json_merge_patch('{}', COALESCE(s.custom, '{}'))" if c == "custom" else f"s.{q(c)}"
+                    for c in insert_cols
+                )
+                con.execute(
+                    f"INSERT INTO {table} (id, {col_sql}, _updated_at) "
+                    f"SELECT {NEW_ID_SQL if key != 'id' else 's.id'}, {sel_sql}, now() FROM __upsert_cls s "
+                    "WHERE s.__new"
+                    if key != "id"
+                    else f"INSERT INTO {table} ({col_sql}, _updated_at) SELECT {sel_sql}, now() "
+                    "FROM __upsert_cls s WHERE s.__new"
+                )
+            con.execute("DROP TABLE __upsert_cls")
+            con.execute("DROP TABLE __upsert_src")
+        return UpsertCounts(int(counts[0]), int(counts[1]), int(counts[2]))
+
+    @staticmethod
+    def _type(spec: ModelSpec, name: str) -> str:
+        field = spec.field(name)
+        if field is None:
+            raise PlanhatPipelinesError(f"{spec.name} has no standard field '{name}'")
+        return field.type.duckdb_type
+
+    def count(self, model: str) -> int:
+        return int(self.con.execute(f"SELECT count(*) FROM {q(model)}").fetchall()[0][0])
+
+    def refresh_company_fields(self, today: date | None = None) -> int:
+        """Recompute Company ARR/MRR, renewal date, customer from/to and status from licenses."""
+        with self.transaction() as con:
+            return refresh_company_fields(con, today or date.today())
+
+    # --- cursors -----------------------------------------------------------------------------
+    def get_cursor(self, section: str, scope: str = "") -> str | None:
+        rows = self.con.execute(
+            'SELECT "value" FROM sync_cursors WHERE section = ? AND scope = ?', [section, scope]
+        ).fetchall()
+        return rows[0][0] if rows else None
+
+    def set_cursor(self, section: str, scope: str, value: str) -> None:
+        """Move a cursor; call inside the same :meth:`transaction` as the data it covers."""
+        self.con.execute(
+            'INSERT INTO sync_cursors VALUES (?, ?, ?, now()) ON CONFLICT (section, scope) '
+            'DO UPDATE SET "value" = excluded."value", updated_at = excluded.updated_at',
+            [section, scope, value],
+        )
+
+    def cursors(self, section: str) -> dict[str, str]:
+        rows = self.con.execute(
+            'SELECT scope, "value" FROM sync_cursors WHERE section = ? ORDER BY scope', [section]
+        ).fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    # --- sync log ------------------------------------------------------------------------------
+    def start_run(self, section: str, domain: str, *, dagster_run_id: str | None = None,
+                  cursor_before: str | None = None) -> str:
+        run_id = uuid.uuid4().hex[:16]
+        self.con.execute(
+            "INSERT INTO sync_runs (run_id, section, domain, dagster_run_id, started_at, status, cursor_before) "
+            "VALUES (?, ?, ?, ?, now(), 'running', ?)",
+            [run_id, section, domain, dagster_run_id, cursor_before],
+        )
+        return run_id
+
+    def finish_run(self, run_id: str, status: str, *, rows_read: int = 0, inserted: int = 0, updated: int = 0,
+                   unchanged: int = 0, rejected: int = 0, resolved_rejects: int = 0, sent: int = 0,
+                   cursor_after: str | None = None, error: str | None = None, notes: str | None = None) -> None:
+        self.con.execute(
+            "UPDATE sync_runs SET ended_at = now(), status = ?, rows_read = ?, inserted = ?, updated = ?, "
+            "unchanged = ?, rejected = ?, resolved_rejects = ?, sent = ?, cursor_after = ?, error = ?, notes = ? "
+            "WHERE run_id = ?",
+            [status, rows_read, inserted, updated, unchanged, rejected, resolved_rejects, sent, cursor_after,
+             error, notes, run_id],
+        )
+
+    def runs(self, *, section: str | None = None, status: str | None = None, limit: int = 50) -> list[RunRecord]:
+        where, params = ["TRUE"], []
+        if section:
+            where.append("section = ?")
+            params.append(section)
+        if status:
+            where.append("status = ?")
+            params.append(status)
+        rows = self.con.execute(
+            "SELECT run_id, section, domain, status, started_at, ended_at, rows_read, inserted, updated, unchanged, "
+            "rejected, resolved_rejects, sent, cursor_before, cursor_after, error, notes FROM sync_runs "
+            f"WHERE {' AND '.join(where)} ORDER BY started_at DESC LIMIT {int(limit)}",
+            params,
+        ).fetchall()
+        return [RunRecord(*r) for r in rows]
+
+    # --- rejected rows ---------------------------------------------------------------------------
+    def record_rejects(self, section: str, run_id: str, rejects: pa.Table, *, resolve_others: bool,
+                       scope_keys: Sequence[str] | None = None) -> int:
+        """Store this run's rejects (columns ``key``, ``reason``) and mark earlier ones resolved.
+
+        With ``resolve_others`` (a full read saw every source row), open rejects of the section that
+        this run did not reject again are marked resolved. Otherwise only those whose key is in
+        ``scope_keys`` (keys this run read and accepted) are. Returns how many were resolved.
+        """
+        con = self.con
+        with self.transaction():
+            con.register("__rejects_in", rejects)
+            try:
+                con.execute(
+                    "INSERT INTO rejected_rows SELECT ?, CAST(\"key\" AS VARCHAR), reason, ?, now(), now(), NULL "
+                    "FROM __rejects_in ON CONFLICT (section, \"key\", reason) DO UPDATE SET run_id = excluded.run_id,"
+                    " last_seen = excluded.last_seen, resolved_at = NULL",
+                    [section, run_id],
+                )
+                if resolve_others:
+                    resolved = con.execute(
+                        "UPDATE rejected_rows SET resolved_at = now() WHERE section = ? AND resolved_at IS NULL "
+                        "AND run_id IS DISTINCT FROM ?",
+                        [section, run_id],
+                    ).fetchall()
+                elif scope_keys:
+                    keys = pa.table({"key": pa.array(list(scope_keys), pa.string())})
+                    con.register("__accepted_keys", keys)
+                    resolved = con.execute(
+                        "UPDATE rejected_rows SET resolved_at = now() WHERE section = ? AND resolved_at IS NULL "
+                        "AND run_id IS DISTINCT FROM ? AND \"key\" IN (SELECT \"key\" FROM __accepted_keys)",
+                        [section, run_id],
+                    ).fetchall()
+                    con.unregister("__accepted_keys")
+                else:
+                    resolved = [(0,)]
+            finally:
+                con.unregister("__rejects_in")
+        return int(resolved[0][0]) if resolved else 0
+
+    def open_rejects(self, section: str | None = None) -> list[tuple[str, str, str, str]]:
+        """Unresolved rejects as (section, key, reason, run_id)."""
+        sql = 'SELECT section, "key", reason, run_id FROM rejected_rows WHERE resolved_at IS NULL'
+        params: list[str] = []
+        if section:
+            sql += " AND section = ?"
+            params.append(section)
+        return [tuple(r) for r in self.con.execute(sql + ' ORDER BY section, "key"', params).fetchall()]
