@@ -10,7 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, time
+from datetime import date, datetime, time, timedelta
 from difflib import get_close_matches
 from enum import Enum
 from pathlib import Path
@@ -203,6 +203,16 @@ class Cadence:
     @property
     def interval_seconds(self) -> int:
         return (self.every_minutes or 24 * 60) * 60
+
+    def last_due(self, now: datetime) -> datetime:
+        """The latest scheduled tick at or before ``now`` (aware datetime), in the cadence's time zone."""
+        local = now.astimezone(ZoneInfo(self.timezone))
+        if self.every_minutes is not None:
+            minutes = (local.hour * 60 + local.minute) // self.every_minutes * self.every_minutes
+            return local.replace(hour=minutes // 60, minute=minutes % 60, second=0, microsecond=0)
+        assert self.daily_at is not None
+        due = local.replace(hour=self.daily_at.hour, minute=self.daily_at.minute, second=0, microsecond=0)
+        return due if due <= local else due - timedelta(days=1)
 
     def describe(self) -> str:
         if self.every_minutes is not None:

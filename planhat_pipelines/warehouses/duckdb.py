@@ -76,20 +76,33 @@ class DuckDBWarehouse(Warehouse):
         super().__init__(name)
         self.path = Path(path)
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._read_only = True
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
+        """A connection, read-only unless a write needed it: many processes may read one file at once."""
         if self._con is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                self._con = duckdb.connect(str(self.path))
-            except duckdb.Error as exc:
-                raise WarehouseError(
-                    self.name,
-                    f"file '{self.path}'",
-                    f"cannot be opened ({exc})",
-                    "check the path and that no other process holds the file",
-                ) from exc
+            self._con = self._connect(read_only=self.path.exists())
+        return self._con
+
+    def _connect(self, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.Error as exc:
+            raise WarehouseError(
+                self.name,
+                f"file '{self.path}'",
+                f"cannot be opened ({exc})",
+                "check the path and that no other process is writing the file",
+            ) from exc
+        self._read_only = read_only
+        return con
+
+    def _writable(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None or self._read_only:
+            self.close()
+            self._con = self._connect(read_only=False)
         return self._con
 
     def close(self) -> None:
@@ -206,7 +219,7 @@ class DuckDBWarehouse(Warehouse):
                 timer.cancel()
 
     def _merge(self, table: str, data: pa.Table, key: str, info: TableInfo) -> MergeResult:
-        con = self.con
+        con = self._writable()
         cols = data.column_names
         key_q = quote(info.column(key).name)
         con.register("__planhat_staged", data)

@@ -19,22 +19,16 @@ class DuckDBHarness:
         self.path = path
         self._open: list[DuckDBWarehouse] = []
 
-    def _con(self) -> duckdb.DuckDBPyConnection:
-        # The adapters under test hold the file open; reuse their connection when one is open,
-        # since DuckDB allows one writer process and separate connections would not see each other.
-        for wh in self._open:
-            if wh._con is not None:
-                return wh._con
-        return duckdb.connect(str(self.path))
-
     def _run(self, fn: Any) -> Any:
-        con = self._con()
-        owned = all(wh._con is not con for wh in self._open)
+        # DuckDB lets one process hold a file read-write, so close the adapters' connections
+        # first; they reopen lazily on their next call.
+        for wh in self._open:
+            wh.close()
+        con = duckdb.connect(str(self.path))
         try:
             return fn(con)
         finally:
-            if owned:
-                con.close()
+            con.close()
 
     def warehouse(self, name: str = "wh") -> DuckDBWarehouse:
         wh = DuckDBWarehouse(name, self.path)

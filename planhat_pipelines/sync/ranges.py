@@ -1,0 +1,55 @@
+"""Incrementing-ID ranges: the partitions of a usage section.
+
+Range ``i`` of a section with span ``S`` holds keys ``i*S .. (i+1)*S - 1``. Its partition key is
+both bounds zero-padded to 32 digits (the longest key Planhat accepts), so keys sort in key
+order as plain strings, e.g. ``00000000000000000000000001000000-00000000000000000000000001999999``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Usage keys are at most 32 characters, so 32 digits cover every valid key.
+KEY_DIGITS = 32
+MAX_KEY = 10**KEY_DIGITS - 1
+
+
+@dataclass(frozen=True, order=True)
+class KeyRangeSpan:
+    """An inclusive key range ``[start, end]`` that is one partition."""
+
+    start: int
+    end: int
+
+    @property
+    def partition_key(self) -> str:
+        return f"{self.start:0{KEY_DIGITS}d}-{self.end:0{KEY_DIGITS}d}"
+
+    @classmethod
+    def parse(cls, partition_key: str) -> KeyRangeSpan:
+        """The range a partition key names; ValueError if it is not one."""
+        start, sep, end = partition_key.partition("-")
+        if not sep or len(start) != KEY_DIGITS or len(end) != KEY_DIGITS or not (start + end).isdigit():
+            raise ValueError(
+                f"'{partition_key}' is not a usage range partition key: expected two {KEY_DIGITS}-digit "
+                "numbers joined by '-'"
+            )
+        span = cls(int(start), int(end))
+        if span.end < span.start:
+            raise ValueError(f"'{partition_key}' ends before it starts")
+        return span
+
+
+def range_of(key: int, span: int) -> KeyRangeSpan:
+    """The range of width ``span`` that holds ``key``."""
+    index = key // span
+    return KeyRangeSpan(index * span, min((index + 1) * span - 1, MAX_KEY))
+
+
+def ranges_between(first_key: int, last_key: int, span: int) -> list[KeyRangeSpan]:
+    """Every range from the one holding ``first_key`` to the one holding ``last_key``."""
+    if last_key < first_key:
+        return []
+    first = first_key // span
+    last = last_key // span
+    return [range_of(i * span, span) for i in range(first, last + 1)]
