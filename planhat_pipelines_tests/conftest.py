@@ -32,3 +32,4 @@ def duckdb_harness(tmp_path: Path) -> Iterator[DuckDBHarness]:
     yield h
     h.close()
 from planhat_pipelines_tests.emulators.bigquery import bigquery_emulator, bigquery_harness  # noqa: E402,F401
+from planhat_pipelines_tests.emulators.snowflake import snowflake_emulator, snowflake_harness  # noqa: E402,F401

@@ -1,0 +1,673 @@
+"""Snowflake through snowflake-connector-python: Arrow reads, JSON-staged MERGE, change tracking.
+
+Identifier case: Snowflake stores unquoted identifiers upper-case, and configs name them the way
+people type them (``crm_companies`` for a table created as ``CREATE TABLE crm_companies``, stored as
+``CRM_COMPANIES``). So a table (and schema) name from the config is first looked up upper-cased;
+only if no such object exists is its exact spelling tried, which finds objects created with a
+quoted lower- or mixed-case name. Database names in three-part names are upper-cased. Column
+names match case-insensitively, and the columns of returned Arrow batches carry the names the
+caller asked for, not Snowflake's upper-case spelling.
+
+Values are always bound (``paramstyle="qmark"``: the server binds them); identifiers are checked
+with :func:`validate_identifier` and double-quoted.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import snowflake.connector
+from snowflake.connector import SnowflakeConnection
+from snowflake.connector.cursor import SnowflakeCursor
+
+from planhat_pipelines.config import SnowflakeSettings
+from planhat_pipelines.errors import CredentialsError, WarehouseError
+from planhat_pipelines.warehouses.base import (
+    Capabilities,
+    ChangeSet,
+    ChangesUnavailable,
+    Column,
+    ColumnKind,
+    KeyRange,
+    MergeResult,
+    TableInfo,
+    Warehouse,
+    validate_identifier,
+)
+
+ConnectionFactory = Callable[[], SnowflakeConnection]
+
+#: Upper bound of one bound JSON parameter while staging a merge (Snowflake accepts 16 MB strings).
+STAGE_CHUNK_BYTES = 8_000_000
+#: Login timeout used by :func:`open_snowflake` unless ``connect_args`` says otherwise (the connector's is 120 s).
+DEFAULT_LOGIN_TIMEOUT = 60
+
+# Snowflake error numbers the server or the connector uses when it refuses credentials.
+_AUTH_ERRNOS = {
+    390100,  # incorrect username or password
+    390101,  # user temporarily locked
+    390102,  # user disabled
+    390144,  # JWT token invalid (key pair does not match the registered public key)
+    390190,  # integration/authenticator refused
+    390318,  # OAuth token expired
+    390302,  # invalid connection (e.g. MFA)
+    251006,  # password is empty (connector, before any request)
+    251008,  # invalid private key (connector)
+}
+# ... and when the account cannot be reached at all.
+_UNREACHABLE_ERRNOS = {250001, 250003, 250005, 251009, 251011, 251012}
+_CANCELLED_ERRNOS = {604, 630}
+_CHANGES_UNAVAILABLE = re.compile(
+    r"change tracking is not enabled|before the table's change tracking|retention|time travel data is not available"
+    r"|not available for time travel",
+    re.IGNORECASE,
+)
+
+_STAGE_SEQ = "__PLANHAT_SEQ"
+_ACTION = "__planhat_action"
+_KEY = "__planhat_key"
+
+
+def quote(name: str) -> str:
+    """Double-quote one identifier part for Snowflake (case preserved)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def snowflake_kind(type_text: str, scale: int | None = None) -> tuple[ColumnKind, int | None]:
+    """Reduce a Snowflake type (``NUMBER(38,0)``, ``TEXT``, ``TIMESTAMP_NTZ(9)``, ``VARIANT``...) to a ColumnKind.
+
+    Args:
+        type_text: The type as information_schema, DESCRIBE or SHOW spells it.
+        scale: The decimal scale when known separately (information_schema.columns.numeric_scale).
+
+    Returns:
+        The kind and, for numbers, the scale.
+    """
+    t = type_text.strip().upper()
+    base = t.split("(", 1)[0].strip()
+    if base in {"NUMBER", "DECIMAL", "NUMERIC", "FIXED"}:
+        if scale is None:
+            match = re.match(r"^\w+\(\s*\d+\s*,\s*(\d+)\s*\)$", t)
+            scale = int(match.group(1)) if match else 0
+        return (ColumnKind.INTEGER, 0) if scale == 0 else (ColumnKind.DECIMAL, scale)
+    if base in {"INT", "INTEGER", "BIGINT", "SMALLINT", "TINYINT", "BYTEINT"}:
+        return ColumnKind.INTEGER, 0
+    if base in {"FLOAT", "FLOAT4", "FLOAT8", "DOUBLE", "DOUBLE PRECISION", "REAL", "DECFLOAT"}:
+        return ColumnKind.FLOAT, None
+    if base in {"TEXT", "VARCHAR", "STRING", "CHAR", "CHARACTER", "NCHAR", "NVARCHAR", "NVARCHAR2", "CHAR VARYING"}:
+        return ColumnKind.TEXT, None
+    if base == "BOOLEAN":
+        return ColumnKind.BOOLEAN, None
+    if base == "DATE":
+        return ColumnKind.DATE, None
+    if base.startswith(("TIMESTAMP", "DATETIME")):
+        return ColumnKind.TIMESTAMP, None
+    if base in {"VARIANT", "OBJECT", "ARRAY"}:
+        return ColumnKind.JSON, None
+    return ColumnKind.OTHER, None
+
+
+# --- SQL kept small and separate: fakesnow cannot run it, so tests parse it with sqlglot ------------
+def show_tables_sql(database: str, schema: str, table: str) -> str:
+    """``SHOW TABLES`` for one table (its ``change_tracking`` column says ON or OFF).
+
+    SHOW takes no bind variables; ``table`` is a validated identifier, and the caller still
+    filters the rows by exact name because ``_`` is a LIKE wildcard.
+    """
+    pattern = table.replace("'", "''")
+    return f"SHOW TABLES LIKE '{pattern}' IN SCHEMA {quote(database)}.{quote(schema)}"
+
+
+def changes_sql(qualified_table: str, select_list: str) -> str:
+    """Rows changed since the bound timestamp, with Snowflake's ``METADATA$ACTION`` (INSERT/DELETE).
+
+    ``TO_TIMESTAMP_LTZ(?)`` rather than ``?::TIMESTAMP_LTZ``: same meaning, and sqlglot parses it.
+    """
+    return (
+        f'SELECT {select_list}, "METADATA$ACTION" AS {quote(_ACTION)} FROM {qualified_table} '
+        "CHANGES(INFORMATION => DEFAULT) AT(TIMESTAMP => TO_TIMESTAMP_LTZ(?))"
+    )
+
+
+def enable_change_tracking_sql(qualified_table: str) -> str:
+    """What an owner runs to let :meth:`SnowflakeWarehouse.changes_since` read partial changes."""
+    return f"ALTER TABLE {qualified_table} SET CHANGE_TRACKING = TRUE"
+
+
+class SnowflakeWarehouse(Warehouse):
+    """A Snowflake database/schema reached through snowflake-connector-python.
+
+    Args:
+        name: The connection's name in the config.
+        connect: Returns a new ``snowflake.connector`` connection made with ``paramstyle="qmark"``.
+            Called lazily, once per adapter (again only after :meth:`close`).
+        target: How messages describe where this connection points (e.g. ``account 'x' as user 'y'``).
+        credentials_fix: What to tell the user when Snowflake refuses the credentials.
+    """
+
+    capabilities = Capabilities(views_writable=False, change_tracking=True, fast_arrow_reads=True, dialect="snowflake")
+    kind = "snowflake"
+
+    def __init__(
+        self,
+        name: str,
+        connect: ConnectionFactory,
+        *,
+        target: str = "Snowflake account",
+        credentials_fix: str = "check the user's password or key pair in the connection settings",
+    ) -> None:
+        super().__init__(name)
+        self._connect = connect
+        self.target = target
+        self.credentials_fix = credentials_fix
+        self._con: SnowflakeConnection | None = None
+        self._current: tuple[str, str] | None = None
+        self._located: dict[str, tuple[str, str, str]] = {}
+
+    # --- connection ----------------------------------------------------------------------------
+    @property
+    def con(self) -> SnowflakeConnection:
+        if self._con is None:
+            try:
+                con = self._connect()
+            except snowflake.connector.errors.Error as exc:
+                raise self._connect_error(exc) from exc
+            if con.is_pyformat:
+                con.close()
+                raise WarehouseError(
+                    self.name,
+                    self.target,
+                    "the connection binds parameters client-side (paramstyle pyformat)",
+                    "connect with paramstyle='qmark' (open_snowflake does)",
+                )
+            self._con = con
+        return self._con
+
+    def close(self) -> None:
+        if self._con is not None:
+            try:
+                self._con.close()
+            finally:
+                self._con = None
+                self._current = None
+
+    def _connect_error(self, exc: snowflake.connector.errors.Error) -> CredentialsError:
+        errno = getattr(exc, "errno", None)
+        message = str(getattr(exc, "msg", None) or exc)
+        if errno in _AUTH_ERRNOS:
+            return CredentialsError(
+                self.name, self.target, f"Snowflake refused the credentials ({message})", self.credentials_fix
+            )
+        if errno in _UNREACHABLE_ERRNOS or isinstance(exc, snowflake.connector.errors.OperationalError):
+            return CredentialsError(
+                self.name,
+                self.target,
+                f"cannot reach Snowflake ({message})",
+                "check the account identifier (and host/port if set) and that this machine can reach it",
+            )
+        return CredentialsError(self.name, self.target, f"cannot connect ({message})", self.credentials_fix)
+
+    def _run(
+        self, sql: str, params: Sequence[Any] | None = None, *, obj: str, fix: str, timeout: int | None = None
+    ) -> SnowflakeCursor:
+        cur = self.con.cursor()
+        try:
+            cur.execute(sql, params, timeout=timeout)
+        except snowflake.connector.errors.Error as exc:
+            cur.close()
+            if getattr(exc, "errno", None) in _AUTH_ERRNOS | _UNREACHABLE_ERRNOS:
+                raise self._connect_error(exc) from exc
+            raise WarehouseError(self.name, obj, f"Snowflake refused the statement: {exc}", fix) from exc
+        return cur
+
+    def _rows(self, sql: str, params: Sequence[Any] | None = None, *, obj: str, fix: str) -> list[tuple[Any, ...]]:
+        cur = self._run(sql, params, obj=obj, fix=fix)
+        try:
+            return [tuple(r) for r in cur.fetchall()]
+        finally:
+            cur.close()
+
+    # --- naming --------------------------------------------------------------------------------
+    def _current_location(self) -> tuple[str, str]:
+        if self._current is None:
+            row = self._rows("SELECT CURRENT_DATABASE(), CURRENT_SCHEMA()", obj=self.target, fix="check the connection")
+            database, schema = row[0] if row else (None, None)
+            if not database or not schema:
+                raise WarehouseError(
+                    self.name,
+                    self.target,
+                    "the session has no current database and schema",
+                    "set 'database' and 'schema' in the connection (and grant the role USAGE on them)",
+                )
+            self._current = (str(database), str(schema))
+        return self._current
+
+    def _locate(self, table: str) -> tuple[str, str, str, TableInfo]:
+        """Resolve ``table`` to its stored (database, schema, name) and describe it."""
+        validate_identifier(self.name, table, "table")
+        parts = table.split(".")
+        current_db, current_schema = self._current_location()
+        database = parts[0].upper() if len(parts) == 3 else current_db
+        schemas = [parts[-2].upper(), parts[-2]] if len(parts) > 1 else [current_schema]
+        names = [parts[-1].upper(), parts[-1]]
+        rows = self._rows(
+            "SELECT table_schema, table_name, column_name, data_type, numeric_precision, numeric_scale "
+            f"FROM {quote(database)}.INFORMATION_SCHEMA.COLUMNS "
+            "WHERE table_schema IN (?, ?) AND table_name IN (?, ?) ORDER BY ordinal_position",
+            [schemas[0], schemas[-1], names[0], names[1]],
+            obj=f"table '{table}'",
+            fix=f"check that database '{database}' exists and the role may use it",
+        )
+        found = None
+        for schema in dict.fromkeys(schemas):
+            for name in dict.fromkeys(names):
+                if any(r[0] == schema and r[1] == name for r in rows):
+                    found = (schema, name)
+                    break
+            if found:
+                break
+        if found is None:
+            raise WarehouseError(
+                self.name,
+                f"table '{table}'",
+                f"does not exist in {database}.{schemas[0]} (or the role cannot see it)",
+                "create it, fix the table name in the section, or grant the connection's role SELECT on it",
+            )
+        schema, name = found
+        columns = []
+        for _, _, col, data_type, precision, scale in (r for r in rows if (r[0], r[1]) == found):
+            kind, sc = snowflake_kind(str(data_type), None if scale is None else int(scale))
+            type_text = str(data_type)
+            if type_text.upper() == "NUMBER" and precision is not None:
+                type_text = f"NUMBER({int(precision)},{sc or 0})"
+            columns.append(Column(str(col), type_text, kind, sc))
+        # information_schema.tables lists views on Snowflake but not on fakesnow; .views works on both.
+        views = self._rows(
+            f"SELECT COUNT(*) FROM {quote(database)}.INFORMATION_SCHEMA.VIEWS "
+            "WHERE table_schema = ? AND table_name = ?",
+            [schema, name],
+            obj=f"table '{table}'",
+            fix="check the role's privileges",
+        )
+        info = TableInfo(self.name, table, tuple(columns), is_view=bool(views and views[0][0]))
+        return database, schema, name, info
+
+    def describe(self, table: str) -> TableInfo:
+        database, schema, name, info = self._locate(table)
+        self._located[table] = (database, schema, name)
+        return info
+
+    def _fqn(self, table: str) -> str:
+        if table not in self._located:
+            self.describe(table)
+        return ".".join(quote(p) for p in self._located[table])
+
+    @staticmethod
+    def _select_list(info: TableInfo, columns: Sequence[str]) -> str:
+        parts = []
+        for name in columns:
+            col = info.column(name)
+            # TO_JSON gives JSON text; a plain VARIANT fetch would already be text in Snowflake, but
+            # fakesnow and some connector paths return Python objects, so say it explicitly.
+            expr = f"TO_JSON({quote(col.name)})" if col.kind is ColumnKind.JSON else quote(col.name)
+            parts.append(f"{expr} AS {quote(name)}")
+        return ", ".join(parts)
+
+    @staticmethod
+    def _range_filter(key: str, key_range: KeyRange) -> tuple[str, list[Any]]:
+        where, params = ["TRUE"], []
+        if key_range.after is not None:
+            where.append(f"{key} > ?")
+            params.append(key_range.after)
+        if key_range.through is not None:
+            where.append(f"{key} <= ?")
+            params.append(key_range.through)
+        return " AND ".join(where), params
+
+    # --- reading -------------------------------------------------------------------------------
+    def read_batches(
+        self,
+        table: str,
+        columns: Sequence[str],
+        *,
+        batch_size: int,
+        key_range: KeyRange | None = None,
+    ) -> Iterator[pa.RecordBatch]:
+        info = self.describe(table)
+        sql = f"SELECT {self._select_list(info, columns)} FROM {self._fqn(table)}"
+        params: list[Any] = []
+        if key_range is not None:
+            key = quote(info.column(key_range.key).name)
+            where, params = self._range_filter(key, key_range)
+            sql += f" WHERE {where} ORDER BY {key}"
+        cur = self._run(sql, params, obj=f"table '{table}'", fix="check the mapped columns")
+        try:
+            for chunk in cur.fetch_arrow_batches():
+                yield from chunk.to_batches(max_chunksize=batch_size)
+        finally:
+            cur.close()
+
+    def duplicate_keys(self, table: str, key_range: KeyRange) -> list[int]:
+        info = self.describe(table)
+        key = quote(info.column(key_range.key).name)
+        where, params = self._range_filter(key, key_range)
+        rows = self._rows(
+            f"SELECT {key} FROM {self._fqn(table)} WHERE {where} GROUP BY {key} HAVING COUNT(*) > 1",
+            params,
+            obj=f"table '{table}'",
+            fix="check that the key column holds integers",
+        )
+        return [int(r[0]) for r in rows if r[0] is not None]
+
+    def max_key(self, table: str, key: str) -> int | None:
+        info = self.describe(table)
+        col = quote(info.column(key).name)
+        rows = self._rows(
+            f"SELECT MAX({col}) FROM {self._fqn(table)}",
+            obj=f"table '{table}'",
+            fix="check that the key column holds integers",
+        )
+        value = rows[0][0] if rows else None
+        return None if value is None else int(value)
+
+    def query(self, sql: str, *, timeout_seconds: float | None = None, max_bytes_billed: int | None = None) -> pa.Table:
+        """Run ``sql`` and return its result; ``max_bytes_billed`` does not apply to Snowflake.
+
+        The timeout is the connector's ``timeout=`` (it cancels the query server-side); fakesnow
+        does not implement ``ALTER SESSION SET STATEMENT_TIMEOUT_IN_SECONDS``.
+        """
+        timeout = max(1, math.ceil(timeout_seconds)) if timeout_seconds else None
+        cur = self.con.cursor()
+        try:
+            cur.execute(sql, timeout=timeout)
+            return cur.fetch_arrow_all(force_return_table=True)
+        except snowflake.connector.errors.Error as exc:
+            if getattr(exc, "errno", None) in _CANCELLED_ERRNOS:
+                raise WarehouseError(
+                    self.name,
+                    "query",
+                    f"timed out after {timeout_seconds} s",
+                    "simplify the query or raise timeout_seconds",
+                ) from exc
+            raise WarehouseError(self.name, "query", f"failed: {exc}", "fix the SQL") from exc
+        finally:
+            cur.close()
+
+    # --- change tracking -----------------------------------------------------------------------
+    def changes_since(
+        self, table: str, columns: Sequence[str], key: str, since: str | None
+    ) -> ChangeSet | ChangesUnavailable:
+        """Rows changed since ``since`` (an ISO timestamp returned as ``until`` earlier).
+
+        Uses ``CHANGES(INFORMATION => DEFAULT)``: an update shows as a DELETE and an INSERT of the
+        same key, so deleted keys are those with a DELETE and no INSERT.
+        """
+        database, schema, name, info = self._locate(table)
+        self._located[table] = (database, schema, name)
+        if info.is_view:
+            return ChangesUnavailable(f"'{table}' is a view; partial reads are offered for tables only")
+        cur = self._run(show_tables_sql(database, schema, name), obj=f"table '{table}'", fix="check privileges")
+        try:
+            names = [d[0].lower() for d in cur.description]
+            rows = cur.fetchall()
+        finally:
+            cur.close()
+        row = next((r for r in rows if r[names.index("name")] == name), None)
+        tracking = str(row[names.index("change_tracking")]).upper() if row and "change_tracking" in names else "OFF"
+        fqn = ".".join(quote(p) for p in (database, schema, name))
+        if tracking != "ON":
+            return ChangesUnavailable(
+                f"change tracking is off for table '{table}'; to allow partial reads, its owner runs "
+                f"{enable_change_tracking_sql(fqn)}"
+            )
+        key_col = info.column(key)
+        select = self._select_list(info, columns) + f", {quote(key_col.name)} AS {quote(_KEY)}"
+        now = self._rows("SELECT CURRENT_TIMESTAMP()", obj=self.target, fix="check the connection")[0][0]
+        until = now.isoformat() if isinstance(now, datetime) else str(now)
+        if since is None:
+            cur = self._run(f"SELECT {select} FROM {fqn} LIMIT 0", obj=f"table '{table}'", fix="check the columns")
+            try:
+                empty = cur.fetch_arrow_all(force_return_table=True)
+            finally:
+                cur.close()
+            return ChangeSet(empty.select(list(columns)), empty.column(_KEY).combine_chunks(), until)
+        cur = self.con.cursor()
+        try:
+            cur.execute(changes_sql(fqn, select), [since])
+            changes = cur.fetch_arrow_all(force_return_table=True)
+        except snowflake.connector.errors.Error as exc:
+            if _CHANGES_UNAVAILABLE.search(str(exc)):
+                return ChangesUnavailable(f"Snowflake cannot report changes of '{table}' since {since}: {exc}")
+            raise WarehouseError(
+                self.name, f"table '{table}'", f"reading changes failed: {exc}", "check privileges"
+            ) from exc
+        finally:
+            cur.close()
+        action = changes.column(_ACTION)
+        inserted = changes.filter(pc.equal(action, "INSERT"))
+        deleted = pc.unique(changes.filter(pc.equal(action, "DELETE")).column(_KEY))
+        gone = deleted.filter(pc.invert(pc.is_in(deleted, value_set=inserted.column(_KEY).combine_chunks())))
+        return ChangeSet(inserted.select(list(columns)), gone, until)
+
+    # --- writing -------------------------------------------------------------------------------
+    def _merge(self, table: str, data: pa.Table, key: str, info: TableInfo) -> MergeResult:
+        """Stage ``data`` in a temporary table (JSON arrays bound as one parameter each), then one MERGE.
+
+        ``write_pandas`` needs PUT and a stage, which fakesnow's server mode lacks; PARSE_JSON +
+        FLATTEN works on both and keeps every value bound.
+        """
+        fqn = self._fqn(table)
+        targets = [info.column(c) for c in data.column_names]
+        key_col = info.column(key)
+        stage = quote(f"PLANHAT_STAGE_{uuid.uuid4().hex[:16].upper()}")
+        obj = f"table '{table}'"
+        fix = "check that the mapped columns exist with compatible types"
+        col_defs = ", ".join(f"{quote(c.name)} {c.type}" for c in targets)
+        self._rows(f"CREATE TEMPORARY TABLE {stage} ({col_defs}, {quote(_STAGE_SEQ)} NUMBER(38,0))", obj=obj, fix=fix)
+        try:
+            prepared = _jsonable(data)
+            exprs = []
+            for i, (col, field) in enumerate(zip(targets, data.schema, strict=True)):
+                value = f"f.value[{i}]"
+                if col.kind is ColumnKind.JSON:
+                    exprs.append(f"PARSE_JSON({value}::VARCHAR)" if _is_string(field.type) else value)
+                else:
+                    exprs.append(f"{value}::{col.type}")
+            insert = (
+                f"INSERT INTO {stage} ({', '.join(quote(c.name) for c in targets)}, {quote(_STAGE_SEQ)}) "
+                f"SELECT {', '.join(exprs)}, f.index + ? FROM TABLE(FLATTEN(INPUT => PARSE_JSON(?))) f"
+            )
+            per_chunk = max(1, int(STAGE_CHUNK_BYTES / max(1.0, 1.5 * prepared.nbytes / max(1, prepared.num_rows))))
+            for start in range(0, prepared.num_rows, per_chunk):
+                text = prepared.slice(start, per_chunk).to_pandas().to_json(orient="values", force_ascii=False)
+                self._rows(insert, [start, text], obj=obj, fix=fix)
+            key_q = quote(key_col.name)
+            sets = ", ".join(f"{quote(c.name)} = s.{quote(c.name)}" for c in targets if c.name != key_col.name)
+            col_list = ", ".join(quote(c.name) for c in targets)
+            values = ", ".join(f"s.{quote(c.name)}" for c in targets)
+            matched = f"WHEN MATCHED THEN UPDATE SET {sets} " if sets else ""
+            # Last row wins when a key repeats: Snowflake refuses a MERGE whose source matches a row twice.
+            cur = self._run(
+                f"MERGE INTO {fqn} t USING (SELECT * FROM {stage} QUALIFY ROW_NUMBER() OVER "
+                f"(PARTITION BY {key_q} ORDER BY {quote(_STAGE_SEQ)} DESC) = 1) s ON t.{key_q} = s.{key_q} "
+                f"{matched}WHEN NOT MATCHED THEN INSERT ({col_list}) VALUES ({values})",
+                obj=obj,
+                fix=fix,
+            )
+            try:
+                labels = [d[0].lower() for d in cur.description]
+                counts = cur.fetchone() or ()
+            finally:
+                cur.close()
+            by_label = dict(zip(labels, counts, strict=False))
+            return MergeResult(
+                inserted=int(by_label.get("number of rows inserted") or 0),
+                updated=int(by_label.get("number of rows updated") or 0),
+            )
+        finally:
+            self._rows(f"DROP TABLE IF EXISTS {stage}", obj=obj, fix=fix)
+
+    # --- health --------------------------------------------------------------------------------
+    def probe(self) -> None:
+        cur = self._run("SELECT 1", obj=self.target, fix=self.credentials_fix)
+        try:
+            cur.fetchall()
+        finally:
+            cur.close()
+
+
+def _is_string(t: pa.DataType) -> bool:
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
+
+
+def _jsonable(data: pa.Table) -> pa.Table:
+    """``data`` with numbers, dates and times as text, so JSON keeps every digit and Snowflake casts them."""
+    arrays = []
+    for col in data.columns:
+        t = col.type
+        if pa.types.is_boolean(t) or _is_string(t) or pa.types.is_nested(t):
+            arrays.append(col)
+        else:
+            arrays.append(pc.cast(col, pa.string()))
+    return pa.table(arrays, names=data.column_names)
+
+
+# --- building a connection from the config ----------------------------------------------------------
+def _private_key_der(name: str, settings: SnowflakeSettings) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    if settings.private_key_path is not None and settings.private_key_path.value():
+        path = Path(settings.private_key_path.value()).expanduser()
+        source = f"private key file '{path}' (env {settings.private_key_path.name})"
+        if not path.is_file():
+            raise CredentialsError(
+                name, source, "does not exist", f"set {settings.private_key_path.name} to the .p8 file"
+            )
+        try:
+            pem = path.read_bytes()
+        except OSError as exc:
+            raise CredentialsError(name, source, f"cannot be read ({exc})", "check the file's permissions") from exc
+    elif settings.private_key is not None and settings.private_key.value():
+        source = f"private key in env {settings.private_key.name}"
+        pem = settings.private_key.value().replace("\\n", "\n").encode()
+    else:
+        raise CredentialsError(
+            name,
+            "key pair",
+            "no private key is set",
+            "set the env var named by private_key_path (a .p8 file) or private_key (PEM text)",
+        )
+    passphrase_ref = settings.private_key_passphrase
+    passphrase = passphrase_ref.value().encode() if passphrase_ref is not None and passphrase_ref.value() else None
+    try:
+        key = serialization.load_pem_private_key(pem, password=passphrase)
+    except TypeError as exc:  # encrypted without a passphrase, or a passphrase for a plain key
+        if passphrase is None:
+            raise CredentialsError(
+                name,
+                source,
+                "is encrypted but no passphrase is set",
+                "add 'private_key_passphrase: {env: ...}' to the connection and set that variable",
+            ) from exc
+        raise CredentialsError(
+            name,
+            source,
+            "is not encrypted but a passphrase is set",
+            "remove private_key_passphrase from the connection",
+        ) from exc
+    except ValueError as exc:
+        text = str(exc).lower()
+        if passphrase is not None and ("password" in text or "decrypt" in text):
+            raise CredentialsError(
+                name,
+                source,
+                "cannot be decrypted with the passphrase",
+                f"check the passphrase in {passphrase_ref.name if passphrase_ref else 'the passphrase variable'}",
+            ) from exc
+        raise CredentialsError(
+            name,
+            source,
+            f"is not a readable PEM private key ({exc})",
+            "use the PKCS#8 .p8 file generated for the Snowflake user (-----BEGIN ... PRIVATE KEY-----)",
+        ) from exc
+    return key.private_bytes(
+        encoding=serialization.Encoding.DER,
+        format=serialization.PrivateFormat.PKCS8,
+        encryption_algorithm=serialization.NoEncryption(),
+    )
+
+
+def snowflake_connect_args(name: str, settings: SnowflakeSettings) -> tuple[dict[str, Any], str]:
+    """The ``snowflake.connector.connect`` keyword arguments for ``settings`` and the fix for refused credentials.
+
+    Reads the password or private key now (env vars, key file); raises CredentialsError naming
+    what is missing or unreadable.
+    """
+    args: dict[str, Any] = {
+        "account": settings.account,
+        "user": settings.user,
+        "database": settings.database,
+        "schema": settings.schema,
+        "paramstyle": "qmark",
+        "application": "planhat_pipelines",
+        "login_timeout": DEFAULT_LOGIN_TIMEOUT,
+    }
+    for field in ("warehouse", "role", "host", "port", "protocol"):
+        value = getattr(settings, field)
+        if value is not None:
+            args[field] = value
+    if settings.auth == "key_pair":
+        args["authenticator"] = "SNOWFLAKE_JWT"
+        args["private_key"] = _private_key_der(name, settings)
+        fix = (
+            f"check that the private key matches the public key registered for user {settings.user} "
+            "(DESCRIBE USER shows RSA_PUBLIC_KEY_FP); if the key was rotated, update the key file or variable "
+            "and its passphrase"
+        )
+    elif settings.auth == "password":
+        ref = settings.password
+        if ref is None or not ref.value():
+            raise CredentialsError(
+                name,
+                f"user '{settings.user}'",
+                f"no password is set{f' (env {ref.name} is empty)' if ref else ''}",
+                f"set {ref.name if ref else 'the password env var'} to the user's password",
+            )
+        args["password"] = ref.value()
+        fix = f"set {ref.name} to the current password of Snowflake user {settings.user}"
+    else:
+        raise CredentialsError(name, "auth", f"unknown auth '{settings.auth}'", "use 'password' or 'key_pair'")
+    return args, fix
+
+
+def open_snowflake(
+    name: str, settings: SnowflakeSettings, *, connect_args: Mapping[str, Any] | None = None
+) -> SnowflakeWarehouse:
+    """A SnowflakeWarehouse for a config connection; nothing connects until the first use.
+
+    Args:
+        name: The connection's name in the config.
+        settings: Its parsed settings (secrets are read now, from the environment).
+        connect_args: Extra ``snowflake.connector.connect`` arguments, e.g. ``session_parameters``
+            or ``login_timeout`` (tests pass the emulator's).
+
+    Raises:
+        CredentialsError: The password variable is empty, or the private key is missing, unreadable or
+            cannot be decrypted with the passphrase.
+    """
+    args, fix = snowflake_connect_args(name, settings)
+    args.update(connect_args or {})
+    target = f"account '{settings.account}' as user '{settings.user}'"
+
+    def connect() -> SnowflakeConnection:
+        return snowflake.connector.connect(**args)
+
+    return SnowflakeWarehouse(name, connect, target=target, credentials_fix=fix)
