@@ -135,6 +135,8 @@ class BigQueryWarehouse(Warehouse):
             views_writable=False, change_tracking=False, fast_arrow_reads=storage_api, dialect="bigquery"
         )
         self._read_client: Any = None
+        #: How long :meth:`probe` may take, retries included.
+        self.probe_timeout_seconds = PROBE_TIMEOUT_SECONDS
         #: The job of the last :meth:`query` call (its config shows the timeout and byte cap sent).
         self.last_query_job: bigquery.QueryJob | None = None
 
@@ -162,7 +164,7 @@ class BigQueryWarehouse(Warehouse):
         problem = _credentials_problem(exc)
         if problem is not None:
             return CredentialsError(self.name, obj, f"{action} failed: {problem[0]}", problem[1])
-        message = getattr(exc, "message", None) or str(exc)
+        message = _error_text(exc)
         return WarehouseError(self.name, obj, f"{action} failed: {message}", fix)
 
     def _run(self, sql: str, config: bigquery.QueryJobConfig, obj: str, fix: str) -> bigquery.QueryJob:
@@ -228,6 +230,8 @@ class BigQueryWarehouse(Warehouse):
 
     @staticmethod
     def _range_filter(key: str, key_range: KeyRange) -> tuple[str, list[bigquery.ScalarQueryParameter]]:
+        if key_range.null_keys:
+            return f"{key} IS NULL", []
         where, params = ["TRUE"], []
         if key_range.after is not None:
             where.append(f"{key} > @after")
@@ -397,23 +401,33 @@ class BigQueryWarehouse(Warehouse):
 
     # --- health ------------------------------------------------------------------------------------
     def probe(self) -> None:
-        retry = bigquery.DEFAULT_RETRY.with_timeout(PROBE_TIMEOUT_SECONDS)
+        retry = bigquery.DEFAULT_RETRY.with_timeout(self.probe_timeout_seconds)
         try:
             job = self.client.query("SELECT 1", job_config=self._job_config(), retry=retry, job_retry=None)
-            list(job.result(timeout=PROBE_TIMEOUT_SECONDS, retry=retry))
+            list(job.result(timeout=self.probe_timeout_seconds, retry=retry))
         except concurrent.futures.TimeoutError as exc:
             raise CredentialsError(
                 self.name,
                 f"project '{self.project}'",
-                f"a trivial query did not finish in {PROBE_TIMEOUT_SECONDS:.0f} s",
+                f"a trivial query did not finish in {self.probe_timeout_seconds:g} s",
                 "check the endpoint and BigQuery's status",
             ) from exc
         except Exception as exc:
             problem = _credentials_problem(exc)
             if problem is None:
-                message = getattr(exc, "message", None) or str(exc)
+                message = _error_text(exc)
                 problem = (f"a trivial query failed ({message})", "check the project, dataset and permissions")
             raise CredentialsError(self.name, f"project '{self.project}'", *problem) from exc
+
+
+def _error_text(exc: BaseException) -> str:
+    """The server's own error messages, without the client's job-id and location trailer."""
+    errors = getattr(exc, "errors", None) or []
+    messages = list(dict.fromkeys(e["message"] for e in errors if isinstance(e, dict) and e.get("message")))
+    if messages:
+        return "; ".join(messages)
+    text = str(getattr(exc, "message", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _credentials_problem(exc: BaseException) -> tuple[str, str] | None:
@@ -460,7 +474,11 @@ def _service_account_info(name: str, ref: EnvRef | None) -> dict[str, Any]:
     var = ref.name if ref is not None else "service_account_key"
     path = Path(value).expanduser()
     looks_like_path = value.startswith(("/", "./", "../", "~")) or value.endswith(".json")
-    if len(value) < 4096 and path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError:  # e.g. a base64 key is longer than a file name may be
+        is_file = False
+    if is_file:
         source = f"key file '{path}' (from {var})"
         try:
             text = path.read_text()
