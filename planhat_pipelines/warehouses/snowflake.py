@@ -142,6 +142,19 @@ def enable_change_tracking_sql(qualified_table: str) -> str:
     return f"ALTER TABLE {qualified_table} SET CHANGE_TRACKING = TRUE"
 
 
+def split_changes(changes: pa.Table, columns: Sequence[str]) -> tuple[pa.Table, pa.Array]:
+    """Split a CHANGES result (with the action and key columns :func:`changes_sql` adds) into rows and deleted keys.
+
+    An update is a DELETE plus an INSERT of the same key, so a key is deleted only when it has a
+    DELETE and no INSERT.
+    """
+    action = changes.column(_ACTION)
+    inserted = changes.filter(pc.equal(action, "INSERT"))
+    deleted = pc.unique(changes.filter(pc.equal(action, "DELETE")).column(_KEY).combine_chunks())
+    gone = deleted.filter(pc.invert(pc.is_in(deleted, value_set=inserted.column(_KEY).combine_chunks())))
+    return inserted.select(list(columns)), gone
+
+
 class SnowflakeWarehouse(Warehouse):
     """A Snowflake database/schema reached through snowflake-connector-python.
 
@@ -323,6 +336,8 @@ class SnowflakeWarehouse(Warehouse):
 
     @staticmethod
     def _range_filter(key: str, key_range: KeyRange) -> tuple[str, list[Any]]:
+        if key_range.null_keys:
+            return f"{key} IS NULL", []
         where, params = ["TRUE"], []
         if key_range.after is not None:
             where.append(f"{key} > ?")
@@ -451,11 +466,8 @@ class SnowflakeWarehouse(Warehouse):
             ) from exc
         finally:
             cur.close()
-        action = changes.column(_ACTION)
-        inserted = changes.filter(pc.equal(action, "INSERT"))
-        deleted = pc.unique(changes.filter(pc.equal(action, "DELETE")).column(_KEY))
-        gone = deleted.filter(pc.invert(pc.is_in(deleted, value_set=inserted.column(_KEY).combine_chunks())))
-        return ChangeSet(inserted.select(list(columns)), gone, until)
+        rows, deleted_keys = split_changes(changes, columns)
+        return ChangeSet(rows, deleted_keys, until)
 
     # --- writing -------------------------------------------------------------------------------
     def _merge(self, table: str, data: pa.Table, key: str, info: TableInfo) -> MergeResult:

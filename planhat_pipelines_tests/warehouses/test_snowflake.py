@@ -26,6 +26,7 @@ from planhat_pipelines.warehouses.snowflake import (
     open_snowflake,
     show_tables_sql,
     snowflake_kind,
+    split_changes,
 )
 from planhat_pipelines_tests.emulators.snowflake import EMULATOR_CONNECT_ARGS, PASSWORD_ENV, SnowflakeHarness
 
@@ -291,3 +292,19 @@ def test_unreachable_host_is_a_credentials_error(snowflake_harness: SnowflakeHar
     wh = open_snowflake("sf", settings, connect_args={**EMULATOR_CONNECT_ARGS, "login_timeout": 5})
     with pytest.raises(CredentialsError, match=r"connection 'sf'.*cannot reach Snowflake.*check the account"):
         wh.probe()
+
+
+def test_split_changes_keeps_inserts_and_pure_deletes() -> None:
+    # What CHANGES(INFORMATION => DEFAULT) returns: key 1 updated (DELETE+INSERT), 2 deleted, 3 inserted.
+    changes = pa.table(
+        {
+            "id": pa.array([1, 1, 2, 3], pa.int64()),
+            "name": ["old", "new", "gone", "fresh"],
+            "__planhat_key": pa.array([1, 1, 2, 3], pa.int64()),
+            "__planhat_action": ["DELETE", "INSERT", "DELETE", "INSERT"],
+        }
+    )
+    rows, deleted = split_changes(changes, ["id", "name"])
+    assert rows.column_names == ["id", "name"]
+    assert rows.to_pylist() == [{"id": 1, "name": "new"}, {"id": 3, "name": "fresh"}]
+    assert deleted.to_pylist() == [2]
