@@ -223,11 +223,11 @@ def _load_batch(
             "FROM __usage_rows"
         ).fetchall()[0]
         if rejected:
-            rejects = con.execute(
+            rejects = con.sql(
                 "SELECT COALESCE(CAST(TRY_CAST(__key AS HUGEINT) AS VARCHAR), "
                 "'(null key) ' || CAST(record AS VARCHAR)) AS \"key\", __reason AS reason "
                 "FROM __usage_rows WHERE __reason IS NOT NULL"
-            ).to_arrow_table()
+            ).to_arrow_table()  # type: ignore[union-attr]
             store.record_rejects(section.name, run_id, rejects, resolve_others=False)
         con.execute("DROP TABLE __usage_rows")
     finally:
@@ -283,6 +283,20 @@ def load_range(
     return result
 
 
+def _reject_null_keys(section: UsageSection, store: ModelStore, warehouse: Warehouse, run_id: str,
+                      result: UsageResult) -> None:
+    """Rows with a NULL key belong to no range: each run reads them (a filtered scan) and rejects them."""
+    columns = [section.key, *dict.fromkeys(section.fields.values())]
+    key_range = KeyRange(section.key, null_keys=True)
+    empty = pa.table({"key": pa.array([], pa.string())})
+    for batch in warehouse.read_batches(section.table, columns, batch_size=section.batch_size, key_range=key_range):
+        if batch.num_rows:
+            with store.transaction():
+                _, _, rejected = _load_batch(section, store, batch, empty, run_id)
+            result.rows_read += batch.num_rows
+            result.rejected += rejected
+
+
 def run_usage(
     section: UsageSection,
     store: ModelStore,
@@ -305,6 +319,7 @@ def run_usage(
         info = check_source(section, warehouse)
         for span in sorted(spans):
             load_range(section, store, warehouse, span, run_id=run_id, reread=reread, result=result, info=info)
+        _reject_null_keys(section, store, warehouse, run_id, result)
     except Exception as exc:
         result.seconds = time.perf_counter() - started
         store.finish_run(

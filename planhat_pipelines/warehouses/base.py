@@ -118,11 +118,13 @@ class KeyRange:
         key: The key column.
         after: Exclusive lower bound; None reads from the start.
         through: Inclusive upper bound; None reads to the end.
+        null_keys: Instead, only the rows whose key is NULL (they belong to no range).
     """
 
     key: str
     after: int | None = None
     through: int | None = None
+    null_keys: bool = False
 
 
 @dataclass(frozen=True)

@@ -263,8 +263,11 @@ class BigQueryWarehouse(Warehouse):
         try:
             rows = job.result(page_size=batch_size)
             if self.storage_api:
-                # One stream keeps ORDER BY; the library uses the pages already fetched when they hold everything.
-                batches = rows.to_arrow_iterable(bqstorage_client=self._storage_client(), max_stream_count=1)
+                # One stream keeps ORDER BY; unordered reads may use parallel streams. The library still
+                # serves results that fit in the first REST page from that page.
+                batches = rows.to_arrow_iterable(
+                    bqstorage_client=self._storage_client(), max_stream_count=1 if key_range is not None else None
+                )
             else:
                 batches = rows.to_arrow_iterable()
             for batch in batches:
@@ -327,13 +330,11 @@ class BigQueryWarehouse(Warehouse):
     # --- writing -----------------------------------------------------------------------------------
     def _merge(self, table: str, data: pa.Table, key: str, info: TableInfo) -> MergeResult:
         target = self._quoted(table)
-        bq_schema = {f.name.lower(): f for f in self.client.get_table(self._table_id(table)).schema}
         assignments: dict[str, str] = {}
         for name in data.column_names:
             col = info.column(name)
-            field = bq_schema[col.name.lower()]
             source = f"__src.{quote(name)}"
-            if field.mode == "REPEATED" or field.field_type.upper() in ("RECORD", "STRUCT"):
+            if col.type.startswith("ARRAY<") or col.type == "STRUCT":
                 raise WarehouseError(
                     self.name,
                     f"table '{table}'",

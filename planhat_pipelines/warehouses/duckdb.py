@@ -170,6 +170,8 @@ class DuckDBWarehouse(Warehouse):
 
     @staticmethod
     def _range_filter(key: str, key_range: KeyRange) -> tuple[str, list[object]]:
+        if key_range.null_keys:
+            return f"{key} IS NULL", []
         where: list[str] = ["TRUE"]
         params: list[object] = []
         if key_range.after is not None:

@@ -1,0 +1,54 @@
+"""`make demo`: seed the embedded warehouse and run every asset the config declares through Dagster."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import dagster as dg
+
+from planhat_pipelines.config import Config, DuckDBSettings
+from planhat_pipelines.definitions import build_definitions
+from planhat_pipelines.defs.usage import RANGE_END_TAG, RANGE_START_TAG, usage_partitions
+from planhat_pipelines.demo.generate import seed_demo
+from planhat_pipelines.store import ModelStore
+from planhat_pipelines.sync.usage import pending_ranges
+from planhat_pipelines.warehouses.factory import open_warehouse
+
+
+def seed(config: Config, echo: Callable[[str], None] = print) -> None:
+    """Seed every DuckDB connection of the config with demo data (appending new usage rows)."""
+    for connection in config.connections.values():
+        if isinstance(connection.settings, DuckDBSettings):
+            result = seed_demo(connection.settings.path)
+            echo(
+                f"seeded {connection.name} ({connection.settings.path}): +{result.events_added:,} events "
+                f"(total {result.events_total:,}), +{result.metrics_added:,} metrics (total {result.metrics_total:,})"
+            )
+
+
+def run_all(config: Config, instance: dg.DagsterInstance, echo: Callable[[str], None] = print) -> None:
+    """Run the CRM full sync, every usage section's pending ranges, and the OKR refresh, in Dagster."""
+    defs = build_definitions(config)
+    if config.crm:
+        result = defs.resolve_job_def("crm_full_sync").execute_in_process(instance=instance, raise_on_error=False)
+        echo(f"crm_full_sync: {'success' if result.success else 'FAILED'} (run {result.run_id})")
+    for section in config.usage:
+        with ModelStore(config.store_path) as store, open_warehouse(config.connection(section.connection)) as wh:
+            spans, max_key = pending_ranges(section, store, wh)
+        if not spans:
+            echo(f"usage/{section.name}: nothing new (max key {max_key})")
+            continue
+        keys = [s.partition_key for s in spans]
+        partitions = usage_partitions(section)
+        existing = set(instance.get_dynamic_partitions(partitions.name or ""))
+        instance.add_dynamic_partitions(partitions.name or "", [k for k in keys if k not in existing])
+        job = defs.resolve_job_def(f"usage_{section.name}_job")
+        tags = {RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]}
+        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+        echo(
+            f"usage/{section.name}: {len(keys)} range(s) up to key {max_key}: "
+            f"{'success' if result.success else 'FAILED'} (run {result.run_id})"
+        )
+    if config.key_results:
+        result = defs.resolve_job_def("okrs_refresh").execute_in_process(instance=instance, raise_on_error=False)
+        echo(f"okrs_refresh: {'success' if result.success else 'FAILED'} (run {result.run_id})")

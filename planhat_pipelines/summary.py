@@ -1,0 +1,42 @@
+"""Plain-text summaries of the store for the command line."""
+
+from __future__ import annotations
+
+from planhat_pipelines.config import Config
+from planhat_pipelines.models import MODELS
+from planhat_pipelines.store import ModelStore, RunRecord
+
+
+def store_summary(store: ModelStore, config: Config) -> str:
+    """Rows per model, usage rows per section, and cursors."""
+    lines = ["Model store: " + str(store.path), "", f"{'model':<14}{'records':>10}"]
+    for slug in MODELS:
+        count = store.count(slug)
+        if count:
+            lines.append(f"{slug:<14}{count:>10,}")
+    lines += ["", f"{'usage section':<22}{'rows':>10}  {'loaded through key':>20}  ranges"]
+    for section in config.usage:
+        table = "user_activities" if section.kind == "activities" else "custom_metrics"
+        rows = store.con.execute(f"SELECT count(*) FROM {table} WHERE section = ?", [section.name]).fetchall()[0][0]
+        cursors = store.cursors(section.name)
+        through = max((int(v) for v in cursors.values()), default=None)
+        lines.append(f"{section.name:<22}{rows:>10,}  {through if through is not None else '-':>20}  {len(cursors)}")
+    open_rejects = store.open_rejects()
+    lines += ["", f"open rejected rows: {len(open_rejects):,}"]
+    return "\n".join(lines)
+
+
+def format_runs(runs: list[RunRecord]) -> str:
+    """The sync log as an aligned table."""
+    header = (
+        f"{'started':<20} {'section':<18} {'domain':<6} {'status':<8} {'read':>8} {'ins':>8} {'upd':>7} "
+        f"{'same':>8} {'rej':>6} {'sent':>6}  cursor / error"
+    )
+    lines = [header, "-" * len(header)]
+    for r in runs:
+        tail = r.error or (f"{r.cursor_before or '-'} -> {r.cursor_after or '-'}")
+        lines.append(
+            f"{r.started_at:%Y-%m-%d %H:%M:%S}  {r.section:<18} {r.domain:<6} {r.status:<8} {r.rows_read:>8} "
+            f"{r.inserted:>8} {r.updated:>7} {r.unchanged:>8} {r.rejected:>6} {r.sent:>6}  {tail[:120]}"
+        )
+    return "\n".join(lines)
