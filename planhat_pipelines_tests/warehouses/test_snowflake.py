@@ -308,3 +308,14 @@ def test_split_changes_keeps_inserts_and_pure_deletes() -> None:
     assert rows.column_names == ["id", "name"]
     assert rows.to_pylist() == [{"id": 1, "name": "new"}, {"id": 3, "name": "fresh"}]
     assert deleted.to_pylist() == [2]
+
+
+def test_connection_config_parses_and_opens(snowflake_harness: SnowflakeHarness, tmp_path: Path) -> None:
+    from planhat_pipelines.config import parse_config
+
+    snowflake_harness.create_table("accounts", pa.table({"ext_id": ["a"]}))
+    doc = {"store": {"path": "store.duckdb"}, "connections": {"sf": snowflake_harness.connection_config()}}
+    settings = parse_config(doc, tmp_path / "planhat_pipelines.yaml").connections["sf"].settings
+    assert isinstance(settings, SnowflakeSettings)
+    with open_snowflake("sf", settings) as wh:
+        assert [c.name for c in wh.describe("accounts").columns] == ["EXT_ID"]
