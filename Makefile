@@ -19,12 +19,14 @@ install: $(STAMP)
 emulators: $(STAMP)
 	bash scripts/setup_bigquery_emulator.sh
 
-demo: $(STAMP)
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m planhat_pipelines.cli demo
 
-dev: $(STAMP)
-	mkdir -p $(DAGSTER_HOME)
+dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m planhat_pipelines.cli seed-demo
 	$(VENV)/bin/dagster dev -w workspace.yaml
 

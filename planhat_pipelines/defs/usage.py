@@ -1,6 +1,7 @@
-"""Usage sync in Dagster: one range-partitioned asset and one cadence sensor per usage section."""
+"""Usage sync in Dagster: one range-partitioned asset and one cadence sensor per usage section.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: Dagster reads the run-config annotation at runtime.
+"""
 
 import json
 from datetime import UTC, datetime

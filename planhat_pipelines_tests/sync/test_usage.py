@@ -38,27 +38,35 @@ def _section(tmp_path: Path, **overrides: Any) -> UsageSection:
         "cadence": {"every_minutes": 5},
     }
     section.update(overrides)
-    raw = {"store": {"path": "store.duckdb"}, "connections": {"wh": {"type": "duckdb", "path": "w.duckdb"}},
-           "usage": [section]}
+    raw = {
+        "store": {"path": "store.duckdb"},
+        "connections": {"wh": {"type": "duckdb", "path": "w.duckdb"}},
+        "usage": [section],
+    }
     return parse_config(raw, tmp_path / "config.yaml").usage[0]
 
 
 def _events(keys: Sequence[int | None], emails: Sequence[str | None] | None = None) -> pa.Table:
     n = len(keys)
-    return pa.table({
-        "event_id": pa.array(keys, pa.int64()),
-        "user_email": pa.array(emails if emails is not None else [f"u{i % 3}@x.io" for i in range(n)], pa.string()),
-        "action": ["login"] * n,
-        "occurred_at": pa.array([datetime(2026, 1, 1, 12, i % 60) for i in range(n)], pa.timestamp("us")),
-        "info": [json.dumps({"i": i}) for i in range(n)],
-    })
+    return pa.table(
+        {
+            "event_id": pa.array(keys, pa.int64()),
+            "user_email": pa.array(emails if emails is not None else [f"u{i % 3}@x.io" for i in range(n)], pa.string()),
+            "action": ["login"] * n,
+            "occurred_at": pa.array([datetime(2026, 1, 1, 12, i % 60) for i in range(n)], pa.timestamp("us")),
+            "info": [json.dumps({"i": i}) for i in range(n)],
+        }
+    )
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[ModelStore]:
     s = ModelStore(tmp_path / "store.duckdb")
-    s.upsert("enduser", pa.table({"externalId": ["e0", "e1", "e2"], "email": ["u0@x.io", "u1@x.io", "u2@x.io"]}),
-             "externalId")
+    s.upsert(
+        "enduser",
+        pa.table({"externalId": ["e0", "e1", "e2"], "email": ["u0@x.io", "u1@x.io", "u2@x.io"]}),
+        "externalId",
+    )
     yield s
     s.close()
 
@@ -86,7 +94,7 @@ def test_incremental_pickup_of_only_new_rows(harness: WarehouseHarness, store: M
     assert (second.rows_read, second.inserted, second.unchanged) == (5, 5, 0)
     assert _loaded_keys(store) == list(range(1, 16))
     assert (second.cursor_before, second.cursor_after) == (10, 15)
-    info = store.con.execute("SELECT info FROM user_activities WHERE \"key\" = 3").fetchall()[0][0]
+    info = store.con.execute('SELECT info FROM user_activities WHERE "key" = 3').fetchall()[0][0]
     assert json.loads(info) == {"i": 2}
     # Nothing new: nothing pending, nothing runs.
     assert _all_ranges(section, store, harness.warehouse()) == []
@@ -153,10 +161,10 @@ class _FailsAfter(Warehouse):
         super().__init__(inner.name)
         self.inner, self.batches = inner, batches
 
-    def read_batches(self, table: str, columns: Sequence[str], *, batch_size: int,
-                     key_range: KeyRange | None = None) -> Iterator[pa.RecordBatch]:
-        for i, batch in enumerate(self.inner.read_batches(table, columns, batch_size=batch_size,
-                                                          key_range=key_range)):
+    def read_batches(
+        self, table: str, columns: Sequence[str], *, batch_size: int, key_range: KeyRange | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        for i, batch in enumerate(self.inner.read_batches(table, columns, batch_size=batch_size, key_range=key_range)):
             if i == self.batches:
                 raise ConnectionError("connection reset by peer")
             yield batch
@@ -196,8 +204,7 @@ def test_failure_mid_range_then_retry_has_no_dupes_and_no_gaps(
     assert _loaded_keys(store) == list(range(1, 23))
 
 
-def test_rerunning_a_loaded_range_changes_nothing(harness: WarehouseHarness, store: ModelStore,
-                                                   tmp_path: Path) -> None:
+def test_rerunning_a_loaded_range_changes_nothing(harness: WarehouseHarness, store: ModelStore, tmp_path: Path) -> None:
     section = _section(tmp_path)
     harness.create_table("events", _events(list(range(1, 11))), json_columns=["info"])
     run_usage(section, store, harness.warehouse(), [KeyRangeSpan(0, 99)])
@@ -219,8 +226,9 @@ def test_lookback_catches_a_late_lower_key(harness: WarehouseHarness, store: Mod
     assert _loaded_keys(store) == [1, 2, 3, 4, 5, 6, 7]
 
 
-def test_without_lookback_a_late_lower_key_needs_a_reread(duckdb_harness: WarehouseHarness, store: ModelStore,
-                                                          tmp_path: Path) -> None:
+def test_without_lookback_a_late_lower_key_needs_a_reread(
+    duckdb_harness: WarehouseHarness, store: ModelStore, tmp_path: Path
+) -> None:
     section = _section(tmp_path)
     duckdb_harness.create_table("events", _events([1, 2, 3, 5, 6]), json_columns=["info"])
     run_usage(section, store, duckdb_harness.warehouse(), [KeyRangeSpan(0, 99)])
@@ -231,19 +239,29 @@ def test_without_lookback_a_late_lower_key_needs_a_reread(duckdb_harness: Wareho
 
 def test_metrics_section_with_value_errors(duckdb_harness: WarehouseHarness, tmp_path: Path) -> None:
     section = _section(
-        tmp_path, name="metrics", kind="metrics", model="company", record_match="externalId",
-        table="metrics", key="metric_id",
+        tmp_path,
+        name="metrics",
+        kind="metrics",
+        model="company",
+        record_match="externalId",
+        table="metrics",
+        key="metric_id",
         fields={"record": "company_key", "dimension": "dimension", "value": "value", "date": "measured_at"},
     )
     with ModelStore(tmp_path / "s.duckdb") as store:
         store.upsert("company", pa.table({"externalId": ["c1"]}), "externalId")
-        duckdb_harness.create_table("metrics", pa.table({
-            "metric_id": pa.array([1, 2, 3], pa.int64()),
-            "company_key": ["c1", "c1", "c1"],
-            "dimension": ["api_calls", None, "api_calls"],
-            "value": ["12.5", "1", "lots"],
-            "measured_at": ["2026-01-01 00:00:00", "2026-01-02 00:00:00", "2026-01-03 00:00:00"],
-        }))
+        duckdb_harness.create_table(
+            "metrics",
+            pa.table(
+                {
+                    "metric_id": pa.array([1, 2, 3], pa.int64()),
+                    "company_key": ["c1", "c1", "c1"],
+                    "dimension": ["api_calls", None, "api_calls"],
+                    "value": ["12.5", "1", "lots"],
+                    "measured_at": ["2026-01-01 00:00:00", "2026-01-02 00:00:00", "2026-01-03 00:00:00"],
+                }
+            ),
+        )
         result = run_usage(section, store, duckdb_harness.warehouse(), [KeyRangeSpan(0, 99)])
         assert (result.inserted, result.rejected) == (1, 2)
         reasons = sorted(r for _, _, r, _ in store.open_rejects("metrics"))
@@ -317,14 +335,23 @@ def test_partition_keys_sort_numerically() -> None:
         ({"every_minutes": 10}, "*/10 * * * *", "2026-11-23T10:07:30+00:00", "2026-11-23T10:00:00+00:00"),
         ({"every_minutes": 30}, "*/30 * * * *", "2026-11-23T10:47:00+00:00", "2026-11-23T10:30:00+00:00"),
         ({"every_minutes": 60}, "0 * * * *", "2026-11-23T10:47:00+00:00", "2026-11-23T10:00:00+00:00"),
-        ({"daily_at": "06:30", "timezone": "Europe/Stockholm"}, "30 6 * * *",
-         "2026-11-23T05:31:00+00:00", "2026-11-23T05:30:00+00:00"),
-        ({"daily_at": "06:30", "timezone": "Europe/Stockholm"}, "30 6 * * *",
-         "2026-11-23T05:29:00+00:00", "2026-11-22T05:30:00+00:00"),
+        (
+            {"daily_at": "06:30", "timezone": "Europe/Stockholm"},
+            "30 6 * * *",
+            "2026-11-23T05:31:00+00:00",
+            "2026-11-23T05:30:00+00:00",
+        ),
+        (
+            {"daily_at": "06:30", "timezone": "Europe/Stockholm"},
+            "30 6 * * *",
+            "2026-11-23T05:29:00+00:00",
+            "2026-11-22T05:30:00+00:00",
+        ),
     ],
 )
-def test_each_cadence_gives_the_right_cron_and_tick(tmp_path: Path, cadence: dict[str, Any], cron: str, now: str,
-                                                    due: str) -> None:
+def test_each_cadence_gives_the_right_cron_and_tick(
+    tmp_path: Path, cadence: dict[str, Any], cron: str, now: str, due: str
+) -> None:
     section = _section(tmp_path, cadence=cadence)
     assert section.cadence.cron == cron
     got = section.cadence.last_due(datetime.fromisoformat(now))
