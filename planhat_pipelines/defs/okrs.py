@@ -1,11 +1,136 @@
-"""Placeholder until this domain lands."""
+"""OKR assets: one per key result, refreshed hourly from its warehouse query.
 
-from __future__ import annotations
+Thin: the assets read the config and call :func:`planhat_pipelines.okrs.refresh.refresh_key_result`.
+No ``from __future__ import annotations`` here: Dagster inspects the asset function's ``context``
+annotation at definition time and needs the real class, not a string.
+"""
+
+from datetime import UTC, datetime
 
 import dagster as dg
 
-from planhat_pipelines.config import Config
+from planhat_pipelines.config import Config, KeyResult
+from planhat_pipelines.defs.resources import STORE_POOL, StoreResource, WarehouseResource, warehouse_resource_key
+from planhat_pipelines.okrs.refresh import OkrValue, refresh_key_result
+from planhat_pipelines.okrs.status import Status
+
+#: The Dagster group of every OKR asset.
+OKR_GROUP = "okrs"
+#: The job that refreshes every key result.
+OKR_JOB_NAME = "okrs_refresh"
+#: The schedule that runs :data:`OKR_JOB_NAME`.
+OKR_SCHEDULE_NAME = "okrs_hourly"
+#: Top of every hour, UTC.
+OKR_CRON = "0 * * * *"
+
+
+def okr_asset_key(key_result: str) -> dg.AssetKey:
+    """The asset key of a key result: ``okrs/<key_result>``."""
+    return dg.AssetKey([OKR_GROUP, key_result])
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def _description(config: Config, kr: KeyResult) -> str:
+    objective = next(o for o in config.objectives if o.name == kr.objective)
+    connection = config.connection(kr.connection)
+    title = f" ({kr.title})" if kr.title else ""
+    if kr.direction == "kpi" or kr.target is None:
+        goal = "A KPI: the value is tracked, with no target, progress or status."
+    else:
+        goal = (
+            f"Target: from {_number(kr.start_value)} to {_number(kr.target)} ({kr.direction}) between "
+            f"{kr.start_date} and {kr.end_date}. Status is On track when progress is at or above the expected "
+            "progress (which rises linearly over the period), Behind when at most 25 points below it, At risk "
+            "when further below."
+        )
+    return (
+        f"Key result `{kr.name}`{title} of objective `{objective.name}` ({objective.title}).\n\n"
+        f"{goal}\n\n"
+        f"Value: the single number this query returns on connection `{kr.connection}` ({connection.type}):\n\n"
+        f"```sql\n{kr.query.strip()}\n```\n\n"
+        f"Each run appends the value to the store's `okr_values` table; the `{OKR_SCHEDULE_NAME}` schedule runs "
+        "every hour. A manual check-in (`planhat-pipelines checkin`) stands until the next successful run."
+    )
+
+
+def _definition_metadata(config: Config, kr: KeyResult) -> dict[str, dg.MetadataValue]:
+    meta: dict[str, dg.MetadataValue] = {
+        "objective": dg.MetadataValue.text(kr.objective),
+        "connection": dg.MetadataValue.text(kr.connection),
+        "direction": dg.MetadataValue.text(kr.direction),
+        "query": dg.MetadataValue.md(f"```sql\n{kr.query.strip()}\n```"),
+        "start_date": dg.MetadataValue.text(kr.start_date.isoformat()),
+        "end_date": dg.MetadataValue.text(kr.end_date.isoformat()),
+        "start_value": dg.MetadataValue.float(kr.start_value),
+    }
+    if kr.target is not None:
+        meta["target"] = dg.MetadataValue.float(kr.target)
+    return meta
+
+
+def _result_metadata(row: OkrValue) -> dict[str, dg.MetadataValue]:
+    """Numeric value/progress/expected (plotted by the UI) and the status as text."""
+    assert row.value is not None  # refresh_key_result raises rather than returning a failure
+    meta: dict[str, dg.MetadataValue] = {"value": dg.MetadataValue.float(row.value)}
+    if row.progress is not None:
+        meta["progress"] = dg.MetadataValue.float(row.progress)
+    if row.expected is not None:
+        meta["expected"] = dg.MetadataValue.float(row.expected)
+    meta["status"] = dg.MetadataValue.text(Status(row.status).label if row.status else "KPI")
+    meta["recorded_at"] = dg.MetadataValue.text(f"{row.recorded_at:%Y-%m-%d %H:%M:%S} UTC")
+    return meta
+
+
+def build_okr_asset(config: Config, kr: KeyResult) -> dg.AssetsDefinition:
+    """The asset of one key result (key ``okrs/<name>``, group ``okrs``, in the store's pool).
+
+    It needs the resources ``store`` and ``warehouse_<connection>``. A refused SQL, a failing query or
+    a result that is not one number fails this asset only (after recording the error in the store).
+    """
+    warehouse_key = warehouse_resource_key(kr.connection)
+
+    @dg.asset(
+        key=okr_asset_key(kr.name),
+        group_name=OKR_GROUP,
+        kinds={config.connection(kr.connection).type},
+        pool=STORE_POOL,
+        description=_description(config, kr),
+        metadata=_definition_metadata(config, kr),
+        required_resource_keys={"store", warehouse_key},
+    )
+    def _okr(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        store_resource: StoreResource = context.resources.store
+        warehouse_resource: WarehouseResource = getattr(context.resources, warehouse_key)
+        with store_resource.open() as store, warehouse_resource.open() as warehouse:
+            row = refresh_key_result(store, warehouse, kr, datetime.now(UTC))
+        return dg.MaterializeResult(metadata=_result_metadata(row))
+
+    return _okr
 
 
 def build_okr_defs(config: Config) -> dg.Definitions:
-    return dg.Definitions()
+    """One asset per key result, the ``okrs_refresh`` job over all of them and the hourly schedule.
+
+    Returns empty Definitions when the config has no key results. Resources are not included:
+    ``definitions.py`` adds them for every domain.
+    """
+    if not config.key_results:
+        return dg.Definitions()
+    assets = [build_okr_asset(config, kr) for kr in config.key_results]
+    job = dg.define_asset_job(
+        OKR_JOB_NAME,
+        selection=dg.AssetSelection.assets(*assets),
+        description="Refresh every key result from its warehouse query.",
+    )
+    schedule = dg.ScheduleDefinition(
+        name=OKR_SCHEDULE_NAME,
+        job=job,
+        cron_schedule=OKR_CRON,
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Refresh the OKRs at the top of every hour.",
+    )
+    return dg.Definitions(assets=assets, jobs=[job], schedules=[schedule])

@@ -1,0 +1,326 @@
+"""Refresh key results from their warehouse queries, record manual check-ins, and read current values.
+
+Every refresh and check-in appends one row to the store's ``okr_values`` table, so the table is the
+key result's full history (the Dagster asset plots the same numbers as metadata).
+
+What "current" means (the rule the summary and the CLI follow):
+
+* The current value of a key result is its **latest successful row**, whether it came from the
+  query (``source = 'query'``) or from a manual check-in (``source = 'checkin'``); ties on
+  ``recorded_at`` go to the row written last.
+* So a check-in overrides the query's value until the next *successful* refresh appends a newer
+  row. A refresh that fails records an error row (``status = 'error'``, no value) but does not
+  replace the value: the summary keeps showing the last value and reports the failure beside it.
+* Progress, expected progress and status of the current value are recomputed for the day the
+  summary is asked for, from the key result as the config defines it now; the stored columns keep
+  what they were when the row was written (that is what the history charts).
+
+Times are stored as naive UTC timestamps; an aware ``now`` is converted to UTC first, a naive one is
+taken as UTC. Expected progress uses the UTC date of ``now``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pyarrow as pa
+
+from planhat_pipelines.config import Config, KeyResult, Objective
+from planhat_pipelines.errors import ConfigError, OkrQueryError, PlanhatPipelinesError
+from planhat_pipelines.okrs.sql_check import check_query
+from planhat_pipelines.okrs.status import Evaluation, Status, evaluate, worst_status
+from planhat_pipelines.store import ModelStore
+from planhat_pipelines.warehouses.base import Warehouse
+
+#: ``okr_values.source`` of a value the key result's query returned.
+SOURCE_QUERY = "query"
+#: ``okr_values.source`` of a value someone checked in by hand.
+SOURCE_CHECKIN = "checkin"
+#: ``okr_values.status`` of a refresh that failed (the error column says why).
+STATUS_ERROR = "error"
+
+_MAX_SHOWN_ROWS = 5
+_MAX_SHOWN_CHARS = 300
+
+
+@dataclass(frozen=True)
+class OkrValue:
+    """One row of ``okr_values``.
+
+    Attributes:
+        key_result: The key result's name.
+        objective: Its objective's name.
+        recorded_at: When it was recorded (naive UTC).
+        value: The number; None for a failed refresh.
+        source: ``query`` or ``checkin``.
+        progress: Progress when recorded (None for a KPI or a failure).
+        expected: Expected progress when recorded (None for a KPI or a failure).
+        status: ``on_track``, ``behind``, ``at_risk``, ``error``, or None for a KPI.
+        error: Why the refresh failed, else None.
+    """
+
+    key_result: str
+    objective: str
+    recorded_at: datetime
+    value: float | None
+    source: str
+    progress: float | None
+    expected: float | None
+    status: str | None
+    error: str | None
+
+
+def _utc_naive(now: datetime) -> datetime:
+    return now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo is not None else now
+
+
+def _where(kr: KeyResult) -> str:
+    return f"key result '{kr.name}' (objective '{kr.objective}', connection '{kr.connection}')"
+
+
+def _append(store: ModelStore, row: OkrValue) -> None:
+    store.con.execute(
+        'INSERT INTO okr_values (key_result, objective, recorded_at, "value", source, progress, expected, status, '
+        "error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            row.key_result,
+            row.objective,
+            row.recorded_at,
+            row.value,
+            row.source,
+            row.progress,
+            row.expected,
+            row.status,
+            row.error,
+        ],
+    )
+
+
+def _record(store: ModelStore, kr: KeyResult, ev: Evaluation, source: str, at: datetime) -> OkrValue:
+    row = OkrValue(
+        kr.name,
+        kr.objective,
+        at,
+        ev.value,
+        source,
+        ev.progress,
+        ev.expected,
+        ev.status.value if ev.status else None,
+        None,
+    )
+    _append(store, row)
+    return row
+
+
+def _show(table: pa.Table) -> str:
+    """What a query returned, short enough for an error message."""
+    columns = ", ".join(f"{f.name} {f.type}" for f in table.schema) or "none"
+    rows = [tuple(r.values()) for r in table.slice(0, _MAX_SHOWN_ROWS).to_pylist()]
+    shown = ", ".join(repr(r) for r in rows)
+    if table.num_rows > _MAX_SHOWN_ROWS:
+        shown += ", ..."
+    text = f"{table.num_rows} row(s) of column(s) [{columns}]" + (f": {shown}" if rows else "")
+    return text if len(text) <= _MAX_SHOWN_CHARS else text[: _MAX_SHOWN_CHARS - 3] + "..."
+
+
+def single_number(kr: KeyResult, table: pa.Table) -> float:
+    """The one number a key result's query returned.
+
+    Args:
+        kr: The key result (named in messages).
+        table: The query's whole result.
+
+    Returns:
+        The value as a float (integers and decimals are converted).
+
+    Raises:
+        OkrQueryError: The result is not exactly one row with one numeric, non-NULL, finite value.
+            The message shows what came back (columns, types and the first rows).
+    """
+
+    def fail(problem: str, fix: str) -> OkrQueryError:
+        return OkrQueryError(f"{_where(kr)}: the query {problem}; it returned {_show(table)}. Fix: {fix}")
+
+    if table.num_columns != 1:
+        raise fail(
+            f"returned {table.num_columns} columns instead of one",
+            "select only the number, e.g. SELECT count(*) FROM ...",
+        )
+    if table.num_rows == 0:
+        raise fail("returned no rows", "use an aggregate (count, sum, ...) so that exactly one row comes back")
+    if table.num_rows > 1:
+        raise fail(
+            f"returned {table.num_rows} rows instead of one",
+            "aggregate to a single row (count, sum, max, ...) or filter to one row",
+        )
+    column = table.column(0)
+    type_ = column.type
+    value = column[0].as_py()
+    if pa.types.is_null(type_) or value is None:
+        raise fail("returned NULL", "wrap the expression in COALESCE(..., 0) or fix the filter that finds no data")
+    if not (pa.types.is_integer(type_) or pa.types.is_floating(type_) or pa.types.is_decimal(type_)):
+        raise fail(
+            f"returned a {type_} value, not a number",
+            "return a numeric column, e.g. CAST(... AS DOUBLE)",
+        )
+    number = float(value)
+    if not math.isfinite(number):
+        raise fail(f"returned {number}, not a finite number", "guard divisions with NULLIF and COALESCE")
+    return number
+
+
+def refresh_key_result(store: ModelStore, warehouse: Warehouse, kr: KeyResult, now: datetime) -> OkrValue:
+    """Run a key result's query, judge the value and append it to ``okr_values`` (source ``query``).
+
+    The SQL is checked (:func:`~planhat_pipelines.okrs.sql_check.check_query`) in the warehouse's
+    dialect before it is sent, and run with the key result's timeout and byte limit.
+
+    Args:
+        store: The open model store.
+        warehouse: The open warehouse of ``kr.connection``.
+        kr: The key result.
+        now: The time to record (and whose UTC date sets expected progress).
+
+    Returns:
+        The row written.
+
+    Raises:
+        OkrQueryError: The SQL was refused or did not return one number.
+        Exception: Whatever the warehouse raised (usually WarehouseError).
+            In every failure case an error row (``status = 'error'``, the message in ``error``,
+            no value) is appended first, then the exception is re-raised.
+    """
+    at = _utc_naive(now)
+    try:
+        check_query(kr, warehouse.capabilities.dialect)
+        table = warehouse.query(kr.query, timeout_seconds=kr.timeout_seconds, max_bytes_billed=kr.max_bytes_billed)
+        value = single_number(kr, table)
+        ev = evaluate(kr, value, at.date())
+    except Exception as exc:
+        _append(store, OkrValue(kr.name, kr.objective, at, None, SOURCE_QUERY, None, None, STATUS_ERROR, str(exc)))
+        raise
+    return _record(store, kr, ev, SOURCE_QUERY, at)
+
+
+def check_in(store: ModelStore, kr: KeyResult, value: float, now: datetime) -> OkrValue:
+    """Record a manual value for a key result (source ``checkin``).
+
+    The check-in becomes the key result's current value until the next successful refresh appends
+    a newer row (see the module docstring).
+
+    Raises:
+        PlanhatPipelinesError: ``value`` is NaN or infinite.
+    """
+    if not math.isfinite(value):
+        raise PlanhatPipelinesError(f"{_where(kr)}: check-in value {value} is not a number. Fix: give a finite number")
+    at = _utc_naive(now)
+    return _record(store, kr, evaluate(kr, value, at.date()), SOURCE_CHECKIN, at)
+
+
+def history(store: ModelStore, key_result: str) -> list[OkrValue]:
+    """Every row of one key result, oldest first (ties in the order they were written)."""
+    rows = store.con.execute(
+        'SELECT key_result, objective, recorded_at, "value", source, progress, expected, status, error '
+        "FROM okr_values WHERE key_result = ? ORDER BY recorded_at, rowid",
+        [key_result],
+    ).fetchall()
+    return [OkrValue(*r) for r in rows]
+
+
+@dataclass(frozen=True)
+class KeyResultSummary:
+    """A key result's current state.
+
+    Attributes:
+        key_result: The key result as configured.
+        current: Its latest successful row (query or check-in), None if it never had a value.
+        evaluation: ``current``'s value judged for the summary's day, None without a value.
+        failure: The latest failed refresh when it is newer than ``current``, else None.
+    """
+
+    key_result: KeyResult
+    current: OkrValue | None
+    evaluation: Evaluation | None
+    failure: OkrValue | None
+
+    @property
+    def status(self) -> Status | None:
+        return self.evaluation.status if self.evaluation else None
+
+
+@dataclass(frozen=True)
+class ObjectiveSummary:
+    """An objective with its key results; ``status`` is the worst of theirs (None if none has one)."""
+
+    objective: Objective
+    key_results: tuple[KeyResultSummary, ...]
+    status: Status | None
+
+
+def current_values(store: ModelStore, config: Config, now: datetime | None = None) -> list[ObjectiveSummary]:
+    """Every configured objective with the current value and status of each key result.
+
+    Rows of key results no longer in the config are ignored.
+
+    Args:
+        store: The open model store.
+        config: The parsed config (its objectives, in file order).
+        now: The time to judge for (default: the current time); expected progress uses its UTC date.
+    """
+    today = _utc_naive(now or datetime.now(UTC)).date()
+    # The latest row per key result among successes and, separately, among failures.
+    rows = store.con.execute(
+        'SELECT key_result, objective, recorded_at, "value", source, progress, expected, status, error, is_error, '
+        "seq FROM (SELECT *, rowid AS seq, coalesce(status = ?, false) AS is_error, row_number() OVER ("
+        "PARTITION BY key_result, coalesce(status = ?, false) ORDER BY recorded_at DESC, rowid DESC) AS rn "
+        "FROM okr_values) WHERE rn = 1",
+        [STATUS_ERROR, STATUS_ERROR],
+    ).fetchall()
+    latest: dict[tuple[str, bool], tuple[OkrValue, tuple[datetime, int]]] = {
+        (r[0], bool(r[9])): (OkrValue(*r[:9]), (r[2], int(r[10]))) for r in rows
+    }
+    objectives = []
+    for objective in config.objectives:
+        summaries = []
+        for kr in objective.key_results:
+            good = latest.get((kr.name, False))
+            bad = latest.get((kr.name, True))
+            failure = bad[0] if bad and (good is None or bad[1] > good[1]) else None
+            current = good[0] if good else None
+            ev = evaluate(kr, current.value, today) if current and current.value is not None else None
+            summaries.append(KeyResultSummary(kr, current, ev, failure))
+        objectives.append(ObjectiveSummary(objective, tuple(summaries), worst_status(s.status for s in summaries)))
+    return objectives
+
+
+def find_key_result(config: Config, name: str) -> KeyResult:
+    """The key result called ``name``.
+
+    Raises:
+        ConfigError: No key result has that name; the message lists the configured ones.
+    """
+    for kr in config.key_results:
+        if kr.name == name:
+            return kr
+    names = ", ".join(kr.name for kr in config.key_results) or "none are configured"
+    raise ConfigError(
+        str(config.path), "okrs", f"has no key result '{name}'", f"use one of the key results' names ({names})"
+    )
+
+
+__all__ = [
+    "SOURCE_CHECKIN",
+    "SOURCE_QUERY",
+    "STATUS_ERROR",
+    "KeyResultSummary",
+    "ObjectiveSummary",
+    "OkrValue",
+    "check_in",
+    "current_values",
+    "find_key_result",
+    "history",
+    "refresh_key_result",
+    "single_number",
+]

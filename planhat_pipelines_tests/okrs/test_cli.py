@@ -1,0 +1,97 @@
+"""The ``okrs`` and ``checkin`` subcommands, run through the real ``planhat-pipelines`` entry point."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from planhat_pipelines.cli import main
+from planhat_pipelines.config import Config
+from planhat_pipelines.errors import OkrQueryError
+from planhat_pipelines.okrs.cli import summary_text
+from planhat_pipelines.okrs.refresh import history, refresh_key_result
+from planhat_pipelines.store import ModelStore
+from planhat_pipelines_tests.emulators.duckdb import DuckDBHarness
+from planhat_pipelines_tests.okrs.conftest import MakeConfig, key_result_data, one_key_result
+
+MIDYEAR = datetime(2026, 7, 2, 9, 30)
+
+
+@pytest.fixture
+def config(make_config: MakeConfig, duckdb_harness: DuckDBHarness) -> Config:
+    return make_config(
+        duckdb_harness.connection_config(),
+        [
+            {
+                "name": "grow",
+                "title": "Grow the pipeline",
+                "key_results": [
+                    key_result_data("leads", title="Converted leads", query="SELECT 300"),
+                    key_result_data("churn", query="SELECT 'x'", start_value=10, target=4, direction="decrease"),
+                ],
+            },
+            {
+                "name": "health",
+                "key_results": [key_result_data("nps", query="SELECT 1234.5", target=None, direction="kpi")],
+            },
+        ],
+    )
+
+
+def test_checkin_records_and_reports(config: Config, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(config.path), "checkin", "leads", "250"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Checked in 250 for leads: progress 37.5 % (expected ")
+    assert "It stands until the next successful refresh." in out
+    with ModelStore(config.store_path) as store:
+        [row] = history(store, "leads")
+    assert (row.source, row.value, row.progress) == ("checkin", 250.0, 0.375)
+
+
+def test_checkin_of_an_unknown_key_result_names_the_choices(config: Config, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(config.path), "checkin", "leeds", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "okrs: has no key result 'leeds'" in err
+    assert "Fix: use one of the key results' names (leads, churn, nps)" in err
+
+
+def test_okrs_prints_an_aligned_table(
+    config: Config, duckdb_harness: DuckDBHarness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    warehouse = duckdb_harness.warehouse("wh")
+    with ModelStore(config.store_path) as store:
+        refresh_key_result(store, warehouse, one_key_result(config, "leads"), MIDYEAR)
+        refresh_key_result(store, warehouse, one_key_result(config, "nps"), MIDYEAR)
+        with pytest.raises(OkrQueryError):
+            refresh_key_result(store, warehouse, one_key_result(config, "churn"), MIDYEAR)
+    text = summary_text(config, MIDYEAR)
+    lines = text.splitlines()
+    header = lines[0]
+    assert header.split()[:3] == ["Objective", "/", "key"]
+    assert set(lines[1]) <= {"-", " "}
+    grow = next(line for line in lines if line.startswith("Grow the pipeline"))
+    leads = next(line for line in lines if line.startswith("  leads (Converted leads)"))
+    churn = next(line for line in lines if line.startswith("  churn"))
+    nps = next(line for line in lines if line.startswith("  nps"))
+    assert "On track" in grow
+    # Right-aligned numbers end under their header; text columns start under theirs.
+    value_end = header.index("Value") + len("Value")
+    assert leads[:value_end].endswith("300") and nps[:value_end].endswith("1,234.50")
+    assert leads[header.index("Status") :].startswith("On track")
+    assert leads[header.index("Source") :].startswith("query")
+    assert "50.0 %" in leads and "100 -> 500" in leads
+    assert nps[header.index("Status") :].startswith("KPI")
+    assert churn[header.index("Status") :].startswith("error")
+    failure = lines[lines.index(churn) + 1]
+    assert failure.startswith("    ! refresh failed at 2026-07-02 09:30 UTC: key result 'churn'")
+    assert "returned a string value" in failure
+
+    assert main(["--config", str(config.path), "okrs"]) == 0
+    assert "Grow the pipeline" in capsys.readouterr().out
+
+
+def test_okrs_without_objectives(make_config: MakeConfig, capsys: pytest.CaptureFixture[str]) -> None:
+    config = make_config(None, [])
+    assert main(["--config", str(config.path), "okrs"]) == 0
+    assert "No OKRs are configured" in capsys.readouterr().out
