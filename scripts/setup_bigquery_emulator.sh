@@ -24,27 +24,40 @@ EXTENSIONS=(ducklake icu spatial)
 STAMP="$VENV/.setup-done"
 STAMP_TEXT="${PACKAGES[*]}"
 
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$STAMP_TEXT" && -x "$VENV/bin/local-bigquery" ]]; then
+installed() {
+    [[ -f "$STAMP" && "$(cat "$STAMP")" == "$STAMP_TEXT" && -x "$VENV/bin/local-bigquery" ]] || return 1
+    local name
+    for name in "${EXTENSIONS[@]}"; do
+        compgen -G "$EMU_HOME/.duckdb/extensions/v$DUCKDB_VERSION/*/$name.duckdb_extension" >/dev/null || return 1
+    done
+}
+
+if installed; then
     echo "BigQuery emulator already set up in $VENV"
     exit 0
 fi
 
+is_python313() {
+    [[ -n "$1" && -x "$1" ]] && "$1" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 13) else 1)' 2>/dev/null
+}
+
 find_python313() {
-    local candidate
-    if command -v pyenv >/dev/null 2>&1; then
-        candidate="$(pyenv root)/versions/3.13.0/bin/python3.13"
-        if [[ -x "$candidate" ]]; then echo "$candidate"; return 0; fi
-        # Any installed 3.13.x.
-        for candidate in "$(pyenv root)"/versions/3.13.*/bin/python3.13; do
-            if [[ -x "$candidate" ]]; then echo "$candidate"; return 0; fi
+    local candidate roots=()
+    # pyenv's shim answers python3.13 only when asked for that version, so use its install directly.
+    if command -v pyenv >/dev/null 2>&1; then roots+=("$(pyenv root)"); fi
+    roots+=("${PYENV_ROOT:-$HOME/.pyenv}")
+    for root in "${roots[@]}"; do
+        for candidate in "$root/versions/3.13.0/bin/python3.13" "$root"/versions/3.13.*/bin/python3.13; do
+            if is_python313 "$candidate"; then echo "$candidate"; return 0; fi
         done
+    done
+    if command -v python3.13 >/dev/null 2>&1; then
+        candidate="$(PYENV_VERSION=3.13.0 python3.13 -c 'import sys; print(sys.executable)' 2>/dev/null || true)"
+        if is_python313 "$candidate"; then echo "$candidate"; return 0; fi
     fi
     for candidate in python3.13 python3; do
-        if command -v "$candidate" >/dev/null 2>&1 \
-            && "$candidate" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 13) else 1)' 2>/dev/null; then
-            command -v "$candidate"
-            return 0
-        fi
+        candidate="$(command -v "$candidate" 2>/dev/null || true)"
+        if is_python313 "$candidate"; then echo "$candidate"; return 0; fi
     done
     return 1
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import concurrent.futures
+import contextlib
 import io
 import json
 import uuid
@@ -330,6 +331,13 @@ class BigQueryWarehouse(Warehouse):
     # --- writing -----------------------------------------------------------------------------------
     def _merge(self, table: str, data: pa.Table, key: str, info: TableInfo) -> MergeResult:
         target = self._quoted(table)
+        if key not in data.column_names:
+            raise WarehouseError(
+                self.name,
+                f"table '{table}'",
+                f"the records to merge have no key column '{key}'",
+                "map the section's warehouse key to a field that is sent",
+            )
         assignments: dict[str, str] = {}
         for name in data.column_names:
             col = info.column(name)
@@ -367,7 +375,9 @@ class BigQueryWarehouse(Warehouse):
             )
             job = self._run(sql, self._job_config(), obj, "check that the mapped columns have compatible types")
         finally:
-            self.client.delete_table(stage_id, not_found_ok=True)
+            # A failed drop must not hide the MERGE's outcome: the table expires after STAGING_TTL anyway.
+            with contextlib.suppress(*_CLIENT_ERRORS):
+                self.client.delete_table(stage_id, not_found_ok=True)
         stats = job.dml_stats
         if stats is not None:
             return MergeResult(inserted=stats.inserted_row_count, updated=stats.updated_row_count)
