@@ -27,7 +27,7 @@ from planhat_pipelines.config import UsageSection
 from planhat_pipelines.errors import KeyValidationError
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.store.schema import q
-from planhat_pipelines.sync.ranges import KEY_DIGITS, KeyRangeSpan, ranges_between
+from planhat_pipelines.sync.ranges import KEY_DIGITS, KeyRangeSpan, range_of, ranges_between
 from planhat_pipelines.warehouses.base import ColumnKind, KeyRange, TableInfo, Warehouse
 
 _TARGET = {"activities": "user_activities", "metrics": "custom_metrics"}
@@ -43,6 +43,7 @@ class UsageResult:
     inserted: int = 0
     unchanged: int = 0
     rejected: int = 0
+    resolved_rejects: int = 0
     batches: int = 0
     cursor_before: int | None = None
     cursor_after: int | None = None
@@ -55,6 +56,7 @@ class UsageResult:
             "inserted": self.inserted,
             "unchanged": self.unchanged,
             "rejected": self.rejected,
+            "resolved_rejects": self.resolved_rejects,
             "batches": self.batches,
             "ranges": len(self.ranges),
             "cursor_before": "" if self.cursor_before is None else str(self.cursor_before),
@@ -229,11 +231,17 @@ def _load_batch(
                 "FROM __usage_rows WHERE __reason IS NOT NULL"
             ).to_arrow_table()  # type: ignore[union-attr]
             store.record_rejects(section.name, run_id, rejects, resolve_others=False)
+        resolved = con.execute(
+            "UPDATE rejected_rows SET resolved_at = now() WHERE section = ? AND resolved_at IS NULL "
+            'AND run_id IS DISTINCT FROM ? AND "key" IN '
+            "(SELECT CAST(CAST(__key AS HUGEINT) AS VARCHAR) FROM __usage_rows WHERE __reason IS NULL)",
+            [section.name, run_id],
+        ).fetchall()[0][0]
         con.execute("DROP TABLE __usage_rows")
     finally:
         con.unregister("__usage_batch")
         con.unregister("__usage_dups")
-    return inserted, int(accepted) - inserted, int(rejected)
+    return inserted, int(accepted) - inserted, int(rejected), int(resolved)
 
 
 def load_range(
@@ -267,7 +275,7 @@ def load_range(
         if batch.num_rows == 0:
             continue
         with store.transaction():
-            inserted, unchanged, rejected = _load_batch(section, store, batch, duplicates, run_id)
+            inserted, unchanged, rejected, resolved = _load_batch(section, store, batch, duplicates, run_id)
             keys = pa.compute.max(batch.column(0)).as_py()
             if keys is not None:
                 new_cursor = int(keys)
@@ -278,13 +286,15 @@ def load_range(
         result.inserted += inserted
         result.unchanged += unchanged
         result.rejected += rejected
+        result.resolved_rejects += resolved
         result.batches += 1
     result.ranges.append(scope)
     return result
 
 
-def _reject_null_keys(section: UsageSection, store: ModelStore, warehouse: Warehouse, run_id: str,
-                      result: UsageResult) -> None:
+def _reject_null_keys(
+    section: UsageSection, store: ModelStore, warehouse: Warehouse, run_id: str, result: UsageResult
+) -> None:
     """Rows with a NULL key belong to no range: each run reads them (a filtered scan) and rejects them."""
     columns = [section.key, *dict.fromkeys(section.fields.values())]
     key_range = KeyRange(section.key, null_keys=True)
@@ -292,9 +302,46 @@ def _reject_null_keys(section: UsageSection, store: ModelStore, warehouse: Wareh
     for batch in warehouse.read_batches(section.table, columns, batch_size=section.batch_size, key_range=key_range):
         if batch.num_rows:
             with store.transaction():
-                _, _, rejected = _load_batch(section, store, batch, empty, run_id)
+                _, _, rejected, _ = _load_batch(section, store, batch, empty, run_id)
             result.rows_read += batch.num_rows
             result.rejected += rejected
+    # A null-key row that is gone from the source (fixed or deleted) is resolved.
+    resolved = store.con.execute(
+        "UPDATE rejected_rows SET resolved_at = now() WHERE section = ? AND resolved_at IS NULL "
+        "AND reason = 'null key' AND run_id IS DISTINCT FROM ?",
+        [section.name, run_id],
+    ).fetchall()[0][0]
+    result.resolved_rejects += int(resolved)
+
+
+def _retry_rejects(
+    section: UsageSection, store: ModelStore, warehouse: Warehouse, run_id: str, result: UsageResult
+) -> None:
+    """Read again the keys of open rejects (e.g. an end user that did not exist yet), per range.
+
+    Rows load with ON CONFLICT DO NOTHING, so this is idempotent; a reject whose row now passes is
+    marked resolved by :func:`_load_batch`, one still failing is recorded again by this run.
+    """
+    rows = store.con.execute(
+        'SELECT CAST("key" AS HUGEINT) FROM rejected_rows WHERE section = ? AND resolved_at IS NULL '
+        'AND TRY_CAST("key" AS HUGEINT) IS NOT NULL',
+        [section.name],
+    ).fetchall()
+    by_range: dict[KeyRangeSpan, list[int]] = {}
+    for (key,) in rows:
+        by_range.setdefault(range_of(int(key), section.partition_span), []).append(int(key))
+    columns = [section.key, *dict.fromkeys(section.fields.values())]
+    for keys in by_range.values():
+        key_range = KeyRange(section.key, after=min(keys) - 1, through=max(keys))
+        duplicates = pa.table(
+            {"key": pa.array([str(k) for k in warehouse.duplicate_keys(section.table, key_range)], pa.string())}
+        )
+        for batch in warehouse.read_batches(section.table, columns, batch_size=section.batch_size, key_range=key_range):
+            if batch.num_rows:
+                with store.transaction():
+                    inserted, _, _, resolved = _load_batch(section, store, batch, duplicates, run_id)
+                result.inserted += inserted
+                result.resolved_rejects += resolved
 
 
 def run_usage(
@@ -317,6 +364,7 @@ def run_usage(
     )
     try:
         info = check_source(section, warehouse)
+        _retry_rejects(section, store, warehouse, run_id, result)
         for span in sorted(spans):
             load_range(section, store, warehouse, span, run_id=run_id, reread=reread, result=result, info=info)
         _reject_null_keys(section, store, warehouse, run_id, result)
@@ -342,6 +390,7 @@ def run_usage(
         inserted=result.inserted,
         unchanged=result.unchanged,
         rejected=result.rejected,
+        resolved_rejects=result.resolved_rejects,
         cursor_after=_str(result.cursor_after),
         notes=f"{len(result.ranges)} range(s), {result.batches} batch(es)",
     )

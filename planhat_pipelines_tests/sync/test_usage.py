@@ -356,3 +356,23 @@ def test_each_cadence_gives_the_right_cron_and_tick(
     assert section.cadence.cron == cron
     got = section.cadence.last_due(datetime.fromisoformat(now))
     assert got.astimezone(UTC) == datetime.fromisoformat(due)
+
+
+def test_rejected_rows_are_retried_until_they_pass(
+    harness: WarehouseHarness, store: ModelStore, tmp_path: Path
+) -> None:
+    section = _section(tmp_path)
+    harness.create_table("events", _events([1, 2, 3], ["u0@x.io", "late@x.io", "u1@x.io"]), json_columns=["info"])
+    first = run_usage(section, store, harness.warehouse(), [KeyRangeSpan(0, 99)])
+    assert (first.inserted, first.rejected, first.resolved_rejects) == (2, 1, 0)
+    # Still unknown on the next run: retried, still rejected, nothing resolved.
+    second = run_usage(section, store, harness.warehouse(), [])
+    assert (second.inserted, second.resolved_rejects) == (0, 0)
+    assert [k for _, k, _, _ in store.open_rejects("events")] == ["2"]
+    # The end user arrives through the CRM sync: the next run loads the row and resolves the reject.
+    store.upsert("enduser", pa.table({"externalId": ["e9"], "email": ["late@x.io"]}), "externalId")
+    third = run_usage(section, store, harness.warehouse(), [])
+    assert (third.inserted, third.resolved_rejects) == (1, 1)
+    assert store.open_rejects("events") == []
+    assert _loaded_keys(store) == [1, 2, 3]
+    assert store.runs(section="events")[0].resolved_rejects == 1
