@@ -15,6 +15,7 @@ from planhat_pipelines.defs.resources import STORE_POOL, build_resources
 from planhat_pipelines.okrs.refresh import history
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines_tests.emulators.duckdb import DuckDBHarness
+from planhat_pipelines_tests.harness import WarehouseHarness
 from planhat_pipelines_tests.okrs.conftest import MakeConfig, key_result_data
 
 
@@ -131,3 +132,22 @@ def test_full_definitions_load(config: Config) -> None:
     defs = build_definitions(config)
     defs.resolve_all_job_defs()
     assert defs.resolve_assets_def(okr_asset_key("leads")).key == okr_asset_key("leads")
+
+
+def test_asset_on_every_warehouse(make_config: MakeConfig, harness: WarehouseHarness) -> None:
+    harness.create_table("leads", pa.table({"n": pa.array([1, 2, 3], pa.int64())}))
+    config = make_config(
+        harness.connection_config(),
+        [
+            {
+                "name": "grow",
+                "key_results": [key_result_data("leads", query="SELECT count(*) FROM leads", start_value=0, target=6)],
+            }
+        ],
+    )
+    [asset] = assets_by_name(config).values()
+    assert next(iter(asset.specs)).kinds == {harness.kind}
+    result = dg.materialize([asset], resources=build_resources(config))
+    metadata = result.asset_materializations_for_node("okrs__leads")[0].metadata
+    assert metadata["value"] == dg.MetadataValue.float(3.0)
+    assert metadata["progress"] == dg.MetadataValue.float(0.5)

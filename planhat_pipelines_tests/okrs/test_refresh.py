@@ -25,6 +25,7 @@ from planhat_pipelines.okrs.status import Status
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.warehouses.base import Warehouse
 from planhat_pipelines_tests.emulators.duckdb import DuckDBHarness
+from planhat_pipelines_tests.harness import WarehouseHarness
 from planhat_pipelines_tests.okrs.conftest import MakeConfig, key_result_data, one_key_result
 
 # 2026-07-02 is day 182 of the 364-day period 2026-01-01 .. 2026-12-31: expected progress is 0.5.
@@ -270,3 +271,62 @@ def test_find_key_result(config: Config) -> None:
     assert kr.direction == "decrease"
     with pytest.raises(ConfigError, match=r"okrs: has no key result 'nope'.*leads, churn, nps"):
         find_key_result(config, "nope")
+
+
+# --- the same query shapes on every warehouse ------------------------------------------------------
+@pytest.fixture
+def leads_harness(harness: WarehouseHarness) -> WarehouseHarness:
+    harness.create_table("leads", LEADS)
+    return harness
+
+
+@pytest.mark.parametrize(
+    ("sql", "value"),
+    [
+        ("SELECT count(*) FROM leads", 3.0),
+        ("SELECT sum(n) FROM leads", 6.0),
+        ("WITH t AS (SELECT n FROM leads) SELECT max(n) FROM t", 3.0),
+        ("SELECT count(*) FROM leads UNION ALL SELECT 0 FROM leads WHERE n < 0", 3.0),
+        ("SELECT 7.25", 7.25),  # DECIMAL in DuckDB, NUMBER(3,2) in Snowflake, FLOAT64 in BigQuery
+    ],
+)
+def test_good_query_shapes_on_every_warehouse(
+    store: ModelStore, leads_harness: WarehouseHarness, config: Config, sql: str, value: float
+) -> None:
+    kr = replace(one_key_result(config), query=sql)
+    row = refresh_key_result(store, leads_harness.warehouse("wh"), kr, MIDYEAR)
+    assert row.value == pytest.approx(value)
+    assert row.status is not None
+
+
+@pytest.mark.parametrize(
+    ("sql", "problem"),
+    [
+        ("SELECT n FROM leads WHERE n < 0", "returned no rows"),
+        ("SELECT n FROM leads", "returned 3 rows instead of one"),
+        ("SELECT 1 AS a, 2 AS b", "returned 2 columns instead of one"),
+        ("SELECT max(n) FROM leads WHERE n < 0", "returned NULL"),
+        ("SELECT 'many' AS v", "not a number"),
+    ],
+)
+def test_bad_query_shapes_on_every_warehouse(
+    store: ModelStore, leads_harness: WarehouseHarness, config: Config, sql: str, problem: str
+) -> None:
+    kr = replace(one_key_result(config), query=sql)
+    with pytest.raises(OkrQueryError, match=problem):
+        refresh_key_result(store, leads_harness.warehouse("wh"), kr, MIDYEAR)
+    assert [r[7] for r in rows(store)] == ["error"]
+
+
+@pytest.mark.parametrize(
+    "sql", ["DELETE FROM leads WHERE TRUE", "DROP TABLE leads", "SELECT count(*) FROM leads; DROP TABLE leads"]
+)
+def test_refused_sql_never_reaches_any_warehouse(
+    store: ModelStore, leads_harness: WarehouseHarness, config: Config, sql: str
+) -> None:
+    kr = replace(one_key_result(config), query=sql)
+    warehouse = leads_harness.warehouse("wh")
+    with pytest.raises(OkrQueryError, match="key result 'leads'"):
+        refresh_key_result(store, warehouse, kr, MIDYEAR)
+    warehouse.close()
+    assert leads_harness.fetch("SELECT count(*) FROM leads") == [(3,)]
