@@ -1,11 +1,151 @@
-"""Placeholder until this domain lands."""
+"""CRM sync in Dagster: one asset per CRM section, an hourly job per connection and a full-sync job.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: Dagster reads the run-config annotation at runtime.
+
+- ``crm/<section>``: syncs one section (receive, send or both); materialize it alone from the UI (the
+  arrows of one sync section in Planhat).
+- ``crm_<connection>_sync`` / ``crm_<connection>_hourly``: every section of a connection, hourly. The
+  schedule starts RUNNING when the connection sets ``crm_automation: true`` (Planhat's automation toggle),
+  else STOPPED; it can be switched in the UI either way.
+- ``crm_full_sync``: every CRM section with ``full: true`` (Planhat's "Full sync" button): launch it from
+  the UI or with ``dagster job execute -j crm_full_sync``.
+"""
+
+import time
 
 import dagster as dg
 
-from planhat_pipelines.config import Config
+from planhat_pipelines.config import Config, CrmSection
+from planhat_pipelines.defs.resources import STORE_POOL, warehouse_resource_key
+from planhat_pipelines.sync.crm import CrmResult, sync_section
+
+HOURLY_CRON = "0 * * * *"
+FULL_SYNC_JOB = "crm_full_sync"
+
+
+class CrmSyncConfig(dg.Config):
+    """Run config of a CRM asset."""
+
+    full: bool = False
+    """Read the whole table even where the warehouse offers change tracking (the "Full sync" button)."""
+
+
+def crm_asset_key(section: CrmSection) -> dg.AssetKey:
+    return dg.AssetKey(["crm", section.name])
+
+
+def crm_job_name(connection: str) -> str:
+    return f"crm_{connection}_sync"
+
+
+def crm_schedule_name(connection: str) -> str:
+    return f"crm_{connection}_hourly"
+
+
+def _describe(section: CrmSection, connection_type: str) -> str:
+    arrows = {"both": "<->", "send": "->", "receive": "<-"}
+    mapped = ", ".join(
+        f"{f.planhat} {arrows[f.direction.value]} {f.warehouse}{'.' + f.path if f.path else ''}" for f in section.fields
+    )
+    return (
+        f"Syncs Planhat {section.model.name} records with {connection_type} "
+        f"`{section.connection}.{section.table}` (direction: {section.direction.value}). Keys: Planhat "
+        f"{section.planhat_key} = warehouse column `{section.warehouse_key}` (unique text). Fields: {mapped}. "
+        f"Companies matched by {section.company_match}; nulls "
+        f"{'overwrite' if section.null_overwrites else 'never overwrite'} stored values. Receive is diff-based "
+        "and transactional; with `both`, receive runs first, so the warehouse wins a conflict."
+    )
+
+
+def _company_deps(section: CrmSection, config: Config) -> list[dg.AssetKey]:
+    """Company sections of the same connection that receive, for sections whose model belongs to a company."""
+    if section.model.company_field != "companyId":
+        return []
+    return [
+        crm_asset_key(s)
+        for s in config.crm
+        if s.connection == section.connection and s.model.slug == "company" and s.direction.receives
+    ]
+
+
+def _metadata(result: CrmResult, duration: float) -> dict[str, dg.MetadataValue]:
+    return {
+        "rows_read": dg.MetadataValue.int(result.rows_read),
+        "inserted": dg.MetadataValue.int(result.inserted),
+        "updated": dg.MetadataValue.int(result.updated),
+        "unchanged": dg.MetadataValue.int(result.unchanged),
+        "rejected": dg.MetadataValue.int(result.rejected),
+        "resolved_rejects": dg.MetadataValue.int(result.resolved_rejects),
+        "sent": dg.MetadataValue.int(result.sent),
+        "deleted_in_warehouse": dg.MetadataValue.int(result.deleted),
+        "duration_seconds": dg.MetadataValue.float(round(duration, 3)),
+        "full_read": dg.MetadataValue.bool(result.full_read),
+        "cursor_before": dg.MetadataValue.text(result.cursor_before or ""),
+        "cursor_after": dg.MetadataValue.text(result.cursor_after or ""),
+        "log": dg.MetadataValue.text("\n".join(result.log)),
+    }
+
+
+def build_crm_asset(section: CrmSection, config: Config) -> dg.AssetsDefinition:
+    """The asset ``crm/<section>`` that runs :func:`~planhat_pipelines.sync.crm.sync_section`."""
+    connection = config.connection(section.connection)
+    wh_key = warehouse_resource_key(section.connection)
+
+    @dg.asset(
+        key=crm_asset_key(section),
+        group_name="crm",
+        kinds={connection.type},
+        pool=STORE_POOL,
+        deps=_company_deps(section, config),
+        required_resource_keys={"store", wh_key},
+        description=_describe(section, connection.type),
+        tags={"domain": "crm"},
+    )
+    def _crm_asset(context: dg.AssetExecutionContext, config: CrmSyncConfig) -> dg.MaterializeResult:
+        started = time.monotonic()
+        with context.resources.store.open() as store, getattr(context.resources, wh_key).open() as warehouse:
+            result = sync_section(section, store, warehouse, full=config.full, dagster_run_id=context.run_id)
+        for line in result.log:
+            context.log.info(f"{section.name}: {line}")
+        return dg.MaterializeResult(metadata=_metadata(result, time.monotonic() - started))
+
+    return _crm_asset
 
 
 def build_crm_defs(config: Config) -> dg.Definitions:
-    return dg.Definitions()
+    """Assets for every CRM section, a job and hourly schedule per connection, and ``crm_full_sync``."""
+    if not config.crm:
+        return dg.Definitions()
+    assets = [build_crm_asset(s, config) for s in config.crm]
+    jobs: list[dg.UnresolvedAssetJobDefinition] = []
+    schedules: list[dg.ScheduleDefinition] = []
+    for name, connection in config.connections.items():
+        keys = [crm_asset_key(s) for s in config.crm if s.connection == name]
+        if not keys:
+            continue
+        job = dg.define_asset_job(
+            crm_job_name(name),
+            selection=keys,
+            description=f"Sync every CRM section of connection '{name}' (the hourly automatic sync).",
+        )
+        jobs.append(job)
+        schedules.append(
+            dg.ScheduleDefinition(
+                name=crm_schedule_name(name),
+                job=job,
+                cron_schedule=HOURLY_CRON,
+                default_status=(
+                    dg.DefaultScheduleStatus.RUNNING if connection.crm_automation else dg.DefaultScheduleStatus.STOPPED
+                ),
+                description=f"Hourly CRM sync of '{name}' (on when the connection sets crm_automation: true).",
+            )
+        )
+    jobs.append(
+        dg.define_asset_job(
+            FULL_SYNC_JOB,
+            selection=[crm_asset_key(s) for s in config.crm],
+            config={"ops": {a.op.name: {"config": {"full": True}} for a in assets}},
+            description="Full sync of every CRM section (Planhat's 'Full sync' button).",
+        )
+    )
+    return dg.Definitions(assets=assets, jobs=jobs, schedules=schedules)

@@ -181,11 +181,11 @@ def _drop(con: duckdb.DuckDBPyConnection, *names: str) -> None:
 def _check_key_column(section: CrmSection, info: TableInfo) -> None:
     col = info.column(section.warehouse_key)
     if col.kind is not ColumnKind.TEXT:
+        key = section.warehouse_key
         raise KeyValidationError(
-            f"section '{section.name}': key column '{col.name}' of "
-            f"{'view' if info.is_view else 'table'} '{section.table}' is {col.type}, but keys must be text. "
-            f"Fix: cast it to STRING/VARCHAR in a view (SELECT CAST({col.name} AS STRING) AS {col.name}, ...) "
-            "and point the section's table at that view"
+            f"section '{section.name}': key column '{key}' of {'view' if info.is_view else 'table'} "
+            f"'{section.table}' is {col.type}, but keys must be text. Fix: cast it to STRING/VARCHAR in a view "
+            f"(SELECT CAST({key} AS STRING) AS {key}, ...) and point the section's table at that view"
         )
 
 
