@@ -314,7 +314,7 @@ class _Node:
         self.used: set[str] = set()
 
     def fail(self, problem: str, fix: str, key: str | None = None) -> NoReturn:
-        where = f"{self.where}.{key}" if key else self.where
+        where = (f"{self.where}.{key}" if self.where else key) if key else self.where
         raise ConfigError(self.path, where, problem, fix)
 
     def child(self, key: str, data: Any) -> _Node:
