@@ -480,7 +480,7 @@ def test_same_field_changed_on_both_sides_the_warehouse_wins(
     wh = harness.warehouse()
     sync_section(sec, store, wh)
     store.con.execute("UPDATE company SET name = 'Acme (Planhat)', phase = 'live'")
-    harness.execute("UPDATE crm_companies SET name = 'Acme (warehouse)', phase = 'trial'")
+    harness.execute("UPDATE crm_companies SET name = 'Acme (warehouse)', phase = 'trial' WHERE id = 'c1'")
     result = sync_section(sec, store, wh)
     assert result.updated == 1
     # `both` field: receive ran first, so the warehouse value wins on both sides.
