@@ -1,0 +1,303 @@
+"""Asset checks on every sync asset, built from the config (non-blocking: a failed check never stops a sync).
+
+CRM sections (``crm/<section>``):
+
+- ``unique_keys``: the section's Planhat key is unique among the non-null values of the model's store table.
+- ``fresh``: the section's last successful sync (``sync_runs``) ended within 2 hours (the cadence is hourly).
+
+Usage sections (``usage/<section>``):
+
+- ``unique_keys``: no ``(section, key)`` is stored twice (the primary key guarantees it; counted anyway, so a
+  schema change that drops the key shows up) and no stored key lies above the section's loaded-through cursor
+  (rows and cursors commit in one transaction, so such a row means the store was written outside the sync).
+- ``row_count_matches_source``: over the closed ranges (ranges with a cursor whose end is at or below the
+  loaded-through cursor, so no more rows are expected there), the distinct source keys equal the stored keys
+  plus the keys of open rejects. The source is counted by streaming only its key column through
+  ``Warehouse.read_batches`` (the same code path the sync reads with, so no per-dialect SQL here).
+- ``fresh``: the last successful run ended within 2 x the cadence interval, or, failing that, the source has
+  no key above the loaded-through cursor (the cadence sensor skips runs when nothing is new).
+
+Every check opens the store, so checks run in the store's pool (one writer process at a time).
+
+No `from __future__ import annotations` here: Dagster reads the check context's annotation at runtime.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from planhat_pipelines.config import Config, CrmSection, UsageSection
+from planhat_pipelines.defs.resources import STORE_POOL, warehouse_resource_key
+from planhat_pipelines.store import ModelStore
+from planhat_pipelines.store.schema import q
+from planhat_pipelines.sync.ranges import KeyRangeSpan
+from planhat_pipelines.warehouses.base import KeyRange, Warehouse
+
+#: CRM sections sync hourly; a section is stale after two missed syncs.
+CRM_FRESH_SECONDS = 2 * 3600
+#: Rows per batch when counting a source's keys.
+COUNT_BATCH_SIZE = 500_000
+_USAGE_TABLE = {"activities": "user_activities", "metrics": "custom_metrics"}
+_SAMPLE = 5
+
+CheckFn = Callable[..., dg.AssetCheckResult]
+
+
+def _last_success(store: ModelStore, section: str) -> tuple[Any, float | None]:
+    """(ended_at, age in seconds) of the section's last successful run, both None if there is none."""
+    # ended_at was written with now() in the same session time zone, so compare in SQL.
+    row = store.con.execute(
+        "SELECT max(ended_at), date_diff('second', max(ended_at), CAST(now() AS TIMESTAMP)) FROM sync_runs "
+        "WHERE section = ? AND status = 'success'",
+        [section],
+    ).fetchall()[0]
+    return row[0], None if row[1] is None else float(row[1])
+
+
+def _fresh_result(section: str, ended_at: Any, age: float | None, limit: float, what: str) -> dg.AssetCheckResult:
+    metadata: dict[str, Any] = {"limit_minutes": round(limit / 60, 1)}
+    if age is None:
+        return dg.AssetCheckResult(
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"section '{section}' has never synced successfully. Fix: materialize it, or check its "
+            "schedule/sensor and the connection's credentials sensor",
+            metadata=metadata,
+        )
+    metadata |= {"last_success_at": str(ended_at), "age_minutes": round(age / 60, 1)}
+    passed = age <= limit
+    text = f"last successful sync of '{section}' ended {age / 60:.0f} min ago ({what}: {limit / 60:.0f} min)"
+    if not passed:
+        text += ". Fix: check that its schedule/sensor is running and look at the failed runs and credentials sensor"
+    return dg.AssetCheckResult(passed=passed, severity=dg.AssetCheckSeverity.WARN, description=text, metadata=metadata)
+
+
+# --- CRM -------------------------------------------------------------------------------------------------
+def _crm_checks(section: CrmSection) -> list[dg.AssetChecksDefinition]:
+    asset = dg.AssetKey(["crm", section.name])
+    table, key = q(section.model.slug), q(section.planhat_key)
+
+    @dg.asset_check(
+        asset=asset,
+        name="unique_keys",
+        description=f"{section.model.name}.{section.planhat_key} (the section's Planhat key) is unique among "
+        "non-null values in the store.",
+        required_resource_keys={"store"},
+        pool=STORE_POOL,
+        blocking=False,
+    )
+    def _unique(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        with context.resources.store.open() as store:
+            rows = store.con.execute(
+                f"SELECT CAST({key} AS VARCHAR), count(*) FROM {table} WHERE {key} IS NOT NULL "
+                f"GROUP BY {key} HAVING count(*) > 1 ORDER BY 2 DESC, 1"
+            ).fetchall()
+        sample = ", ".join(f"{k} (x{n})" for k, n in rows[:_SAMPLE])
+        return dg.AssetCheckResult(
+            passed=not rows,
+            metadata={"duplicate_keys": len(rows), "sample": sample},
+            description=(
+                f"{len(rows)} {section.planhat_key} values occur more than once in {section.model.slug}: {sample}. "
+                f"Fix: make {section.planhat_key} unique in Planhat/the store, then run the section again"
+                if rows
+                else None
+            ),
+        )
+
+    @dg.asset_check(
+        asset=asset,
+        name="fresh",
+        description="The section's last successful sync ended within 2 hours (hourly cadence).",
+        required_resource_keys={"store"},
+        pool=STORE_POOL,
+        blocking=False,
+    )
+    def _fresh(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        with context.resources.store.open() as store:
+            ended_at, age = _last_success(store, section.name)
+        return _fresh_result(section.name, ended_at, age, CRM_FRESH_SECONDS, "hourly cadence, limit")
+
+    return [_unique, _fresh]
+
+
+# --- usage -----------------------------------------------------------------------------------------------
+def _loaded_state(store: ModelStore, section: UsageSection) -> tuple[int | None, list[KeyRangeSpan]]:
+    """The loaded-through cursor and the ranges that have a cursor."""
+    spans: list[KeyRangeSpan] = []
+    values: list[int] = []
+    for scope, value in store.cursors(section.name).items():
+        try:
+            spans.append(KeyRangeSpan.parse(scope))
+        except ValueError:
+            continue
+        values.append(int(value))
+    return (max(values) if values else None), sorted(spans)
+
+
+def count_source_keys(warehouse: Warehouse, section: UsageSection, through: int) -> tuple[int, int]:
+    """(rows, distinct keys) of the source with a non-null key at or below ``through``, reading the key column."""
+    key_range = KeyRange(section.key, after=None, through=through)
+    dup_keys = warehouse.duplicate_keys(section.table, key_range)
+    rows = repeated = 0
+    value_set: pa.Array | None = None
+    for batch in warehouse.read_batches(section.table, [section.key], batch_size=COUNT_BATCH_SIZE, key_range=key_range):
+        rows += batch.num_rows
+        if dup_keys and batch.num_rows:
+            column = batch.column(0)
+            if value_set is None:
+                value_set = pa.array(dup_keys, pa.int64()).cast(column.type)
+            repeated += int(pc.sum(pc.is_in(column, value_set=value_set)).as_py() or 0)
+    # Each duplicated key counts once.
+    return rows, rows - repeated + len(dup_keys)
+
+
+def _usage_checks(section: UsageSection) -> list[dg.AssetChecksDefinition]:
+    asset = dg.AssetKey(["usage", section.name])
+    target = _USAGE_TABLE[section.kind]
+    wh_key = warehouse_resource_key(section.connection)
+
+    @dg.asset_check(
+        asset=asset,
+        name="unique_keys",
+        description="No (section, key) is stored twice, and no stored key lies above the loaded-through cursor.",
+        required_resource_keys={"store"},
+        pool=STORE_POOL,
+        blocking=False,
+    )
+    def _unique(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        with context.resources.store.open() as store:
+            loaded, _ = _loaded_state(store, section)
+            dupes = store.con.execute(
+                f'SELECT count(*) FROM (SELECT "key" FROM {target} WHERE section = ? GROUP BY "key" '
+                "HAVING count(*) > 1)",
+                [section.name],
+            ).fetchall()[0][0]
+            # Without any cursor, every stored row is unaccounted for.
+            above_sql = "" if loaded is None else ' AND "key" > CAST(? AS HUGEINT)'
+            above = store.con.execute(
+                f'SELECT count(*), CAST(min("key") AS VARCHAR) FROM {target} WHERE section = ?{above_sql}',
+                [section.name] if loaded is None else [section.name, str(loaded)],
+            ).fetchall()[0]
+        problems = []
+        if dupes:
+            problems.append(f"{dupes} keys are stored more than once")
+        if above[0]:
+            problems.append(
+                f"{above[0]} stored rows lie above the loaded-through cursor {loaded} (from key {above[1]})"
+            )
+        return dg.AssetCheckResult(
+            passed=not problems,
+            metadata={
+                "duplicate_keys": int(dupes),
+                "rows_above_cursor": int(above[0]),
+                "loaded_through": "" if loaded is None else str(loaded),
+            },
+            description=(
+                "; ".join(problems) + f". Fix: the store was written outside the sync; re-read the section's ranges "
+                f"(`reread: true`) after removing the extra rows of section '{section.name}' from {target}"
+                if problems
+                else None
+            ),
+        )
+
+    @dg.asset_check(
+        asset=asset,
+        name="row_count_matches_source",
+        description="Over closed key ranges, distinct source keys = stored keys + keys of open rejects.",
+        required_resource_keys={"store", wh_key},
+        pool=STORE_POOL,
+        blocking=False,
+    )
+    def _row_count(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        with context.resources.store.open() as store:
+            loaded, spans = _loaded_state(store, section)
+            closed = [s for s in spans if loaded is not None and s.end <= loaded]
+            if not closed:
+                return dg.AssetCheckResult(
+                    passed=True,
+                    metadata={"closed_ranges": 0, "loaded_through": "" if loaded is None else str(loaded)},
+                    description="no closed range yet: every loaded key is in the range still being filled",
+                )
+            through = max(s.end for s in closed)
+            stored, rejected, accounted = store.con.execute(
+                f'WITH s AS (SELECT "key" FROM {target} WHERE section = ? AND "key" <= CAST(? AS HUGEINT)), '
+                'r AS (SELECT DISTINCT TRY_CAST("key" AS HUGEINT) AS "key" FROM rejected_rows WHERE section = ? '
+                'AND resolved_at IS NULL AND TRY_CAST("key" AS HUGEINT) <= CAST(? AS HUGEINT)) '
+                '(SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM r WHERE "key" NOT IN (SELECT "key" FROM s)), '
+                '(SELECT count(*) FROM (SELECT "key" FROM s UNION SELECT "key" FROM r)))',
+                [section.name, str(through), section.name, str(through)],
+            ).fetchall()[0]
+        with getattr(context.resources, wh_key).open() as warehouse:
+            source_rows, source_keys = count_source_keys(warehouse, section, through)
+        passed = int(accounted) == source_keys
+        metadata: dict[str, Any] = {
+            "closed_ranges": len(closed),
+            "checked_through_key": str(through),
+            "source_rows": source_rows,
+            "source_distinct_keys": source_keys,
+            "stored_rows": int(stored),
+            "open_rejects_not_stored": int(rejected),
+            "difference": source_keys - int(accounted),
+        }
+        description = (
+            f"keys up to {through}: source has {source_keys} distinct keys, the store {stored} rows + "
+            f"{rejected} open rejects"
+        )
+        if not passed:
+            description += (
+                f". Fix: re-read the closed ranges of '{section.name}' (materialize their partitions with "
+                "`reread: true`); if keys below the cursor keep appearing in the source, its key is not "
+                "incrementing: raise the section's lookback"
+            )
+        return dg.AssetCheckResult(passed=passed, metadata=metadata, description=description)
+
+    limit = 2 * section.cadence.interval_seconds
+
+    @dg.asset_check(
+        asset=asset,
+        name="fresh",
+        description=f"The last successful run ended within 2 x the cadence ({section.cadence.describe()}), "
+        "or the source has nothing new.",
+        required_resource_keys={"store", wh_key},
+        pool=STORE_POOL,
+        blocking=False,
+    )
+    def _fresh(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        with context.resources.store.open() as store:
+            ended_at, age = _last_success(store, section.name)
+            loaded, _ = _loaded_state(store, section)
+        result = _fresh_result(section.name, ended_at, age, limit, f"{section.cadence.describe()}, limit")
+        if result.passed:
+            return result
+        # No recent run is fine when there was nothing to load: the sensor requests runs only for new keys.
+        with getattr(context.resources, wh_key).open() as warehouse:
+            max_key = warehouse.max_key(section.table, section.key)
+        if max_key is None or (loaded is not None and max_key <= loaded):
+            return dg.AssetCheckResult(
+                passed=True,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={**result.metadata, "source_max_key": "" if max_key is None else str(max_key)},
+                description=f"no recent run, but the source has nothing above the loaded-through cursor {loaded}",
+            )
+        return dg.AssetCheckResult(
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={**result.metadata, "source_max_key": str(max_key), "loaded_through": str(loaded)},
+            description=f"{result.description} (source max key {max_key}, loaded through {loaded})",
+        )
+
+    return [_unique, _row_count, _fresh]
+
+
+def build_sync_checks(config: Config) -> list[dg.AssetChecksDefinition]:
+    """``unique_keys`` and ``fresh`` on every ``crm/<section>``; ``unique_keys``, ``row_count_matches_source``
+    and ``fresh`` on every ``usage/<section>``."""
+    checks: list[dg.AssetChecksDefinition] = []
+    for crm in config.crm:
+        checks += _crm_checks(crm)
+    for usage in config.usage:
+        checks += _usage_checks(usage)
+    return checks

@@ -1,0 +1,151 @@
+"""Connection health: one cheap probe per connection, its status, and the log of statuses in the store.
+
+Pure core (no Dagster): :func:`check_connection` opens a connection's adapter and calls
+:meth:`~planhat_pipelines.warehouses.base.Warehouse.probe` (a token refresh and ``SELECT 1``);
+:func:`record_health` appends the result to the store's ``connection_health`` table;
+:func:`skip_reason_if_unhealthy` is what schedules and sensors call before they request runs.
+
+A connection is
+
+- ``failing`` when opening or probing raised: the error text is the client's own (e.g. Google's
+  ``invalid_grant``, the key loader's "bad decrypt"), the fix says what to do;
+- ``expiring`` when it works but a known expiry is within ``health.warn_days`` (the configured
+  ``key_rotation_date``; an overdue date stays ``expiring`` while the old key still works);
+- ``ok`` otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Literal
+
+from planhat_pipelines.config import ConnectionConfig
+from planhat_pipelines.errors import ConfigError, PlanhatPipelinesError
+from planhat_pipelines.store import ModelStore
+from planhat_pipelines.warehouses.factory import open_warehouse
+
+Status = Literal["ok", "expiring", "failing"]
+
+_FIX_SEPARATOR = ". Fix: "
+#: The fix given when an error carries none (an unexpected client exception).
+GENERIC_FIX = "check the connection's endpoint, network and credentials settings"
+
+
+@dataclass(frozen=True)
+class HealthStatus:
+    """The outcome of one probe of a connection.
+
+    Attributes:
+        connection: The connection's name in the config.
+        status: ``ok``, ``expiring`` or ``failing``.
+        error: What went wrong, in the client's own words (None when ok).
+        fix: What to do about it (re-authorise, rotate the key, fix the env var, check the endpoint).
+        expires_at: The known expiry of the credentials (UTC), if any.
+        checked_at: When the probe ran (UTC).
+    """
+
+    connection: str
+    status: Status
+    error: str | None
+    fix: str | None
+    expires_at: datetime | None
+    checked_at: datetime
+
+    @property
+    def healthy(self) -> bool:
+        """Whether syncs can run (``ok`` or ``expiring``)."""
+        return self.status != "failing"
+
+    def describe(self) -> str:
+        """One line for a sensor tick, a log or an alert: status, error and fix."""
+        text = f"connection '{self.connection}' is {self.status}"
+        if self.error:
+            text += f": {self.error}"
+        if self.fix:
+            text += f". Fix: {self.fix}"
+        return text
+
+
+def _split_fix(exc: BaseException) -> tuple[str, str]:
+    """(error, fix) from one of our typed errors, whose message ends with '. Fix: ...'."""
+    if isinstance(exc, ConfigError):
+        return f"{exc.path}: {exc.where}: {exc.problem}", exc.fix
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, PlanhatPipelinesError) and _FIX_SEPARATOR in text:
+        error, _, fix = text.rpartition(_FIX_SEPARATOR)
+        return error, fix
+    return f"{type(exc).__name__}: {text}", GENERIC_FIX
+
+
+def _expiry(connection: ConnectionConfig) -> datetime | None:
+    rotation = connection.health.key_rotation_date
+    return None if rotation is None else datetime.combine(rotation, time.min, tzinfo=UTC)
+
+
+def check_connection(connection: ConnectionConfig, now: datetime) -> HealthStatus:
+    """Open ``connection``'s adapter, probe it once and say how healthy it is.
+
+    Never raises for a broken connection: every failure (missing env var, unreadable key, refused
+    token, unreachable endpoint) becomes a ``failing`` status with the client's message and the fix.
+
+    Args:
+        connection: The connection from the config.
+        now: The current time (aware; naive is taken as UTC), used for ``checked_at`` and the expiry.
+
+    Returns:
+        The status.
+    """
+    now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+    expires_at = _expiry(connection)
+    try:
+        with open_warehouse(connection) as warehouse:
+            warehouse.probe()
+    except Exception as exc:  # a health check reports every failure; it must not crash its caller
+        error, fix = _split_fix(exc)
+        return HealthStatus(connection.name, "failing", error, fix, expires_at, now)
+    if expires_at is not None and expires_at - now <= timedelta(days=connection.health.warn_days):
+        days = (expires_at - now).total_seconds() / 86400
+        when = f"in {days:.1f} days" if days >= 0 else f"{-days:.1f} days ago"
+        error = f"the credentials' key_rotation_date {expires_at.date().isoformat()} is {when}"
+        fix = (
+            "rotate the key (or re-authorise) before that date, update its environment variable, then move "
+            f"health.key_rotation_date of connection '{connection.name}' to the new key's expiry"
+        )
+        return HealthStatus(connection.name, "expiring", error, fix, expires_at, now)
+    return HealthStatus(connection.name, "ok", None, None, expires_at, now)
+
+
+def _naive_utc(value: datetime | None) -> datetime | None:
+    # The store's TIMESTAMP columns hold UTC wall-clock times.
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def record_health(store: ModelStore, status: HealthStatus) -> None:
+    """Append ``status`` to the store's ``connection_health`` table (times stored as UTC)."""
+    store.con.execute(
+        "INSERT INTO connection_health (connection, checked_at, status, error, fix, expires_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            status.connection,
+            _naive_utc(status.checked_at),
+            status.status,
+            status.error,
+            status.fix,
+            _naive_utc(status.expires_at),
+        ],
+    )
+
+
+def skip_reason_if_unhealthy(connection: ConnectionConfig, now: datetime) -> str | None:
+    """A skip reason naming the connection, its error and the fix when it is failing; None when runs may start.
+
+    One probe (a token refresh and ``SELECT 1``). ``expiring`` connections still work, so they
+    return None: the credentials sensor warns about them.
+    """
+    status = check_connection(connection, now)
+    if status.healthy:
+        return None
+    return f"not requesting runs: {status.describe()}"
