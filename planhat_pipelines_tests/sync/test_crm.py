@@ -558,3 +558,38 @@ def test_failure_mid_section_leaves_the_store_unchanged(
     assert store.count("license") == 0
     assert rows(store, "SELECT * FROM company ORDER BY id") == before
     assert store.runs(section="licenses")[0].status == "failed"
+
+
+def test_end_users_by_email_find_their_company_by_source_id(
+    harness: WarehouseHarness, tmp_path: Path, store: ModelStore
+) -> None:
+    store.upsert("company", pa.table({"sourceId": ["crm-1"], "name": ["Acme"]}), "sourceId")
+    acme = rows(store, "SELECT id FROM company")[0][0]
+    harness.create_table(
+        "crm_users",
+        pa.table(
+            {
+                "email": ["ann@acme.io", "bob@acme.io"],
+                "account": ["crm-1", "crm-9"],
+                "featured": ["true", "maybe"],
+            }
+        ),
+    )
+    sec = section(
+        harness,
+        tmp_path,
+        model="enduser",
+        table="crm_users",
+        direction="receive",
+        keys={"planhat": "email", "warehouse": "email"},
+        company_match="sourceId",
+        fields=[
+            {"planhat": "companyId", "warehouse": "account"},
+            {"planhat": "featured", "warehouse": "featured"},
+        ],
+    )
+    result = sync_section(sec, store, harness.warehouse())
+    assert (result.inserted, result.rejected) == (1, 1)
+    assert rows(store, 'SELECT email, "companyId", featured FROM enduser') == [("ann@acme.io", acme, True)]
+    reason = store.open_rejects("s")[0][2]
+    assert "no company has sourceId 'crm-9'" in reason and "field featured: 'maybe' is not a boolean" in reason
