@@ -31,5 +31,7 @@ def duckdb_harness(tmp_path: Path) -> Iterator[DuckDBHarness]:
     h = DuckDBHarness(tmp_path / "warehouse.duckdb")
     yield h
     h.close()
+
+
 from planhat_pipelines_tests.emulators.bigquery import bigquery_emulator, bigquery_harness  # noqa: E402,F401
 from planhat_pipelines_tests.emulators.snowflake import snowflake_emulator, snowflake_harness  # noqa: E402,F401

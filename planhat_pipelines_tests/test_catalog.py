@@ -6,8 +6,22 @@ import pytest
 
 from planhat_pipelines.models import MODELS, FieldType, get_model
 
-EXPECTED = {"company", "enduser", "license", "opportunity", "sale", "invoice", "issue", "project", "asset", "nps",
-            "churn", "conversation", "task", "workflow"}
+EXPECTED = {
+    "company",
+    "enduser",
+    "license",
+    "opportunity",
+    "sale",
+    "invoice",
+    "issue",
+    "project",
+    "asset",
+    "nps",
+    "churn",
+    "conversation",
+    "task",
+    "workflow",
+}
 
 
 def test_all_fourteen_models() -> None:
@@ -26,8 +40,20 @@ def test_keys_and_api_field_names() -> None:
     assert get_model("enduser").keys == ("sourceId", "externalId", "email", "id")
     assert get_model("company").keys == ("sourceId", "externalId", "id")
     company = get_model("company")
-    for name in ("name", "externalId", "sourceId", "phase", "status", "owner", "domains", "mrr", "arr",
-                 "renewalDate", "customerFrom", "customerTo"):
+    for name in (
+        "name",
+        "externalId",
+        "sourceId",
+        "phase",
+        "status",
+        "owner",
+        "domains",
+        "mrr",
+        "arr",
+        "renewalDate",
+        "customerFrom",
+        "customerTo",
+    ):
         assert company.field(name) is not None, name
     for name in ("companyId", "fromDate", "toDate", "mrr", "arr", "value", "product", "autoRenews", "renewalStatus"):
         assert get_model("license").field(name) is not None, name

@@ -19,21 +19,48 @@ def _base() -> dict[str, Any]:
     return {
         "store": {"path": "store.duckdb"},
         "connections": {"wh": {"type": "duckdb", "path": "wh.duckdb"}},
-        "crm": [{
-            "name": "companies", "model": "company", "connection": "wh", "table": "crm_companies",
-            "direction": "both", "keys": {"planhat": "externalId", "warehouse": "company_key"},
-            "fields": [{"planhat": "name", "warehouse": "name"},
-                       {"planhat": "custom.tier", "warehouse": "attrs", "path": "plan.tier", "direction": "receive"}],
-        }],
-        "usage": [{
-            "name": "events", "kind": "activities", "model": "enduser", "connection": "wh", "table": "events",
-            "key": "event_id", "record_match": "email",
-            "fields": {"record": "email", "action": "action", "date": "ts"},
-            "cadence": {"every_minutes": 10},
-        }],
-        "okrs": [{"name": "grow", "key_results": [{
-            "name": "leads", "connection": "wh", "query": "SELECT 1", "target": 10,
-            "start_date": "2026-01-01", "end_date": "2026-12-31"}]}],
+        "crm": [
+            {
+                "name": "companies",
+                "model": "company",
+                "connection": "wh",
+                "table": "crm_companies",
+                "direction": "both",
+                "keys": {"planhat": "externalId", "warehouse": "company_key"},
+                "fields": [
+                    {"planhat": "name", "warehouse": "name"},
+                    {"planhat": "custom.tier", "warehouse": "attrs", "path": "plan.tier", "direction": "receive"},
+                ],
+            }
+        ],
+        "usage": [
+            {
+                "name": "events",
+                "kind": "activities",
+                "model": "enduser",
+                "connection": "wh",
+                "table": "events",
+                "key": "event_id",
+                "record_match": "email",
+                "fields": {"record": "email", "action": "action", "date": "ts"},
+                "cadence": {"every_minutes": 10},
+            }
+        ],
+        "okrs": [
+            {
+                "name": "grow",
+                "key_results": [
+                    {
+                        "name": "leads",
+                        "connection": "wh",
+                        "query": "SELECT 1",
+                        "target": 10,
+                        "start_date": "2026-01-01",
+                        "end_date": "2026-12-31",
+                    }
+                ],
+            }
+        ],
     }
 
 
@@ -49,9 +76,16 @@ def test_valid_config_parses_into_typed_objects(tmp_path: Path) -> None:
 
 
 def test_the_shipped_configs_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("GCP_SERVICE_ACCOUNT_KEY", "BQ_OAUTH_CLIENT_ID", "BQ_OAUTH_CLIENT_SECRET", "BQ_OAUTH_REFRESH_TOKEN",
-                "SNOWFLAKE_PASSWORD", "SNOWFLAKE_PRIVATE_KEY_PATH", "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE",
-                "PLANHAT_TEST_SNOWFLAKE_PASSWORD"):
+    for var in (
+        "GCP_SERVICE_ACCOUNT_KEY",
+        "BQ_OAUTH_CLIENT_ID",
+        "BQ_OAUTH_CLIENT_SECRET",
+        "BQ_OAUTH_REFRESH_TOKEN",
+        "SNOWFLAKE_PASSWORD",
+        "SNOWFLAKE_PRIVATE_KEY_PATH",
+        "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE",
+        "PLANHAT_TEST_SNOWFLAKE_PASSWORD",
+    ):
         monkeypatch.setenv(var, "x")
     demo = load_config(ROOT / "planhat_pipelines.yaml")
     assert {s.model.slug for s in demo.crm} >= {"company", "enduser", "license"}
@@ -85,23 +119,49 @@ CASES = [
     ("crm/0/model", "account", "crm[0].model", "unknown model 'account'", "use one of: company"),
     ("crm/0/model", "compnay", "crm[0].model", "unknown model", "did you mean 'company'"),
     ("crm/0/connection", "bq", "crm[0].connection", "unknown connection 'bq'", "declared under 'connections:': wh"),
-    ("crm/0/fields/0/planhat", "nmae", "crm[0].fields[0].planhat", "unknown Company field 'nmae'", "did you mean 'name'"),
+    (
+        "crm/0/fields/0/planhat",
+        "nmae",
+        "crm[0].fields[0].planhat",
+        "unknown Company field 'nmae'",
+        "did you mean 'name'",
+    ),
     ("crm/0/keys/planhat", "email", "crm[0].keys.planhat", "'email' cannot match Company", "sourceId, externalId, id"),
     ("crm/0/keys/planhat", "id", "crm[0].keys.planhat", "native id is assigned by Planhat", "direction to 'send'"),
     ("crm/0/direction", "sideways", "crm[0].direction", "'sideways' is not allowed", "both, send, receive"),
     ("crm/0/fields/0/direction", "both", None, None, None),  # equal to the section's: fine
-    ("crm/0/fields", [{"planhat": "arr", "warehouse": "arr"}], "crm[0].fields[0].planhat",
-     "derived from licenses", "direction: send"),
+    (
+        "crm/0/fields",
+        [{"planhat": "arr", "warehouse": "arr"}],
+        "crm[0].fields[0].planhat",
+        "derived from licenses",
+        "direction: send",
+    ),
     ("crm/0/tabel", "x", "crm[0].tabel", "unknown key", "did you mean 'table'"),
     ("crm/0/keys", DELETE, "crm[0].keys", "is missing", "add 'keys:"),
     ("crm/0/fields", [], "crm[0].fields", "maps no fields", "at least one"),
-    ("usage/0/cadence", {"every_minutes": 15}, "usage[0].cadence.every_minutes", "15 is not offered",
-     "use 5, 10, 30 or 60"),
+    (
+        "usage/0/cadence",
+        {"every_minutes": 15},
+        "usage[0].cadence.every_minutes",
+        "15 is not offered",
+        "use 5, 10, 30 or 60",
+    ),
     ("usage/0/cadence", {"daily_at": "25:99"}, "usage[0].cadence.daily_at", "not a time of day", '"06:30"'),
-    ("usage/0/cadence", {"daily_at": "06:00", "timezone": "Mars/Olympus"}, "usage[0].cadence.timezone",
-     "unknown time zone", "IANA name"),
-    ("usage/0/cadence", {"every_minutes": 5, "daily_at": "06:00"}, "usage[0].cadence",
-     "exactly one of every_minutes or daily_at", "cadence: {every_minutes: 5}"),
+    (
+        "usage/0/cadence",
+        {"daily_at": "06:00", "timezone": "Mars/Olympus"},
+        "usage[0].cadence.timezone",
+        "unknown time zone",
+        "IANA name",
+    ),
+    (
+        "usage/0/cadence",
+        {"every_minutes": 5, "daily_at": "06:00"},
+        "usage[0].cadence",
+        "exactly one of every_minutes or daily_at",
+        "cadence: {every_minutes: 5}",
+    ),
     ("usage/0/model", "license", "usage[0].model", "unknown model 'license'", "enduser, company"),
     ("usage/0/record_match", "email2", "usage[0].record_match", "not allowed", "externalId, sourceId, email, id"),
     ("usage/0/batch_size", 0, "usage[0].batch_size", "positive integer", "batch_size: 1000"),
@@ -109,32 +169,73 @@ CASES = [
     ("usage/0/fields", {"record": "email", "date": "ts"}, "usage[0].fields.action", "is missing", "action_column"),
     ("usage/0/lookback", -1, "usage[0].lookback", "zero or positive", "lookback: 1000"),
     ("usage/0/name", "Events!", "usage[0].name", "not a valid name", "lower-case letters"),
-    ("okrs/0/key_results/0/end_date", "2025-01-01", "okrs[0].key_results[0].end_date", "is not after start_date",
-     "end_date after"),
-    ("okrs/0/key_results/0/start_date", "soon", "okrs[0].key_results[0].start_date", "'soon' is not a date",
-     "2026-01-31"),
+    (
+        "okrs/0/key_results/0/end_date",
+        "2025-01-01",
+        "okrs[0].key_results[0].end_date",
+        "is not after start_date",
+        "end_date after",
+    ),
+    (
+        "okrs/0/key_results/0/start_date",
+        "soon",
+        "okrs[0].key_results[0].start_date",
+        "'soon' is not a date",
+        "2026-01-31",
+    ),
     ("okrs/0/key_results/0/target", DELETE, "okrs[0].key_results[0].target", "is missing", "target: 500"),
-    ("connections/wh/type", "postgres", "connections.wh.type", "'postgres' is not allowed",
-     "duckdb, bigquery, snowflake"),
-    ("connections/sf", {"type": "snowflake", "account": "a", "user": "u", "database": "d", "schema": "s",
-                        "password": "hunter2"},
-     "connections.sf.password", "secrets are given only by environment variable", "{env: MY_ENV_VAR}"),
-    ("connections/sf", {"type": "snowflake", "account": "a", "user": "u", "database": "d", "schema": "s",
-                        "password": {"env": "PLANHAT_DEFINITELY_UNSET_VAR"}},
-     "connections.sf.password", "PLANHAT_DEFINITELY_UNSET_VAR is not set", "export PLANHAT_DEFINITELY_UNSET_VAR"),
-    ("connections/sf", {"type": "snowflake", "account": "a", "user": "u", "database": "d", "schema": "s",
-                        "auth": "key_pair"},
-     "connections.sf.private_key_path", "key_pair auth needs a private key", "private_key_path: {env:"),
-    ("connections/bq", {"type": "bigquery", "project": "p", "dataset": "d", "auth": "oauth"},
-     "connections.bq.oauth_client_id", "is missing", "{env: MY_ENV_VAR}"),
+    (
+        "connections/wh/type",
+        "postgres",
+        "connections.wh.type",
+        "'postgres' is not allowed",
+        "duckdb, bigquery, snowflake",
+    ),
+    (
+        "connections/sf",
+        {"type": "snowflake", "account": "a", "user": "u", "database": "d", "schema": "s", "password": "hunter2"},
+        "connections.sf.password",
+        "secrets are given only by environment variable",
+        "{env: MY_ENV_VAR}",
+    ),
+    (
+        "connections/sf",
+        {
+            "type": "snowflake",
+            "account": "a",
+            "user": "u",
+            "database": "d",
+            "schema": "s",
+            "password": {"env": "PLANHAT_DEFINITELY_UNSET_VAR"},
+        },
+        "connections.sf.password",
+        "PLANHAT_DEFINITELY_UNSET_VAR is not set",
+        "export PLANHAT_DEFINITELY_UNSET_VAR",
+    ),
+    (
+        "connections/sf",
+        {"type": "snowflake", "account": "a", "user": "u", "database": "d", "schema": "s", "auth": "key_pair"},
+        "connections.sf.private_key_path",
+        "key_pair auth needs a private key",
+        "private_key_path: {env:",
+    ),
+    (
+        "connections/bq",
+        {"type": "bigquery", "project": "p", "dataset": "d", "auth": "oauth"},
+        "connections.bq.oauth_client_id",
+        "is missing",
+        "{env: MY_ENV_VAR}",
+    ),
     ("store", DELETE, "store", "is missing", "add 'store:"),
 ]
 
 
-@pytest.mark.parametrize(("path", "value", "where", "problem", "fix"), CASES,
-                         ids=[f"{c[0]}={c[1]!r}"[:60] for c in CASES])
-def test_every_mistake_names_file_section_field_and_fix(tmp_path: Path, path: str, value: Any, where: str | None,
-                                                       problem: str | None, fix: str | None) -> None:
+@pytest.mark.parametrize(
+    ("path", "value", "where", "problem", "fix"), CASES, ids=[f"{c[0]}={c[1]!r}"[:60] for c in CASES]
+)
+def test_every_mistake_names_file_section_field_and_fix(
+    tmp_path: Path, path: str, value: Any, where: str | None, problem: str | None, fix: str | None
+) -> None:
     file = tmp_path / "planhat.yaml"
     file.write_text(yaml.safe_dump(_mutate(path, value)))
     if where is None:
@@ -159,7 +260,7 @@ def test_duplicate_section_names_are_refused(tmp_path: Path) -> None:
 
 def test_missing_file_and_bad_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PLANHAT_PIPELINES_CONFIG", str(tmp_path / "nope.yaml"))
-    with pytest.raises(ConfigError, match="does not exist.*PLANHAT_PIPELINES_CONFIG"):
+    with pytest.raises(ConfigError, match=r"does not exist.*PLANHAT_PIPELINES_CONFIG"):
         load_config()
     bad = tmp_path / "bad.yaml"
     bad.write_text("store: [unclosed")

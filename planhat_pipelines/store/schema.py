@@ -52,7 +52,7 @@ SYSTEM_TABLES = (
 
 
 def model_table_ddl(model: ModelSpec) -> str:
-    cols = [f'{q("id")} VARCHAR PRIMARY KEY']
+    cols = [f"{q('id')} VARCHAR PRIMARY KEY"]
     cols += [f"{q(f.name)} {f.type.duckdb_type}" for f in model.all_fields if f.name != "id"]
     cols += ["custom JSON", "_updated_at TIMESTAMP"]
     return f"CREATE TABLE IF NOT EXISTS {q(model.slug)} ({', '.join(cols)})"
@@ -87,7 +87,7 @@ def migrate(con: duckdb.DuckDBPyConnection, models: dict[str, ModelSpec] | None 
         con.execute(ddl)
     # Issue is many-to-many with Company: a link view over the companyIds JSON array.
     con.execute(
-        "CREATE OR REPLACE VIEW issue_company AS SELECT i.id AS \"issueId\", c.value AS \"companyId\" "
-        "FROM issue i, LATERAL (SELECT unnest(CAST(i.\"companyIds\" AS VARCHAR[])) AS value) c"
+        'CREATE OR REPLACE VIEW issue_company AS SELECT i.id AS "issueId", c.value AS "companyId" '
+        'FROM issue i, LATERAL (SELECT unnest(CAST(i."companyIds" AS VARCHAR[])) AS value) c'
     )
     return applied

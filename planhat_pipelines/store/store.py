@@ -34,8 +34,9 @@ class UpsertCounts:
     unchanged: int = 0
 
     def __add__(self, other: UpsertCounts) -> UpsertCounts:
-        return UpsertCounts(self.inserted + other.inserted, self.updated + other.updated,
-                            self.unchanged + other.unchanged)
+        return UpsertCounts(
+            self.inserted + other.inserted, self.updated + other.updated, self.unchanged + other.unchanged
+        )
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,9 @@ class ModelStore:
             self._depth = 0
 
     # --- models ------------------------------------------------------------------------------
-    def upsert(self, model: ModelSpec | str, data: pa.Table | pa.RecordBatchReader, key: str, *,
-               null_overwrites: bool = False) -> UpsertCounts:
+    def upsert(
+        self, model: ModelSpec | str, data: pa.Table | pa.RecordBatchReader, key: str, *, null_overwrites: bool = False
+    ) -> UpsertCounts:
         """Insert new and update changed records of ``model`` matched on ``key``.
 
         ``data`` holds ``key``, any standard fields, and optionally ``custom`` (a JSON object merged
@@ -134,8 +136,9 @@ class ModelStore:
                 casts += [f"CAST(s.{q(n)} AS {self._type(spec, n)}) AS {q(n)}" for n in fields]
                 if "custom" in names:
                     casts.append("CAST(s.custom AS JSON) AS custom")
-                con.execute(f"CREATE OR REPLACE TEMP TABLE __upsert_src AS SELECT {', '.join(casts)} "
-                            "FROM __upsert_in s")
+                con.execute(
+                    f"CREATE OR REPLACE TEMP TABLE __upsert_src AS SELECT {', '.join(casts)} FROM __upsert_in s"
+                )
             finally:
                 con.unregister("__upsert_in")
 
@@ -145,8 +148,9 @@ class ModelStore:
             changed = [f"({new_value(n)} IS DISTINCT FROM t.{q(n)})" for n in fields]
             custom_new = "json_merge_patch(COALESCE(t.custom, '{}'), COALESCE(s.custom, '{}'))"
             if "custom" in names:
-                changed.append(f"(CAST({custom_new} AS VARCHAR) IS DISTINCT FROM "
-                               "CAST(COALESCE(t.custom, '{}') AS VARCHAR))")
+                changed.append(
+                    f"(CAST({custom_new} AS VARCHAR) IS DISTINCT FROM CAST(COALESCE(t.custom, '{{}}') AS VARCHAR))"
+                )
             changed_expr = " OR ".join(changed) or "FALSE"
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE __upsert_cls AS SELECT s.*, t.id AS __tid, "
@@ -211,7 +215,7 @@ class ModelStore:
     def set_cursor(self, section: str, scope: str, value: str) -> None:
         """Move a cursor; call inside the same :meth:`transaction` as the data it covers."""
         self.con.execute(
-            'INSERT INTO sync_cursors VALUES (?, ?, ?, now()) ON CONFLICT (section, scope) '
+            "INSERT INTO sync_cursors VALUES (?, ?, ?, now()) ON CONFLICT (section, scope) "
             'DO UPDATE SET "value" = excluded."value", updated_at = excluded.updated_at',
             [section, scope, value],
         )
@@ -223,8 +227,9 @@ class ModelStore:
         return {r[0]: r[1] for r in rows}
 
     # --- sync log ------------------------------------------------------------------------------
-    def start_run(self, section: str, domain: str, *, dagster_run_id: str | None = None,
-                  cursor_before: str | None = None) -> str:
+    def start_run(
+        self, section: str, domain: str, *, dagster_run_id: str | None = None, cursor_before: str | None = None
+    ) -> str:
         run_id = uuid.uuid4().hex[:16]
         self.con.execute(
             "INSERT INTO sync_runs (run_id, section, domain, dagster_run_id, started_at, status, cursor_before) "
@@ -233,15 +238,40 @@ class ModelStore:
         )
         return run_id
 
-    def finish_run(self, run_id: str, status: str, *, rows_read: int = 0, inserted: int = 0, updated: int = 0,
-                   unchanged: int = 0, rejected: int = 0, resolved_rejects: int = 0, sent: int = 0,
-                   cursor_after: str | None = None, error: str | None = None, notes: str | None = None) -> None:
+    def finish_run(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        rows_read: int = 0,
+        inserted: int = 0,
+        updated: int = 0,
+        unchanged: int = 0,
+        rejected: int = 0,
+        resolved_rejects: int = 0,
+        sent: int = 0,
+        cursor_after: str | None = None,
+        error: str | None = None,
+        notes: str | None = None,
+    ) -> None:
         self.con.execute(
             "UPDATE sync_runs SET ended_at = now(), status = ?, rows_read = ?, inserted = ?, updated = ?, "
             "unchanged = ?, rejected = ?, resolved_rejects = ?, sent = ?, cursor_after = ?, error = ?, notes = ? "
             "WHERE run_id = ?",
-            [status, rows_read, inserted, updated, unchanged, rejected, resolved_rejects, sent, cursor_after,
-             error, notes, run_id],
+            [
+                status,
+                rows_read,
+                inserted,
+                updated,
+                unchanged,
+                rejected,
+                resolved_rejects,
+                sent,
+                cursor_after,
+                error,
+                notes,
+                run_id,
+            ],
         )
 
     def runs(self, *, section: str | None = None, status: str | None = None, limit: int = 50) -> list[RunRecord]:
@@ -261,8 +291,15 @@ class ModelStore:
         return [RunRecord(*r) for r in rows]
 
     # --- rejected rows ---------------------------------------------------------------------------
-    def record_rejects(self, section: str, run_id: str, rejects: pa.Table, *, resolve_others: bool,
-                       scope_keys: Sequence[str] | None = None) -> int:
+    def record_rejects(
+        self,
+        section: str,
+        run_id: str,
+        rejects: pa.Table,
+        *,
+        resolve_others: bool,
+        scope_keys: Sequence[str] | None = None,
+    ) -> int:
         """Store this run's rejects (columns ``key``, ``reason``) and mark earlier ones resolved.
 
         With ``resolve_others`` (a full read saw every source row), open rejects of the section that
@@ -274,8 +311,8 @@ class ModelStore:
             con.register("__rejects_in", rejects)
             try:
                 con.execute(
-                    "INSERT INTO rejected_rows SELECT ?, CAST(\"key\" AS VARCHAR), reason, ?, now(), now(), NULL "
-                    "FROM __rejects_in ON CONFLICT (section, \"key\", reason) DO UPDATE SET run_id = excluded.run_id,"
+                    'INSERT INTO rejected_rows SELECT ?, CAST("key" AS VARCHAR), reason, ?, now(), now(), NULL '
+                    'FROM __rejects_in ON CONFLICT (section, "key", reason) DO UPDATE SET run_id = excluded.run_id,'
                     " last_seen = excluded.last_seen, resolved_at = NULL",
                     [section, run_id],
                 )
@@ -290,7 +327,7 @@ class ModelStore:
                     con.register("__accepted_keys", keys)
                     resolved = con.execute(
                         "UPDATE rejected_rows SET resolved_at = now() WHERE section = ? AND resolved_at IS NULL "
-                        "AND run_id IS DISTINCT FROM ? AND \"key\" IN (SELECT \"key\" FROM __accepted_keys)",
+                        'AND run_id IS DISTINCT FROM ? AND "key" IN (SELECT "key" FROM __accepted_keys)',
                         [section, run_id],
                     ).fetchall()
                     con.unregister("__accepted_keys")

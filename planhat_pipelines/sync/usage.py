@@ -185,8 +185,8 @@ def _reason_sql(section: UsageSection) -> str:
 
 def _load_batch(
     section: UsageSection, store: ModelStore, batch: pa.RecordBatch, duplicates: pa.Table, run_id: str
-) -> tuple[int, int, int]:
-    """Validate and insert one batch; returns (inserted, unchanged, rejected). Runs in the caller's transaction."""
+) -> tuple[int, int, int, int]:
+    """Validate and insert one batch; returns (inserted, unchanged, rejected, resolved). In the caller's transaction."""
     con = store.con
     model = section.model
     company_expr = "r.id" if model.slug == "company" else 'r."companyId"'
@@ -229,7 +229,7 @@ def _load_batch(
                 "SELECT COALESCE(CAST(TRY_CAST(__key AS HUGEINT) AS VARCHAR), "
                 "'(null key) ' || CAST(record AS VARCHAR)) AS \"key\", __reason AS reason "
                 "FROM __usage_rows WHERE __reason IS NOT NULL"
-            ).to_arrow_table()  # type: ignore[union-attr]
+            ).to_arrow_table()
             store.record_rejects(section.name, run_id, rejects, resolve_others=False)
         resolved = con.execute(
             "UPDATE rejected_rows SET resolved_at = now() WHERE section = ? AND resolved_at IS NULL "

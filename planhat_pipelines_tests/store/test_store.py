@@ -22,8 +22,12 @@ def store(tmp_path: Path) -> ModelStore:
 
 def test_every_model_has_a_table_with_identity_and_custom_columns(store: ModelStore) -> None:
     for slug, model in MODELS.items():
-        cols = {r[0] for r in store.con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [slug]).fetchall()}
+        cols = {
+            r[0]
+            for r in store.con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [slug]
+            ).fetchall()
+        }
         assert {"id", "sourceId", "externalId", "custom"} <= cols
         assert {f.name for f in model.fields} <= cols
 
@@ -31,16 +35,21 @@ def test_every_model_has_a_table_with_identity_and_custom_columns(store: ModelSt
 def test_migration_adds_a_new_standard_field_and_keeps_data(tmp_path: Path) -> None:
     path = tmp_path / "store.duckdb"
     with ModelStore(path) as store:
-        store.upsert("asset", pa.table({"externalId": ["a1"], "name": ["Cluster"],
-                                        "custom": [json.dumps({"region": "eu"})]}), "externalId")
+        store.upsert(
+            "asset",
+            pa.table({"externalId": ["a1"], "name": ["Cluster"], "custom": [json.dumps({"region": "eu"})]}),
+            "externalId",
+        )
     asset = MODELS["asset"]
-    grown = ModelSpec(asset.slug, asset.name, (*asset.fields, FieldSpec("serialNumber", FieldType.TEXT)),
-                      relations=asset.relations)
+    grown = ModelSpec(
+        asset.slug, asset.name, (*asset.fields, FieldSpec("serialNumber", FieldType.TEXT)), relations=asset.relations
+    )
     con = duckdb.connect(str(path))
     applied = migrate(con, {"asset": grown})
     assert applied == ['ALTER TABLE "asset" ADD COLUMN "serialNumber" VARCHAR']
     assert con.execute('SELECT name, custom, "serialNumber" FROM asset').fetchall() == [
-        ("Cluster", '{"region":"eu"}', None)]
+        ("Cluster", '{"region":"eu"}', None)
+    ]
     assert migrate(con, {"asset": grown}) == []  # idempotent
     con.close()
 
@@ -48,19 +57,23 @@ def test_migration_adds_a_new_standard_field_and_keeps_data(tmp_path: Path) -> N
 def test_upsert_reports_inserted_updated_unchanged(store: ModelStore) -> None:
     first = store.upsert("company", pa.table({"externalId": ["a", "b"], "name": ["A", "B"]}), "externalId")
     assert (first.inserted, first.updated, first.unchanged) == (2, 0, 0)
-    second = store.upsert("company", pa.table({"externalId": ["a", "b", "c"], "name": ["A", "B2", "C"]}),
-                          "externalId")
+    second = store.upsert("company", pa.table({"externalId": ["a", "b", "c"], "name": ["A", "B2", "C"]}), "externalId")
     assert (second.inserted, second.updated, second.unchanged) == (1, 1, 1)
     assert store.count("company") == 3
 
 
 def test_null_does_not_wipe_unless_asked(store: ModelStore) -> None:
     store.upsert("company", pa.table({"externalId": ["a"], "name": ["A"], "phase": ["onboarding"]}), "externalId")
-    kept = store.upsert("company", pa.table({"externalId": ["a"], "name": ["A"], "phase": pa.array([None], pa.string())}),
-                        "externalId")
+    kept = store.upsert(
+        "company", pa.table({"externalId": ["a"], "name": ["A"], "phase": pa.array([None], pa.string())}), "externalId"
+    )
     assert kept.unchanged == 1
-    wiped = store.upsert("company", pa.table({"externalId": ["a"], "phase": pa.array([None], pa.string())}),
-                         "externalId", null_overwrites=True)
+    wiped = store.upsert(
+        "company",
+        pa.table({"externalId": ["a"], "phase": pa.array([None], pa.string())}),
+        "externalId",
+        null_overwrites=True,
+    )
     assert wiped.updated == 1
     assert store.con.execute("SELECT name, phase FROM company").fetchall() == [("A", None)]
 
@@ -68,8 +81,7 @@ def test_null_does_not_wipe_unless_asked(store: ModelStore) -> None:
 def test_custom_fields_merge_as_json(store: ModelStore) -> None:
     store.upsert("company", pa.table({"externalId": ["a"], "custom": [json.dumps({"tier": "gold"})]}), "externalId")
     store.upsert("company", pa.table({"externalId": ["a"], "custom": [json.dumps({"seats": 9})]}), "externalId")
-    again = store.upsert("company", pa.table({"externalId": ["a"], "custom": [json.dumps({"seats": 9})]}),
-                         "externalId")
+    again = store.upsert("company", pa.table({"externalId": ["a"], "custom": [json.dumps({"seats": 9})]}), "externalId")
     assert again.unchanged == 1
     (custom,) = store.con.execute("SELECT custom FROM company").fetchall()[0]
     assert json.loads(custom) == {"tier": "gold", "seats": 9}
@@ -109,15 +121,39 @@ def _company_with(store: ModelStore, licenses: list[dict[str, object]]) -> tuple
     store.upsert("company", pa.table({"externalId": ["c"]}), "externalId")
     (cid,) = store.con.execute("SELECT id FROM company").fetchall()[0]
     if licenses:
-        rows = [{"externalId": f"l{i}", "companyId": cid, "fromDate": None, "toDate": None, "mrr": None, "arr": None,
-                 "autoRenews": None, "renewalStatus": None, **lic} for i, lic in enumerate(licenses)]
-        schema = pa.schema([("externalId", pa.string()), ("companyId", pa.string()), ("fromDate", pa.date32()),
-                            ("toDate", pa.date32()), ("mrr", pa.float64()), ("arr", pa.float64()),
-                            ("autoRenews", pa.bool_()), ("renewalStatus", pa.string())])
+        rows = [
+            {
+                "externalId": f"l{i}",
+                "companyId": cid,
+                "fromDate": None,
+                "toDate": None,
+                "mrr": None,
+                "arr": None,
+                "autoRenews": None,
+                "renewalStatus": None,
+                **lic,
+            }
+            for i, lic in enumerate(licenses)
+        ]
+        schema = pa.schema(
+            [
+                ("externalId", pa.string()),
+                ("companyId", pa.string()),
+                ("fromDate", pa.date32()),
+                ("toDate", pa.date32()),
+                ("mrr", pa.float64()),
+                ("arr", pa.float64()),
+                ("autoRenews", pa.bool_()),
+                ("renewalStatus", pa.string()),
+            ]
+        )
         store.upsert("license", pa.Table.from_pylist(rows, schema), "externalId")
     store.refresh_company_fields(TODAY)
-    return tuple(store.con.execute(
-        'SELECT mrr, arr, "renewalDate", "customerFrom", "customerTo", status FROM company').fetchall()[0])
+    return tuple(
+        store.con.execute(
+            'SELECT mrr, arr, "renewalDate", "customerFrom", "customerTo", status FROM company'
+        ).fetchall()[0]
+    )
 
 
 D = date
@@ -127,31 +163,59 @@ D = date
     ("licenses", "expected"),
     [
         ([], (0.0, 0.0, None, None, None, "prospect")),
-        ([{"fromDate": D(2026, 1, 1), "toDate": D(2026, 12, 31), "mrr": 100.0}],
-         (100.0, 1200.0, D(2026, 12, 31), D(2026, 1, 1), None, "customer")),
-        ([{"fromDate": D(2026, 1, 1), "toDate": None, "arr": 2400.0}],
-         (200.0, 2400.0, None, D(2026, 1, 1), None, "customer")),
-        ([{"fromDate": D(2026, 9, 1), "toDate": D(2027, 8, 31), "mrr": 50.0}],
-         (0.0, 0.0, None, D(2026, 9, 1), None, "coming")),
-        ([{"fromDate": D(2024, 1, 1), "toDate": D(2025, 1, 1), "mrr": 50.0}],
-         (0.0, 0.0, None, D(2024, 1, 1), D(2025, 1, 1), "canceled")),
-        ([{"fromDate": D(2024, 1, 1), "toDate": D(2025, 1, 1), "mrr": 50.0, "renewalStatus": "lost"}],
-         (0.0, 0.0, None, D(2024, 1, 1), D(2025, 1, 1), "lost")),
-        ([{"fromDate": D(2024, 1, 1), "toDate": D(2025, 1, 1), "mrr": 50.0, "autoRenews": True}],
-         (50.0, 600.0, None, D(2024, 1, 1), None, "customer")),
-        ([{"fromDate": D(2025, 1, 1), "toDate": D(2026, 7, 1), "mrr": 10.0},
-          {"fromDate": D(2026, 3, 1), "toDate": D(2027, 3, 1), "mrr": 30.0},
-          {"fromDate": D(2023, 1, 1), "toDate": D(2024, 1, 1), "mrr": 999.0}],
-         (40.0, 480.0, D(2026, 7, 1), D(2023, 1, 1), None, "customer")),
+        (
+            [{"fromDate": D(2026, 1, 1), "toDate": D(2026, 12, 31), "mrr": 100.0}],
+            (100.0, 1200.0, D(2026, 12, 31), D(2026, 1, 1), None, "customer"),
+        ),
+        (
+            [{"fromDate": D(2026, 1, 1), "toDate": None, "arr": 2400.0}],
+            (200.0, 2400.0, None, D(2026, 1, 1), None, "customer"),
+        ),
+        (
+            [{"fromDate": D(2026, 9, 1), "toDate": D(2027, 8, 31), "mrr": 50.0}],
+            (0.0, 0.0, None, D(2026, 9, 1), None, "coming"),
+        ),
+        (
+            [{"fromDate": D(2024, 1, 1), "toDate": D(2025, 1, 1), "mrr": 50.0}],
+            (0.0, 0.0, None, D(2024, 1, 1), D(2025, 1, 1), "canceled"),
+        ),
+        (
+            [{"fromDate": D(2024, 1, 1), "toDate": D(2025, 1, 1), "mrr": 50.0, "renewalStatus": "lost"}],
+            (0.0, 0.0, None, D(2024, 1, 1), D(2025, 1, 1), "lost"),
+        ),
+        (
+            [{"fromDate": D(2024, 1, 1), "toDate": D(2025, 1, 1), "mrr": 50.0, "autoRenews": True}],
+            (50.0, 600.0, None, D(2024, 1, 1), None, "customer"),
+        ),
+        (
+            [
+                {"fromDate": D(2025, 1, 1), "toDate": D(2026, 7, 1), "mrr": 10.0},
+                {"fromDate": D(2026, 3, 1), "toDate": D(2027, 3, 1), "mrr": 30.0},
+                {"fromDate": D(2023, 1, 1), "toDate": D(2024, 1, 1), "mrr": 999.0},
+            ],
+            (40.0, 480.0, D(2026, 7, 1), D(2023, 1, 1), None, "customer"),
+        ),
         # Ends today: still active today.
-        ([{"fromDate": D(2025, 6, 1), "toDate": TODAY, "mrr": 10.0}],
-         (10.0, 120.0, TODAY, D(2025, 6, 1), None, "customer")),
+        (
+            [{"fromDate": D(2025, 6, 1), "toDate": TODAY, "mrr": 10.0}],
+            (10.0, 120.0, TODAY, D(2025, 6, 1), None, "customer"),
+        ),
     ],
-    ids=["prospect", "active", "open-ended-arr-only", "coming", "canceled", "lost", "auto-renews", "mixed",
-         "ends-today"],
+    ids=[
+        "prospect",
+        "active",
+        "open-ended-arr-only",
+        "coming",
+        "canceled",
+        "lost",
+        "auto-renews",
+        "mixed",
+        "ends-today",
+    ],
 )
-def test_company_fields_derive_from_licenses(store: ModelStore, licenses: list[dict[str, object]],
-                                             expected: tuple[object, ...]) -> None:
+def test_company_fields_derive_from_licenses(
+    store: ModelStore, licenses: list[dict[str, object]], expected: tuple[object, ...]
+) -> None:
     assert _company_with(store, licenses) == expected
 
 
@@ -172,7 +236,8 @@ def test_rejects_are_kept_and_resolved(store: ModelStore) -> None:
     rejects = pa.table({"key": ["k1", "k2"], "reason": ["null key", "duplicate"]})
     store.record_rejects("s", "run1", rejects, resolve_others=True)
     assert len(store.open_rejects("s")) == 2
-    resolved = store.record_rejects("s", "run2", pa.table({"key": ["k2"], "reason": ["duplicate"]}),
-                                    resolve_others=True)
+    resolved = store.record_rejects(
+        "s", "run2", pa.table({"key": ["k2"], "reason": ["duplicate"]}), resolve_others=True
+    )
     assert resolved == 1
     assert store.open_rejects("s") == [("s", "k2", "duplicate", "run2")]

@@ -71,8 +71,9 @@ def test_read_key_range_in_key_order(harness: WarehouseHarness) -> None:
     harness.create_table("events", _events(30), json_columns=["payload"])
     wh = harness.warehouse()
     rng = KeyRange("event_id", after=10, through=20)
-    keys = [k for b in wh.read_batches("events", ["event_id"], batch_size=4, key_range=rng)
-            for k in b.column(0).to_pylist()]
+    keys = [
+        k for b in wh.read_batches("events", ["event_id"], batch_size=4, key_range=rng) for k in b.column(0).to_pylist()
+    ]
     assert keys == list(range(11, 21))
 
 
@@ -101,8 +102,12 @@ def test_merge_inserts_and_updates_by_key(harness: WarehouseHarness) -> None:
     seed = pa.table({"ext_id": ["a", "b"], "name": ["Acme", "Beta"], "arr": [10.0, 20.0]})
     harness.create_table("accounts", seed)
     wh = harness.warehouse()
-    result = wh.merge("accounts", pa.table({"ext_id": ["b", "c"], "name": ["Beta 2", "Gamma"], "arr": [21.0, 5.0]}),
-                      "ext_id", batch_size=1)
+    result = wh.merge(
+        "accounts",
+        pa.table({"ext_id": ["b", "c"], "name": ["Beta 2", "Gamma"], "arr": [21.0, 5.0]}),
+        "ext_id",
+        batch_size=1,
+    )
     assert (result.inserted, result.updated) == (1, 1)
     rows = sorted(harness.fetch("SELECT ext_id, name, arr FROM accounts"))
     assert rows == [("a", "Acme", 10.0), ("b", "Beta 2", 21.0), ("c", "Gamma", 5.0)]
