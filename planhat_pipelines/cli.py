@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from planhat_pipelines.config import load_config
@@ -83,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Dagster marks backfill_policy as beta; the warning says nothing a user of this CLI can act on.
+    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
     args = _parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)

@@ -21,6 +21,13 @@ def store_summary(store: ModelStore, config: Config) -> str:
         cursors = store.cursors(section.name)
         through = max((int(v) for v in cursors.values()), default=None)
         lines.append(f"{section.name:<22}{rows:>10,}  {through if through is not None else '-':>20}  {len(cursors)}")
+    latest = [
+        runs[0]
+        for name in [*(c.name for c in config.crm), *(u.name for u in config.usage)]
+        if (runs := store.runs(section=name, limit=1))
+    ]
+    if latest:
+        lines += ["", "last run of each section:", format_runs(latest)]
     open_rejects = store.open_rejects()
     lines += ["", f"open rejected rows: {len(open_rejects):,}"]
     return "\n".join(lines)

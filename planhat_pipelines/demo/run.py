@@ -26,11 +26,18 @@ def seed(config: Config, echo: Callable[[str], None] = print) -> None:
             )
 
 
+#: Keep the demo's terminal readable: Dagster's step-by-step DEBUG lines stay in the run logs (and the UI).
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
 def run_all(config: Config, instance: dg.DagsterInstance, echo: Callable[[str], None] = print) -> None:
     """Run the CRM full sync, every usage section's pending ranges, and the OKR refresh, in Dagster."""
     defs = build_definitions(config)
     if config.crm:
-        result = defs.resolve_job_def("crm_full_sync").execute_in_process(instance=instance, raise_on_error=False)
+        full = {"ops": {f"crm__{s.name}": {"config": {"full": True}} for s in config.crm}}
+        result = defs.resolve_job_def("crm_full_sync").execute_in_process(
+            instance=instance, raise_on_error=False, run_config={**QUIET, **full}
+        )
         echo(f"crm_full_sync: {'success' if result.success else 'FAILED'} (run {result.run_id})")
     for section in config.usage:
         with ModelStore(config.store_path) as store, open_warehouse(config.connection(section.connection)) as wh:
@@ -44,11 +51,13 @@ def run_all(config: Config, instance: dg.DagsterInstance, echo: Callable[[str], 
         instance.add_dynamic_partitions(partitions.name or "", [k for k in keys if k not in existing])
         job = defs.resolve_job_def(f"usage_{section.name}_job")
         tags = {RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]}
-        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False, run_config=QUIET)
         echo(
             f"usage/{section.name}: {len(keys)} range(s) up to key {max_key}: "
             f"{'success' if result.success else 'FAILED'} (run {result.run_id})"
         )
     if config.key_results:
-        result = defs.resolve_job_def("okrs_refresh").execute_in_process(instance=instance, raise_on_error=False)
+        result = defs.resolve_job_def("okrs_refresh").execute_in_process(
+            instance=instance, raise_on_error=False, run_config=QUIET
+        )
         echo(f"okrs_refresh: {'success' if result.success else 'FAILED'} (run {result.run_id})")
