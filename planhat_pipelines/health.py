@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Literal
 
-from planhat_pipelines.config import ConnectionConfig
+from planhat_pipelines.config import BigQuerySettings, ConnectionConfig
 from planhat_pipelines.errors import ConfigError, PlanhatPipelinesError
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.warehouses.factory import open_warehouse
@@ -67,15 +67,28 @@ class HealthStatus:
         return text
 
 
-def _split_fix(exc: BaseException) -> tuple[str, str]:
+def _split_fix(connection: ConnectionConfig, exc: BaseException) -> tuple[str, str]:
     """(error, fix) from one of our typed errors, whose message ends with '. Fix: ...'."""
     if isinstance(exc, ConfigError):
         return f"{exc.path}: {exc.where}: {exc.problem}", exc.fix
     text = str(exc).strip() or type(exc).__name__
-    if isinstance(exc, PlanhatPipelinesError) and _FIX_SEPARATOR in text:
-        error, _, fix = text.rpartition(_FIX_SEPARATOR)
-        return error, fix
-    return f"{type(exc).__name__}: {text}", GENERIC_FIX
+    if not (isinstance(exc, PlanhatPipelinesError) and _FIX_SEPARATOR in text):
+        return f"{type(exc).__name__}: {text}", GENERIC_FIX
+    error, _, fix = text.rpartition(_FIX_SEPARATOR)
+    # The status already names the connection.
+    error = error.removeprefix(f"connection '{connection.name}', ")
+    settings = connection.settings
+    if (
+        isinstance(settings, BigQuerySettings)
+        and settings.auth == "oauth"
+        and "invalid_grant" in error
+        and settings.oauth_refresh_token is not None
+    ):
+        fix = (
+            "re-authorise: run the OAuth consent flow again for this client and set "
+            f"{settings.oauth_refresh_token.name} to the new refresh token"
+        )
+    return error, fix
 
 
 def _expiry(connection: ConnectionConfig) -> datetime | None:
@@ -102,7 +115,7 @@ def check_connection(connection: ConnectionConfig, now: datetime) -> HealthStatu
         with open_warehouse(connection) as warehouse:
             warehouse.probe()
     except Exception as exc:  # a health check reports every failure; it must not crash its caller
-        error, fix = _split_fix(exc)
+        error, fix = _split_fix(connection, exc)
         return HealthStatus(connection.name, "failing", error, fix, expires_at, now)
     if expires_at is not None and expires_at - now <= timedelta(days=connection.health.warn_days):
         days = (expires_at - now).total_seconds() / 86400
