@@ -62,6 +62,39 @@ def _logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ranges(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from planhat_pipelines.defs.usage import usage_partitions
+    from planhat_pipelines.sync.ranges import KeyRangeSpan, range_of
+
+    config = load_config(args.config)
+    sections = {s.name: s for s in config.usage}
+    if args.section not in sections:
+        raise PlanhatPipelinesError(
+            f"unknown usage section '{args.section}'. Fix: use one of: {', '.join(sections) or '(none declared)'}"
+        )
+    section = sections[args.section]
+    with dg.DagsterInstance.get() as instance:
+        keys = sorted(instance.get_dynamic_partitions(usage_partitions(section).name or ""))
+    if args.from_key is not None:
+        first = range_of(args.from_key, section.partition_span).partition_key
+        keys = [k for k in keys if k >= first]
+    if not keys:
+        print("no registered ranges (the section's sensor or `make demo` registers them)")
+        return 1
+    if args.command:
+        print(
+            "dagster asset materialize -m planhat_pipelines.definitions "
+            f"--select usage/{section.name} --partition-range {keys[0]}...{keys[-1]}"
+        )
+        return 0
+    for key in keys:
+        span = KeyRangeSpan.parse(key)
+        print(f"{key}  keys {span.start}..{span.end}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="planhat-pipelines", description=__doc__)
     parser.add_argument("--config", help="config file (default: $PLANHAT_PIPELINES_CONFIG or ./planhat_pipelines.yaml)")
@@ -77,6 +110,11 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("--limit", type=int, default=30, help="newest N runs (default 30)")
     logs.add_argument("--rejects", action="store_true", help="also list open rejected rows with their reasons")
     logs.set_defaults(handler=_logs)
+    ranges = sub.add_parser("ranges", help="a usage section's key-range partitions (for backfills)")
+    ranges.add_argument("section", help="the usage section")
+    ranges.add_argument("--from", dest="from_key", type=int, help="only ranges from the one holding this key")
+    ranges.add_argument("--command", action="store_true", help="print the dagster backfill command instead")
+    ranges.set_defaults(handler=_ranges)
     from planhat_pipelines.okrs.cli import register as register_okrs
 
     register_okrs(sub)
