@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Literal
 
-from planhat_pipelines.config import BigQuerySettings, ConnectionConfig
+from planhat_pipelines.config import BigQuerySettings, ConnectionConfig, DuckDBSettings
 from planhat_pipelines.errors import ConfigError, PlanhatPipelinesError
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.warehouses.factory import open_warehouse
@@ -115,6 +115,9 @@ def check_connection(connection: ConnectionConfig, now: datetime) -> HealthStatu
         with open_warehouse(connection) as warehouse:
             warehouse.probe()
     except Exception as exc:  # a health check reports every failure; it must not crash its caller
+        if isinstance(connection.settings, DuckDBSettings) and "could not set lock" in str(exc).lower():
+            # Another process (a sync writing the file) holds it: the file exists and works.
+            return HealthStatus(connection.name, "ok", None, None, expires_at, now)
         error, fix = _split_fix(connection, exc)
         return HealthStatus(connection.name, "failing", error, fix, expires_at, now)
     if expires_at is not None and expires_at - now <= timedelta(days=connection.health.warn_days):

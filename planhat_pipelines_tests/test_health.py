@@ -207,6 +207,34 @@ def test_healthy_duckdb_is_ok(tmp_path: Path, duckdb_harness: DuckDBHarness) -> 
     assert skip_reason_if_unhealthy(connection, NOW) is None
 
 
+def _hold(path: Path) -> subprocess.Popen[str]:
+    """Another process holding a DuckDB file read-write (as a running sync does) until its stdin closes."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('ready', flush=True); sys.stdin.read()",
+            str(path),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+    return holder
+
+
+def test_duckdb_warehouse_held_by_a_writing_run_is_ok(tmp_path: Path, duckdb_harness: DuckDBHarness) -> None:
+    duckdb_harness.execute("CREATE TABLE t AS SELECT 1 AS x")
+    connection = _connection(tmp_path, duckdb_harness.connection_config())
+    holder = _hold(duckdb_harness.path)
+    try:
+        assert check_connection(connection, NOW).status == "ok"
+        assert skip_reason_if_unhealthy(connection, NOW) is None
+    finally:
+        holder.communicate(input="", timeout=30)
+
+
 def test_missing_duckdb_file_is_failing(tmp_path: Path) -> None:
     status = check_connection(_connection(tmp_path, {"type": "duckdb", "path": str(tmp_path / "nope.duckdb")}), NOW)
     assert status.status == "failing" and "does not exist" in (status.error or "")
@@ -293,19 +321,8 @@ def test_credentials_sensor_skips_the_row_when_another_process_holds_the_store(
     duckdb_harness.execute("CREATE TABLE t AS SELECT 1 AS x")
     config = _config(tmp_path, {"wh": duckdb_harness.connection_config()})
     ModelStore(config.store_path).close()
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('ready', flush=True); sys.stdin.read()",
-            str(config.store_path),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = _hold(config.store_path)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
         with dg.instance_for_test() as instance:
             result = _tick(config, "wh", instance)
         message = result.skip_message or ""
