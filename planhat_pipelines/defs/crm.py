@@ -58,14 +58,21 @@ def _describe(section: CrmSection, connection_type: str) -> str:
 
 
 def _company_deps(section: CrmSection, config: Config) -> list[dg.AssetKey]:
-    """Company sections of the same connection that receive, for sections whose model belongs to a company."""
-    if section.model.company_field != "companyId":
-        return []
-    return [
-        crm_asset_key(s)
-        for s in config.crm
-        if s.connection == section.connection and s.model.slug == "company" and s.direction.receives
-    ]
+    """Sections that must run first on the same connection.
+
+    - A company-owned model needs the receiving Company sections (its rows reference companies).
+    - A send-only Company section needs the receiving Company and License sections, so the derived fields it
+      sends (ARR, MRR, renewal date, status, ...) are computed from this run's licenses. A Company section that
+      also receives cannot wait for licenses (License depends on it): its derived fields go out a run later.
+    """
+    same = [s for s in config.crm if s.connection == section.connection and s is not section]
+    receiving_companies = [s for s in same if s.model.slug == "company" and s.direction.receives]
+    if section.model.company_field == "companyId":
+        return [crm_asset_key(s) for s in receiving_companies]
+    if section.model.slug == "company" and not section.direction.receives:
+        licenses = [s for s in same if s.model.slug == "license" and s.direction.receives]
+        return [crm_asset_key(s) for s in (*receiving_companies, *licenses)]
+    return []
 
 
 def _metadata(result: CrmResult, duration: float) -> dict[str, dg.MetadataValue]:

@@ -22,8 +22,7 @@ SELECT 'ACME-' || lpad(CAST(i AS VARCHAR), 5, '0') AS company_key,
        (['SE', 'DE', 'US', 'GB', 'FR'])[1 + i % 5] AS country,
        CAST(json_object('tier', (['gold', 'silver', 'bronze'])[1 + i % 3], 'seats', 5 + i % 200,
                         'industry', (['saas', 'retail', 'fintech', 'health'])[1 + i % 4],
-                        'health', json_object('score', 40 + i % 60)) AS JSON) AS attributes,
-       CAST(NULL AS DOUBLE) AS arr_reported
+                        'health', json_object('score', 40 + i % 60)) AS JSON) AS attributes
 FROM range(1, $companies + 1) r(i);
 
 CREATE TABLE IF NOT EXISTS crm_end_users AS

@@ -1,0 +1,59 @@
+"""The code location loads: from the Python API and through `dagster definitions validate`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from planhat_pipelines.config import load_config
+from planhat_pipelines.definitions import build_definitions
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_definitions_hold_every_declared_asset_job_and_schedule() -> None:
+    config = load_config(ROOT / "planhat_pipelines.yaml")
+    defs = build_definitions(config)
+    keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    expected = {f"crm/{s.name}" for s in config.crm} | {f"usage/{s.name}" for s in config.usage}
+    expected |= {f"okrs/{kr.name}" for kr in config.key_results}
+    assert expected <= keys
+    for job in ("crm_full_sync", "crm_embedded_sync", "okrs_refresh", "usage_product_events_job"):
+        assert defs.resolve_job_def(job) is not None
+    hourly = defs.resolve_schedule_def("crm_embedded_hourly")
+    assert hourly.cron_schedule == "0 * * * *"
+    assert hourly.default_status == dg.DefaultScheduleStatus.RUNNING  # crm_automation: true in the demo
+    assert defs.resolve_sensor_def("usage_product_events_sensor") is not None
+
+
+def test_nothing_is_read_at_import_time(tmp_path: Path) -> None:
+    """Importing the module with a missing config must not fail: the config is read when Dagster loads defs."""
+    env = {**os.environ, "PLANHAT_PIPELINES_CONFIG": str(tmp_path / "missing.yaml")}
+    done = subprocess.run(
+        [sys.executable, "-c", "import planhat_pipelines.definitions"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_dagster_definitions_validate_is_clean(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path),
+        "PLANHAT_PIPELINES_CONFIG": str(ROOT / "planhat_pipelines.yaml"),
+    }
+    (tmp_path / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    dagster = Path(sys.executable).with_name("dagster")
+    done = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "All code locations passed validation" in done.stderr + done.stdout
