@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import warnings
 from collections.abc import Sequence
@@ -26,9 +27,17 @@ def _demo(args: argparse.Namespace) -> int:
     from planhat_pipelines.summary import store_summary
 
     config = load_config(args.config)
-    seed(config)
-    with dg.DagsterInstance.get() as instance:
-        run_all(config, instance)
+    with contextlib.ExitStack() as stack:
+        if args.emulator:
+            # The config's bigquery/snowflake connection names the emulator's ports; it runs until the end.
+            from planhat_pipelines.demo.emulators import demo_emulator, seed_emulator
+
+            stack.enter_context(demo_emulator(config, args.emulator))
+            seed_emulator(config, args.emulator)
+        else:
+            seed(config)
+        with dg.DagsterInstance.get() as instance:
+            run_all(config, instance)
     with ModelStore(config.store_path) as store:
         print()
         print(store_summary(store, config))
@@ -55,6 +64,17 @@ def _logs(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     with ModelStore(config.store_path) as store:
         print(format_runs(store.runs(section=args.section, status=args.status, limit=args.limit)))
+        health = store.con.execute(
+            "SELECT connection, checked_at, status, error, fix FROM connection_health "
+            "QUALIFY row_number() OVER (PARTITION BY connection ORDER BY checked_at DESC) <= 3 "
+            "ORDER BY connection, checked_at DESC"
+        ).fetchall()
+        if health:
+            print()
+            print("connection health (newest 3 checks per connection):")
+            for connection, checked_at, status, error, fix in health:
+                detail = f"  {error}  Fix: {fix}" if error else ""
+                print(f"{checked_at:%Y-%m-%d %H:%M:%S}  {connection:<18} {status:<9}{detail}")
         if args.rejects:
             print()
             for section, key, reason, run_id in store.open_rejects(args.section):
@@ -102,7 +122,14 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("seed-demo", help="create or grow the demo data in the config's DuckDB warehouses").set_defaults(
         handler=_seed
     )
-    sub.add_parser("demo", help="seed, run every asset through Dagster, print a summary").set_defaults(handler=_demo)
+    demo = sub.add_parser("demo", help="seed, run every asset through Dagster, print a summary")
+    demo.add_argument(
+        "--emulator",
+        choices=["bigquery", "snowflake"],
+        help="start that local emulator on the ports the config's connection names, seed it, run against it, "
+        "stop it (configs: examples/demo_bigquery.yaml, examples/demo_snowflake.yaml)",
+    )
+    demo.set_defaults(handler=_demo)
     sub.add_parser("summary", help="records per model, usage rows and cursors").set_defaults(handler=_summary)
     logs = sub.add_parser("logs", help="the sync log: what each section run did")
     logs.add_argument("--section", help="only this section")

@@ -12,11 +12,13 @@ No `from __future__ import annotations` here: Dagster reads the run-config annot
 """
 
 import time
+from datetime import UTC, datetime
 
 import dagster as dg
 
-from planhat_pipelines.config import Config, CrmSection
+from planhat_pipelines.config import Config, ConnectionConfig, CrmSection
 from planhat_pipelines.defs.resources import STORE_POOL, warehouse_resource_key
+from planhat_pipelines.health import skip_reason_if_unhealthy
 from planhat_pipelines.sync.crm import CrmResult, sync_section
 
 HOURLY_CRON = "0 * * * *"
@@ -119,6 +121,28 @@ def build_crm_asset(section: CrmSection, config: Config) -> dg.AssetsDefinition:
     return _crm_asset
 
 
+def _hourly_schedule(
+    name: str, connection: ConnectionConfig, job: "dg.UnresolvedAssetJobDefinition"
+) -> dg.ScheduleDefinition:
+    """The hourly sync of one connection; skipped with the reason while its credentials fail."""
+
+    @dg.schedule(
+        name=crm_schedule_name(name),
+        job=job,
+        cron_schedule=HOURLY_CRON,
+        default_status=(
+            dg.DefaultScheduleStatus.RUNNING if connection.crm_automation else dg.DefaultScheduleStatus.STOPPED
+        ),
+        description=f"Hourly CRM sync of '{name}' (on when the connection sets crm_automation: true); "
+        "skipped with the reason while the connection's credentials fail.",
+    )
+    def _hourly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        reason = skip_reason_if_unhealthy(connection, datetime.now(UTC))
+        return dg.SkipReason(reason) if reason else dg.RunRequest()
+
+    return _hourly
+
+
 def build_crm_defs(config: Config) -> dg.Definitions:
     """Assets for every CRM section, a job and hourly schedule per connection, and ``crm_full_sync``."""
     if not config.crm:
@@ -136,17 +160,7 @@ def build_crm_defs(config: Config) -> dg.Definitions:
             description=f"Sync every CRM section of connection '{name}' (the hourly automatic sync).",
         )
         jobs.append(job)
-        schedules.append(
-            dg.ScheduleDefinition(
-                name=crm_schedule_name(name),
-                job=job,
-                cron_schedule=HOURLY_CRON,
-                default_status=(
-                    dg.DefaultScheduleStatus.RUNNING if connection.crm_automation else dg.DefaultScheduleStatus.STOPPED
-                ),
-                description=f"Hourly CRM sync of '{name}' (on when the connection sets crm_automation: true).",
-            )
-        )
+        schedules.append(_hourly_schedule(name, connection, job))
     jobs.append(
         dg.define_asset_job(
             FULL_SYNC_JOB,

@@ -11,6 +11,7 @@ import dagster as dg
 from planhat_pipelines.config import Config, UsageSection
 from planhat_pipelines.defs.resources import STORE_POOL, warehouse_resource_key
 from planhat_pipelines.errors import PlanhatPipelinesError
+from planhat_pipelines.health import skip_reason_if_unhealthy
 from planhat_pipelines.sync.ranges import KeyRangeSpan, ranges_between
 from planhat_pipelines.sync.usage import first_key, run_usage
 
@@ -73,7 +74,7 @@ def build_usage_asset(section: UsageSection, config: Config) -> dg.AssetsDefinit
     return _usage_asset
 
 
-def build_usage_sensor(section: UsageSection) -> dg.SensorDefinition:
+def build_usage_sensor(section: UsageSection, config: Config) -> dg.SensorDefinition:
     """At each cadence tick: read the source's max key, add new range partitions, request one run for them.
 
     The sensor's cursor holds the last tick and the highest key already requested, so it never needs
@@ -83,6 +84,7 @@ def build_usage_sensor(section: UsageSection) -> dg.SensorDefinition:
     partitions = usage_partitions(section)
     wh_key = warehouse_resource_key(section.connection)
     asset_key = usage_asset_key(section)
+    connection = config.connection(section.connection)
 
     @dg.sensor(
         name=f"usage_{section.name}_sensor",
@@ -97,6 +99,12 @@ def build_usage_sensor(section: UsageSection) -> dg.SensorDefinition:
         due = section.cadence.last_due(datetime.now(UTC))
         if state.get("last_tick") and datetime.fromisoformat(state["last_tick"]) >= due:
             return dg.SkipReason(f"not due: {section.cadence.describe()}, last tick {state['last_tick']}")
+        unhealthy = skip_reason_if_unhealthy(connection, datetime.now(UTC))
+        if unhealthy:
+            # Remember the tick, so a failing connection is probed once per cadence tick, not every minute.
+            state["last_tick"] = due.isoformat()
+            context.update_cursor(json.dumps(state))
+            return dg.SkipReason(unhealthy)
         try:
             with getattr(context.resources, wh_key).open() as warehouse:
                 max_key = warehouse.max_key(section.table, section.key)
@@ -125,13 +133,13 @@ def build_usage_sensor(section: UsageSection) -> dg.SensorDefinition:
 
 
 def range_run_request(section: UsageSection, partition_keys: list[str], run_key: str | None = None) -> dg.RunRequest:
-    """One run for consecutive range partitions (single-run backfill policy: one start-up, many ranges)."""
-    asset_key = usage_asset_key(section)
-    if len(partition_keys) == 1:
-        return dg.RunRequest(run_key=run_key, asset_selection=[asset_key], partition_key=partition_keys[0])
+    """One run for consecutive range partitions (single-run backfill policy: one start-up, many ranges).
+
+    Always expressed as a partition range (first == last for one range), so one code path serves both.
+    """
     return dg.RunRequest(
         run_key=run_key,
-        asset_selection=[asset_key],
+        asset_selection=[usage_asset_key(section)],
         tags={RANGE_START_TAG: partition_keys[0], RANGE_END_TAG: partition_keys[-1]},
     )
 
@@ -139,7 +147,7 @@ def range_run_request(section: UsageSection, partition_keys: list[str], run_key:
 def build_usage_defs(config: Config) -> dg.Definitions:
     """Assets, sensors and one job per usage section."""
     assets = [build_usage_asset(s, config) for s in config.usage]
-    sensors = [build_usage_sensor(s) for s in config.usage]
+    sensors = [build_usage_sensor(s, config) for s in config.usage]
     jobs = [
         dg.define_asset_job(
             f"usage_{s.name}_job",
