@@ -23,8 +23,19 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
-demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+# `make demo WAREHOUSE=bigquery|snowflake`: the same demo against a local emulator, configured by
+# examples/demo_$(WAREHOUSE).yaml (fakesnow accepts any password: a dummy one is exported).
+WAREHOUSE ?= duckdb
+
+demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml $(if $(filter bigquery,$(WAREHOUSE)),emulators)
+ifeq ($(WAREHOUSE),duckdb)
 	$(PY) -m planhat_pipelines.cli demo
+else ifneq ($(filter bigquery snowflake,$(WAREHOUSE)),)
+	DEMO_SNOWFLAKE_PASSWORD=$${DEMO_SNOWFLAKE_PASSWORD:-demo} $(PY) -m planhat_pipelines.cli \
+		--config $(CURDIR)/examples/demo_$(WAREHOUSE).yaml demo --emulator $(WAREHOUSE)
+else
+	@echo "error: WAREHOUSE=$(WAREHOUSE) is not one of: duckdb, bigquery, snowflake" >&2; exit 2
+endif
 
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m planhat_pipelines.cli seed-demo
