@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -125,6 +125,24 @@ class KeyRange:
     after: int | None = None
     through: int | None = None
     null_keys: bool = False
+
+    def where(
+        self, key_sql: str, placeholder: Callable[[str], str] = lambda _name: "?"
+    ) -> tuple[str, list[tuple[str, int]]]:
+        """The SQL condition on the quoted key column and the (name, value) parameters it binds.
+
+        ``placeholder`` turns a parameter name into the dialect's marker (``?``, ``@after``, ...).
+        """
+        if self.null_keys:
+            return f"{key_sql} IS NULL", []
+        conditions, params = ["TRUE"], []
+        if self.after is not None:
+            conditions.append(f"{key_sql} > {placeholder('after')}")
+            params.append(("after", self.after))
+        if self.through is not None:
+            conditions.append(f"{key_sql} <= {placeholder('through')}")
+            params.append(("through", self.through))
+        return " AND ".join(conditions), params
 
 
 @dataclass(frozen=True)

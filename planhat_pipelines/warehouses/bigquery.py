@@ -229,19 +229,6 @@ class BigQueryWarehouse(Warehouse):
             parts.append(f"{expr} AS {quote(name)}")
         return ", ".join(parts)
 
-    @staticmethod
-    def _range_filter(key: str, key_range: KeyRange) -> tuple[str, list[bigquery.ScalarQueryParameter]]:
-        if key_range.null_keys:
-            return f"{key} IS NULL", []
-        where, params = ["TRUE"], []
-        if key_range.after is not None:
-            where.append(f"{key} > @after")
-            params.append(bigquery.ScalarQueryParameter("after", "INT64", key_range.after))
-        if key_range.through is not None:
-            where.append(f"{key} <= @through")
-            params.append(bigquery.ScalarQueryParameter("through", "INT64", key_range.through))
-        return " AND ".join(where), params
-
     def read_batches(
         self,
         table: str,
@@ -257,7 +244,8 @@ class BigQueryWarehouse(Warehouse):
         params: list[bigquery.ScalarQueryParameter] = []
         if key_range is not None:
             key = quote(info.column(key_range.key).name)
-            where, params = self._range_filter(key, key_range)
+            where, named = key_range.where(key, lambda name: f"@{name}")
+            params = [bigquery.ScalarQueryParameter(name, "INT64", value) for name, value in named]
             sql += f" WHERE {where} ORDER BY {key}"
         obj = f"table '{table}'"
         job = self._run(sql, self._job_config(query_parameters=params), obj, "check the mapped columns")
@@ -282,7 +270,8 @@ class BigQueryWarehouse(Warehouse):
     def duplicate_keys(self, table: str, key_range: KeyRange) -> list[int]:
         info = self.describe(table)
         key = quote(info.column(key_range.key).name)
-        where, params = self._range_filter(key, key_range)
+        where, named = key_range.where(key, lambda name: f"@{name}")
+        params = [bigquery.ScalarQueryParameter(name, "INT64", value) for name, value in named]
         sql = f"SELECT {key} FROM {self._quoted(table)} WHERE {where} GROUP BY {key} HAVING count(*) > 1"
         job = self._run(sql, self._job_config(query_parameters=params), f"table '{table}'", "check the key column")
         return [int(row[0]) for row in job.result() if row[0] is not None]

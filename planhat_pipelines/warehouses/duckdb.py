@@ -160,7 +160,8 @@ class DuckDBWarehouse(Warehouse):
         params: list[object] = []
         if key_range is not None:
             key = quote(info.column(key_range.key).name)
-            where, params = self._range_filter(key, key_range)
+            where, named = key_range.where(key)
+            params = [value for _, value in named]
             sql += f" FROM {quote(table)} WHERE {where} ORDER BY {key}"
         else:
             sql += f" FROM {quote(table)}"
@@ -168,24 +169,11 @@ class DuckDBWarehouse(Warehouse):
         assert rel is not None
         yield from rel.to_arrow_reader(batch_size)
 
-    @staticmethod
-    def _range_filter(key: str, key_range: KeyRange) -> tuple[str, list[object]]:
-        if key_range.null_keys:
-            return f"{key} IS NULL", []
-        where: list[str] = ["TRUE"]
-        params: list[object] = []
-        if key_range.after is not None:
-            where.append(f"{key} > ?")
-            params.append(key_range.after)
-        if key_range.through is not None:
-            where.append(f"{key} <= ?")
-            params.append(key_range.through)
-        return " AND ".join(where), params
-
     def duplicate_keys(self, table: str, key_range: KeyRange) -> list[int]:
         info = self.describe(table)
         key = quote(info.column(key_range.key).name)
-        where, params = self._range_filter(key, key_range)
+        where, named = key_range.where(key)
+        params = [value for _, value in named]
         rows = self.con.execute(
             f"SELECT {key} FROM {quote(table)} WHERE {where} GROUP BY {key} HAVING count(*) > 1",
             params,

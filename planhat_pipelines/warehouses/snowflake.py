@@ -334,19 +334,6 @@ class SnowflakeWarehouse(Warehouse):
             parts.append(f"{expr} AS {quote(name)}")
         return ", ".join(parts)
 
-    @staticmethod
-    def _range_filter(key: str, key_range: KeyRange) -> tuple[str, list[Any]]:
-        if key_range.null_keys:
-            return f"{key} IS NULL", []
-        where, params = ["TRUE"], []
-        if key_range.after is not None:
-            where.append(f"{key} > ?")
-            params.append(key_range.after)
-        if key_range.through is not None:
-            where.append(f"{key} <= ?")
-            params.append(key_range.through)
-        return " AND ".join(where), params
-
     # --- reading -------------------------------------------------------------------------------
     def read_batches(
         self,
@@ -361,7 +348,8 @@ class SnowflakeWarehouse(Warehouse):
         params: list[Any] = []
         if key_range is not None:
             key = quote(info.column(key_range.key).name)
-            where, params = self._range_filter(key, key_range)
+            where, named = key_range.where(key)
+            params = [value for _, value in named]
             sql += f" WHERE {where} ORDER BY {key}"
         cur = self._run(sql, params, obj=f"table '{table}'", fix="check the mapped columns")
         try:
@@ -373,7 +361,8 @@ class SnowflakeWarehouse(Warehouse):
     def duplicate_keys(self, table: str, key_range: KeyRange) -> list[int]:
         info = self.describe(table)
         key = quote(info.column(key_range.key).name)
-        where, params = self._range_filter(key, key_range)
+        where, named = key_range.where(key)
+        params = [value for _, value in named]
         rows = self._rows(
             f"SELECT {key} FROM {self._fqn(table)} WHERE {where} GROUP BY {key} HAVING COUNT(*) > 1",
             params,
