@@ -6,6 +6,7 @@ caller that wraps data and cursor in :meth:`ModelStore.transaction` commits both
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -69,18 +70,28 @@ class ModelStore:
         path: The database file (created with its parent folder if missing).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, lock_timeout: float = 30.0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.con = duckdb.connect(str(self.path))
-        except duckdb.IOException as exc:
-            raise PlanhatPipelinesError(
-                f"model store '{self.path}' cannot be opened ({exc}). Fix: another process holds it; runs that "
-                "write the store are serialised by the 'planhat_store' pool - wait for the other run"
-            ) from exc
+        self.con = self._connect(lock_timeout)
         self._depth = 0
         migrate(self.con)
+
+    def _connect(self, lock_timeout: float) -> duckdb.DuckDBPyConnection:
+        """Open the file, waiting up to ``lock_timeout`` s while another process (a sensor) briefly holds it."""
+        deadline = time.monotonic() + lock_timeout
+        delay = 0.05
+        while True:
+            try:
+                return duckdb.connect(str(self.path))
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
+                    raise PlanhatPipelinesError(
+                        f"model store '{self.path}' cannot be opened ({exc}). Fix: another process holds it; runs "
+                        "that write the store are serialised by the 'planhat_store' pool - wait for the other run"
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     def close(self) -> None:
         self.con.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from planhat_pipelines.errors import PlanhatPipelinesError
 from planhat_pipelines.models import MODELS, FieldSpec, FieldType, ModelSpec
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.store.schema import migrate
@@ -241,3 +244,36 @@ def test_rejects_are_kept_and_resolved(store: ModelStore) -> None:
     )
     assert resolved == 1
     assert store.open_rejects("s") == [("s", "k2", "duplicate", "run2")]
+
+
+def _hold(path: Path, seconds: float) -> subprocess.Popen[str]:
+    """Another process holding the store file (as a sensor or a run does), for ``seconds``."""
+    script = (
+        f"import duckdb, sys, time; c = duckdb.connect({str(path)!r}); print('held', flush=True); time.sleep({seconds})"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_open_waits_while_another_process_briefly_holds_the_store(tmp_path: Path) -> None:
+    path = tmp_path / "store.duckdb"
+    ModelStore(path).close()
+    holder = _hold(path, 1.0)
+    try:
+        with ModelStore(path, lock_timeout=20) as store:
+            assert store.count("company") == 0
+    finally:
+        holder.wait(timeout=30)
+
+
+def test_open_fails_clearly_when_the_store_stays_locked(tmp_path: Path) -> None:
+    path = tmp_path / "store.duckdb"
+    ModelStore(path).close()
+    holder = _hold(path, 30.0)
+    try:
+        with pytest.raises(PlanhatPipelinesError, match=r"another process holds it.*planhat_store"):
+            ModelStore(path, lock_timeout=0.5)
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
