@@ -48,7 +48,7 @@ def usage_rows(warehouse: Path) -> pa.Table:
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         cols = ", ".join("CAST(info AS VARCHAR) AS info" if c == "info" else c for c in USAGE_COLUMNS)
-        return con.execute(f"SELECT {cols} FROM usage_events ORDER BY event_id").to_arrow_table()
+        return con.sql(f"SELECT {cols} FROM usage_events ORDER BY event_id").to_arrow_table()
     finally:
         con.close()
 

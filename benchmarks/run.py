@@ -116,7 +116,14 @@ def bench_usage(args: argparse.Namespace, res: Results, warehouse: Path) -> Path
     res.add(
         "limit",
         run_case("limit", {"warehouse": str(warehouse), "target": str(target), "batch_size": args.batch_size}),
-        label="limit: DuckDB Arrow read -> INSERT into PK table",
+        label="limit: DuckDB Arrow read -> INSERT into PK table, 1 tx",
+    )
+    target = fresh_copy(Path("/nonexistent"), "limit.duckdb")
+    params = {"warehouse": str(warehouse), "target": str(target), "batch_size": args.batch_size}
+    res.add(
+        "limit_commit_each_batch",
+        run_case("limit", {**params, "commit_each_batch": True}),
+        label="limit, committing every batch (exactly-once floor)",
     )
     return store
 
