@@ -438,7 +438,7 @@ def _parse_connection(parent: _Node, name: str, data: Any, base_dir: Path) -> Co
     settings: ConnectionSettings
     if kind == "duckdb":
         raw = Path(node.get("path", str, required=True, example="data/warehouse.duckdb"))
-        settings = DuckDBSettings(raw if raw.is_absolute() else base_dir / raw)
+        settings = DuckDBSettings((raw if raw.is_absolute() else base_dir / raw).resolve())
     elif kind == "bigquery":
         auth = node.choice("auth", ("service_account", "oauth", "adc"), "adc")
         settings = BigQuerySettings(

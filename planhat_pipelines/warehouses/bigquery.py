@@ -187,7 +187,10 @@ class BigQueryWarehouse(Warehouse):
                     BigQueryReadGrpcTransport,
                 )
 
-                channel = grpc.insecure_channel(self.storage_grpc_endpoint)
+                # No cap on incoming messages, like Google's own client: one read_rows response can exceed 4 MB.
+                channel = grpc.insecure_channel(
+                    self.storage_grpc_endpoint, options=[("grpc.max_receive_message_length", -1)]
+                )
                 self._read_client = BigQueryReadClient(transport=BigQueryReadGrpcTransport(channel=channel))
             else:
                 self._read_client = BigQueryReadClient(credentials=self.client._credentials)

@@ -66,6 +66,16 @@ def test_storage_read_and_rest_fallback_return_the_same_rows(bigquery_harness: B
     assert json.loads(results["storage"][0]["payload"]) == {"plan": "pro", "seats": 101}
 
 
+def test_storage_read_of_a_response_over_grpcs_default_4_mb_limit(bigquery_harness: BigQueryHarness) -> None:
+    """local-bigquery answers a whole range in one ReadRows message; the channel must not cap it at 4 MB."""
+    n = 12_000
+    wide = pa.table({"event_id": pa.array(range(1, n + 1), pa.int64()), "blob": ["x" * 500] * n})  # ~6 MB
+    bigquery_harness.create_table("wide", wide)
+    wh = bigquery_harness.warehouse("storage")
+    batches = list(wh.read_batches("wide", ["event_id", "blob"], batch_size=50_000, key_range=KeyRange("event_id")))
+    assert sum(b.num_rows for b in batches) == n
+
+
 def test_storage_reads_really_go_through_the_storage_endpoint(bigquery_harness: BigQueryHarness) -> None:
     # With a dead Storage endpoint the read must fail: proof that the fast path is the one used
     # (the result is larger than one REST page, so the client cannot serve it from cached pages).
