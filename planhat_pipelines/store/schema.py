@@ -41,6 +41,9 @@ SYSTEM_TABLES = (
         section VARCHAR NOT NULL, "key" VARCHAR NOT NULL, reason VARCHAR NOT NULL,
         run_id VARCHAR, first_seen TIMESTAMP, last_seen TIMESTAMP, resolved_at TIMESTAMP,
         PRIMARY KEY (section, "key", reason))""",
+    """CREATE TABLE IF NOT EXISTS crm_source_hashes (
+        section VARCHAR NOT NULL, "key" VARCHAR NOT NULL, hash UBIGINT NOT NULL,
+        PRIMARY KEY (section, "key"))""",
     """CREATE TABLE IF NOT EXISTS okr_values (
         key_result VARCHAR NOT NULL, objective VARCHAR NOT NULL, recorded_at TIMESTAMP NOT NULL,
         "value" DOUBLE, source VARCHAR NOT NULL, progress DOUBLE, expected DOUBLE, status VARCHAR,

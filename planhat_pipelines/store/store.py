@@ -75,6 +75,9 @@ class ModelStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.con = self._connect(lock_timeout)
         self._depth = 0
+        # Sync commits every batch; checkpointing the WAL into the file at DuckDB's default 16 MB would
+        # rewrite the tables every few batches. Checkpoint at 1 GB of WAL (and on close) instead.
+        self.con.execute("SET checkpoint_threshold = '1GB'")
         migrate(self.con)
 
     def _connect(self, lock_timeout: float) -> duckdb.DuckDBPyConnection:
@@ -127,31 +130,41 @@ class ModelStore:
 
     # --- models ------------------------------------------------------------------------------
     def upsert(
-        self, model: ModelSpec | str, data: pa.Table | pa.RecordBatchReader, key: str, *, null_overwrites: bool = False
+        self,
+        model: ModelSpec | str,
+        data: pa.Table | pa.RecordBatchReader | str,
+        key: str,
+        *,
+        null_overwrites: bool = False,
     ) -> UpsertCounts:
         """Insert new and update changed records of ``model`` matched on ``key``.
 
         ``data`` holds ``key``, any standard fields, and optionally ``custom`` (a JSON object merged
-        into the stored custom fields). Keys must be unique and non-null (the sync engines reject
-        bad keys before calling this). A null value leaves the stored value alone unless
-        ``null_overwrites``. Unchanged records are not written.
+        into the stored custom fields); it is Arrow, or the name of a table or view already in this
+        store's connection (so a sync engine that staged its rows here upserts them in one pass). Keys
+        must be unique and non-null (the sync engines reject bad keys before calling this). A null value
+        leaves the stored value alone unless ``null_overwrites``. Unchanged records are not written.
         """
         spec = MODELS[model] if isinstance(model, str) else model
         table = q(spec.slug)
-        names = list(data.schema.names)
-        fields = [n for n in names if n not in (key, "custom", "id")]
         with self.transaction() as con:
-            con.register("__upsert_in", data)
+            if isinstance(data, str):
+                source = data
+                names = [d[0] for d in con.execute(f"SELECT * FROM {data} LIMIT 0").description]
+            else:
+                source = "__upsert_in"
+                names = list(data.schema.names)
+                con.register(source, data)
+            fields = [n for n in names if n not in (key, "custom", "id")]
             try:
                 casts = [f"CAST(s.{q(key)} AS VARCHAR) AS {q(key)}"]
                 casts += [f"CAST(s.{q(n)} AS {self._type(spec, n)}) AS {q(n)}" for n in fields]
                 if "custom" in names:
                     casts.append("CAST(s.custom AS JSON) AS custom")
-                con.execute(
-                    f"CREATE OR REPLACE TEMP TABLE __upsert_src AS SELECT {', '.join(casts)} FROM __upsert_in s"
-                )
+                con.execute(f"CREATE OR REPLACE TEMP TABLE __upsert_src AS SELECT {', '.join(casts)} FROM {source} s")
             finally:
-                con.unregister("__upsert_in")
+                if not isinstance(data, str):
+                    con.unregister(source)
 
             def new_value(n: str) -> str:
                 return f"s.{q(n)}" if null_overwrites else f"COALESCE(s.{q(n)}, t.{q(n)})"

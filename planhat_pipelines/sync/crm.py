@@ -39,7 +39,11 @@ Relations
     row. A parent that arrives in the same run as its child is resolved when ``company_match`` is the
     section's Planhat key.
 
-Receive is diff-based (unchanged rows are not written) and runs in one store transaction per section,
+Receive is diff-based at two levels. A source row whose values hash the same as when this section last
+accepted it (``crm_source_hashes``; the hash includes the section's mapping, so a config change re-reads
+everything) skips validation and the store altogether; rejected rows have no hash and are retried every
+run. The remaining rows are compared with the store and only new or changed records are written. Receive
+runs in one store transaction per section,
 together with the derived Company fields (License and Company sections) and the change-tracking cursor:
 a failure leaves the store as it was. Rejects and the sync log are written outside that transaction, so
 a failed run is still logged. Warehouses with change tracking (``capabilities.change_tracking``) are read
@@ -55,6 +59,7 @@ anything is written.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import time
 from collections.abc import Iterable, Iterator
@@ -171,6 +176,41 @@ def _stage(con: duckdb.DuckDBPyConnection, name: str, batches: Iterable[pa.Recor
     finally:
         con.unregister("__crm_in")
     return int(con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0])
+
+
+def _nothing_changed(
+    section: CrmSection, store: ModelStore, result: CrmResult, run_id: str, new_cursor: str | None, *, full_read: bool
+) -> CrmResult:
+    """Every row read is unchanged since the last sync: only the bookkeeping of a run remains."""
+    if new_cursor is not None:
+        store.set_cursor(section.name, "", new_cursor)
+        result.cursor_after = new_cursor
+    result.unchanged = result.rows_read
+    empty = pa.table({"key": pa.array([], pa.string()), "reason": pa.array([], pa.string())})
+    # A full read that rejected nothing resolves every open reject (their rows are now accepted and unchanged).
+    result.resolved_rejects = store.record_rejects(section.name, run_id, empty, resolve_others=full_read)
+    result.log.append(f"received: 0 inserted, 0 updated, {result.unchanged} unchanged, 0 rejected")
+    return result
+
+
+def _row_hash(section: CrmSection, columns: list[str]) -> str:
+    """SQL hashing a staged source row together with the section's mapping.
+
+    The mapping's fingerprint is part of the hash, so changing the section's fields, keys or options
+    makes every row count as changed on the next run.
+    """
+    mapping = repr(
+        (
+            section.model.slug,
+            section.planhat_key,
+            section.warehouse_key,
+            section.company_match,
+            section.null_overwrites,
+            section.receive_fields(),
+        )
+    )
+    fingerprint = hashlib.sha256(mapping.encode()).hexdigest()[:16]
+    return f"hash({_lit(fingerprint)}, {', '.join(f'r.{q(c)}' for c in columns)})"
 
 
 def _drop(con: duckdb.DuckDBPyConnection, *names: str) -> None:
@@ -401,7 +441,7 @@ def receive(
     if full:
         result.log.append("full sync requested")
 
-    temps = ("__crm_src", "__crm_keys", "__crm_rows", "__crm_ok")
+    temps = ("__crm_src", "__crm_keys", "__crm_skip", "__crm_rows", "__crm_ok")
     try:
         if change_set is not None:
             batches: Iterable[pa.RecordBatch] = change_set.rows.to_batches(batch_size)
@@ -423,6 +463,21 @@ def receive(
             f"CREATE OR REPLACE TEMP TABLE __crm_keys AS SELECT CAST({key} AS VARCHAR) AS __key FROM __crm_src r "
             f"WHERE {key} IS NOT NULL AND trim(CAST({key} AS VARCHAR)) <> '' GROUP BY 1 HAVING count(*) = 1"
         )
+        # Rows whose source values are unchanged since this section last accepted them skip all work below.
+        row_hash = _row_hash(section, columns)
+        con.execute(
+            'CREATE OR REPLACE TEMP TABLE __crm_skip AS SELECT h."key" AS __key FROM __crm_src r '
+            'JOIN crm_source_hashes h ON h.section = ? AND h."key" = CAST('
+            f"{key} AS VARCHAR) AND h.hash = {row_hash} "
+            'WHERE h."key" IN (SELECT __key FROM __crm_keys)',
+            [section.name],
+        )
+        skipped = int(con.execute("SELECT count(*) FROM __crm_skip").fetchall()[0][0])
+        if skipped:
+            con.execute(f"DELETE FROM __crm_src r WHERE CAST({key} AS VARCHAR) IN (SELECT __key FROM __crm_skip)")
+            result.log.append(f"{skipped} rows unchanged in the warehouse since the last sync: skipped")
+        if skipped and skipped == result.rows_read:
+            return _nothing_changed(section, store, result, run_id, new_cursor, full_read=change_set is None)
         key_error = (
             f"CASE WHEN {key} IS NULL OR trim(CAST({key} AS VARCHAR)) = '' THEN "
             f"'key column ' || {_lit(repr(section.warehouse_key))} || ' is null or empty' "
@@ -462,7 +517,7 @@ def receive(
             f"SELECT DISTINCT COALESCE(NULLIF(trim(__key), ''), {_lit(NULL_KEY)}) AS \"key\", __err AS reason "
             "FROM __crm_rows WHERE __err IS NOT NULL"
         ).to_arrow_table()
-        if result.rows_read and not stats[1]:
+        if result.rows_read and not stats[1] and not skipped:
             store.record_rejects(section.name, run_id, rejects, resolve_others=False)
             raise KeyValidationError(
                 f"section '{section.name}': none of the {result.rows_read} rows of '{section.table}' has a usable "
@@ -476,20 +531,24 @@ def receive(
         if patch:
             out.append(f"{patch} AS custom")
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE __crm_ok AS SELECT row_number() OVER () AS __i, {', '.join(out)} "
-            "FROM __crm_rows WHERE __err IS NULL"
+            f"CREATE OR REPLACE TEMP TABLE __crm_ok AS SELECT {', '.join(out)} FROM __crm_rows WHERE __err IS NULL"
         )
-        accepted = int(con.execute("SELECT count(*) FROM __crm_ok").fetchall()[0][0])
-        names = ", ".join(o.rsplit(" AS ", 1)[1] for o in out)
-        counts = UpsertCounts()
         with store.transaction():
-            for start in range(0, accepted, batch_size):
-                chunk = con.sql(
-                    f"SELECT {names} FROM __crm_ok WHERE __i > {start} AND __i <= {start + batch_size}"
-                ).to_arrow_table()
-                counts = counts + store.upsert(
-                    section.model, chunk, section.planhat_key, null_overwrites=section.null_overwrites
-                )
+            # One set-based pass over the staged rows: no Arrow round trip, one join with the model table.
+            counts = store.upsert(
+                section.model, "__crm_ok", section.planhat_key, null_overwrites=section.null_overwrites
+            )
+            # Remember what was accepted, so an unchanged row is skipped next time; rejected rows are retried.
+            con.execute(
+                'DELETE FROM crm_source_hashes WHERE section = ? AND "key" IN (SELECT __key FROM __crm_rows)',
+                [section.name],
+            )
+            con.execute(
+                f"INSERT INTO crm_source_hashes SELECT ?, CAST({key} AS VARCHAR), {row_hash} FROM __crm_src r "
+                f"WHERE CAST({key} AS VARCHAR) IN (SELECT __key FROM __crm_rows WHERE __err IS NULL)",
+                [section.name],
+            )
+            counts = UpsertCounts(counts.inserted, counts.updated, counts.unchanged + skipped)
             if pendings:
                 con.execute(
                     f'UPDATE company AS t SET "parentId" = c.id FROM company AS c WHERE starts_with(t."parentId", '

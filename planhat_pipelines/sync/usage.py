@@ -2,8 +2,8 @@
 
 Exactly-once, by construction:
 
-- The store's primary key for usage rows is ``(section, key)``; rows insert with
-  ``ON CONFLICT DO NOTHING``, so re-reading a key (a retry, a re-run, the lookback) never duplicates it.
+- The store's primary key for usage rows is ``(section, key)``; rows insert with an anti-join on it, so
+  re-reading a key (a retry, a re-run, the lookback) never duplicates it.
 - Each range (partition) is read in key order, in batches. One store transaction holds a batch's
   rows, its rejects and the range's cursor (``sync_cursors``: section, range key -> last key loaded).
   A crash before COMMIT leaves nothing of the batch; after COMMIT the cursor covers exactly what landed.
@@ -168,6 +168,13 @@ def _reason_sql(section: UsageSection) -> str:
         ]
     else:
         checks.append(("s.action IS NULL", "'missing action (" + fields["action"] + ")'"))
+        if "info" in section.fields:
+            checks.append(
+                (
+                    "s.info IS NOT NULL AND NOT json_valid(CAST(s.info AS VARCHAR))",
+                    "'info is not JSON (" + fields["info"] + ")'",
+                )
+            )
         for role in ("count", "weight"):
             if role in section.fields:
                 checks.append(
@@ -183,24 +190,41 @@ def _reason_sql(section: UsageSection) -> str:
     return "CASE " + " ".join(f"WHEN {cond} THEN {reason}" for cond, reason in checks) + " END"
 
 
+def _not_loaded(table: str) -> str:
+    """Anti-join on the store's primary key: keys already loaded (a retry, a re-run, the lookback) are skipped.
+
+    Accepted keys are unique within a batch (keys that occur twice in the source are rejected), so this is
+    exact; a conflict that still slipped through would fail the batch on the primary key, never duplicate it.
+    """
+    return f'NOT EXISTS (SELECT 1 FROM {table} t WHERE t.section = ? AND t."key" = CAST(u.__key AS HUGEINT))'
+
+
+def _prepare_refs(section: UsageSection, store: ModelStore) -> None:
+    """Index the section's records by the matched field once, not per batch (``__usage_refs``)."""
+    model = section.model
+    company = "id" if model.slug == "company" else '"companyId"'
+    match = q(section.record_match)
+    store.con.execute(
+        "CREATE OR REPLACE TEMP TABLE __usage_refs AS "
+        f"SELECT CAST({match} AS VARCHAR) AS ref, min(id) AS id, min({company}) AS company_id "
+        f"FROM {q(model.slug)} WHERE {match} IS NOT NULL GROUP BY 1"
+    )
+
+
 def _load_batch(
     section: UsageSection, store: ModelStore, batch: pa.RecordBatch, duplicates: pa.Table, run_id: str
 ) -> tuple[int, int, int, int]:
     """Validate and insert one batch; returns (inserted, unchanged, rejected, resolved). In the caller's transaction."""
     con = store.con
     model = section.model
-    company_expr = "r.id" if model.slug == "company" else 'r."companyId"'
-    company_col = '"companyId"' if model.slug != "company" else "id"
     con.register("__usage_batch", batch)
     con.register("__usage_dups", duplicates)
     try:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE __usage_rows AS "
             f"WITH s AS (SELECT {_staging_select(section, batch.schema.names)} FROM __usage_batch b), "
-            f'refs AS (SELECT {q(section.record_match)} AS ref, min(id) AS id, min({company_col}) AS "companyId" '
-            f"FROM {q(model.slug)} WHERE {q(section.record_match)} IS NOT NULL GROUP BY 1) "
-            f"SELECT s.*, r.id AS __record_id, {company_expr} AS __company_id, {_reason_sql(section)} AS __reason "
-            "FROM s LEFT JOIN refs r ON r.ref = CAST(s.record AS VARCHAR) "
+            f"SELECT s.*, r.id AS __record_id, r.company_id AS __company_id, {_reason_sql(section)} AS __reason "
+            "FROM s LEFT JOIN __usage_refs r ON r.ref = CAST(s.record AS VARCHAR) "
             "LEFT JOIN (SELECT CAST(key AS HUGEINT) AS dup_key FROM __usage_dups) d "
             "ON d.dup_key = TRY_CAST(s.__key AS HUGEINT)"
         )
@@ -212,14 +236,15 @@ def _load_batch(
             insert = (
                 f"INSERT INTO user_activities {common} CAST(action AS VARCHAR), TRY_CAST(date AS TIMESTAMP), "
                 f"COALESCE({count}, 1.0), COALESCE({weight}, 1.0), {info}, ? "
-                "FROM __usage_rows WHERE __reason IS NULL ON CONFLICT DO NOTHING"
+                f"FROM __usage_rows u WHERE __reason IS NULL AND {_not_loaded('user_activities')}"
             )
         else:
             insert = (
                 f"INSERT INTO custom_metrics {common} CAST(dimension AS VARCHAR), TRY_CAST(value AS DOUBLE), "
-                "TRY_CAST(date AS TIMESTAMP), ? FROM __usage_rows WHERE __reason IS NULL ON CONFLICT DO NOTHING"
+                "TRY_CAST(date AS TIMESTAMP), ? FROM __usage_rows u "
+                f"WHERE __reason IS NULL AND {_not_loaded('custom_metrics')}"
             )
-        inserted = int(con.execute(insert, [section.name, model.slug, run_id]).fetchall()[0][0])
+        inserted = int(con.execute(insert, [section.name, model.slug, run_id, section.name]).fetchall()[0][0])
         accepted, rejected = con.execute(
             "SELECT count(*) FILTER (WHERE __reason IS NULL), count(*) FILTER (WHERE __reason IS NOT NULL) "
             "FROM __usage_rows"
@@ -262,6 +287,7 @@ def load_range(
     """
     result = result or UsageResult(section.name)
     info = info or check_source(section, warehouse)
+    _prepare_refs(section, store)
     scope = span.partition_key
     cursor = store.get_cursor(section.name, scope)
     after = span.start - 1
@@ -296,6 +322,7 @@ def _reject_null_keys(
     section: UsageSection, store: ModelStore, warehouse: Warehouse, run_id: str, result: UsageResult
 ) -> None:
     """Rows with a NULL key belong to no range: each run reads them (a filtered scan) and rejects them."""
+    _prepare_refs(section, store)
     columns = [section.key, *dict.fromkeys(section.fields.values())]
     key_range = KeyRange(section.key, null_keys=True)
     empty = pa.table({"key": pa.array([], pa.string())})
@@ -319,9 +346,10 @@ def _retry_rejects(
 ) -> None:
     """Read again the keys of open rejects (e.g. an end user that did not exist yet), per range.
 
-    Rows load with ON CONFLICT DO NOTHING, so this is idempotent; a reject whose row now passes is
+    Rows already loaded are skipped, so this is idempotent; a reject whose row now passes is
     marked resolved by :func:`_load_batch`, one still failing is recorded again by this run.
     """
+    _prepare_refs(section, store)
     rows = store.con.execute(
         'SELECT CAST("key" AS HUGEINT) FROM rejected_rows WHERE section = ? AND resolved_at IS NULL '
         'AND TRY_CAST("key" AS HUGEINT) IS NOT NULL',

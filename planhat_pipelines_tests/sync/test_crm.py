@@ -593,3 +593,32 @@ def test_end_users_by_email_find_their_company_by_source_id(
     assert rows(store, 'SELECT email, "companyId", featured FROM enduser') == [("ann@acme.io", acme, True)]
     reason = store.open_rejects("s")[0][2]
     assert "no company has sourceId 'crm-9'" in reason and "field featured: 'maybe' is not a boolean" in reason
+
+
+def test_unchanged_rows_are_skipped_changed_ones_and_mapping_changes_are_not(
+    harness: WarehouseHarness, tmp_path: Path, store: ModelStore
+) -> None:
+    harness.create_table(
+        "crm_companies",
+        pa.table({"id": ["c1", "c2", "c3"], "name": ["A", "B", "C"], "phase": ["trial", "live", "live"]}),
+    )
+    names_only = companies_section(harness, tmp_path)
+    assert sync_section(names_only, store, harness.warehouse()).inserted == 3
+    # One source row changes: only that row is processed; the other two are skipped by their row hash.
+    harness.execute("UPDATE crm_companies SET name = 'B2' WHERE id = 'c2'")
+    edited = sync_section(names_only, store, harness.warehouse())
+    assert (edited.updated, edited.unchanged) == (1, 2)
+    assert any("2 rows unchanged" in line for line in edited.log)
+    # A new mapped field changes the section's fingerprint: every row is read into the store again.
+    with_phase = companies_section(
+        harness, tmp_path, fields=[{"planhat": "name", "warehouse": "name"}, {"planhat": "phase", "warehouse": "phase"}]
+    )
+    remapped = sync_section(with_phase, store, harness.warehouse())
+    assert (remapped.updated, remapped.unchanged) == (3, 0)
+    assert rows(store, 'SELECT "externalId", name, phase FROM company ORDER BY 1') == [
+        ("c1", "A", "trial"),
+        ("c2", "B2", "live"),
+        ("c3", "C", "live"),
+    ]
+    again = sync_section(with_phase, store, harness.warehouse())
+    assert (again.updated, again.unchanged) == (0, 3)
