@@ -376,3 +376,14 @@ def test_rejected_rows_are_retried_until_they_pass(
     assert store.open_rejects("events") == []
     assert _loaded_keys(store) == [1, 2, 3]
     assert store.runs(section="events")[0].resolved_rejects == 1
+
+
+def test_info_that_is_not_json_rejects_its_row(
+    duckdb_harness: WarehouseHarness, store: ModelStore, tmp_path: Path
+) -> None:
+    section = _section(tmp_path)
+    data = _events([1, 2]).set_column(4, "info", pa.array(['{"ok": true}', "{not json"]))
+    duckdb_harness.create_table("events", data)  # info as plain text, so a broken value can exist
+    result = run_usage(section, store, duckdb_harness.warehouse(), [KeyRangeSpan(0, 99)])
+    assert (result.inserted, result.rejected) == (1, 1)
+    assert [(k, r) for _, k, r, _ in store.open_rejects("events")] == [("2", "info is not JSON (info)")]
