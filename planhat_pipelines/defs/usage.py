@@ -13,7 +13,7 @@ from planhat_pipelines.defs.resources import STORE_POOL, warehouse_resource_key
 from planhat_pipelines.errors import PlanhatPipelinesError
 from planhat_pipelines.health import skip_reason_if_unhealthy
 from planhat_pipelines.sync.ranges import KeyRangeSpan, ranges_between
-from planhat_pipelines.sync.usage import first_key, run_usage
+from planhat_pipelines.sync.usage import run_usage
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -107,11 +107,10 @@ def build_usage_sensor(section: UsageSection, config: Config) -> dg.SensorDefini
             return dg.SkipReason(unhealthy)
         try:
             with getattr(context.resources, wh_key).open() as warehouse:
-                max_key = warehouse.max_key(section.table, section.key)
+                bounds = warehouse.key_bounds(section.table, section.key)
                 requested = state.get("requested_through")
-                start = int(requested) if requested is not None else None
-                if start is None and max_key is not None:
-                    start = first_key(section, warehouse)
+                max_key = None if bounds is None else bounds[1]
+                start = int(requested) if requested is not None else (None if bounds is None else bounds[0])
         except PlanhatPipelinesError as exc:
             return dg.SkipReason(f"connection '{section.connection}' failed: {exc}")
         state["last_tick"] = due.isoformat()

@@ -76,8 +76,8 @@ class ModelStore:
         self.con = self._connect(lock_timeout)
         self._depth = 0
         # Sync commits every batch; checkpointing the WAL into the file at DuckDB's default 16 MB would
-        # rewrite the tables every few batches. Checkpoint at 1 GB of WAL (and on close) instead.
-        self.con.execute("SET checkpoint_threshold = '1GB'")
+        # rewrite the tables every few batches. Checkpoint at 256 MB of WAL (and on close) instead.
+        self.con.execute("SET checkpoint_threshold = '256MB'")
         migrate(self.con)
 
     def _connect(self, lock_timeout: float) -> duckdb.DuckDBPyConnection:

@@ -85,31 +85,17 @@ def check_source(section: UsageSection, warehouse: Warehouse) -> TableInfo:
     return info
 
 
-def first_key(section: UsageSection, warehouse: Warehouse) -> int | None:
-    """The smallest key in the source (one ordered read of one row), or None if it is empty."""
-    batches = warehouse.read_batches(section.table, [section.key], batch_size=1, key_range=KeyRange(section.key))
-    try:
-        for batch in batches:
-            for value in batch.column(0).to_pylist():
-                if value is not None:
-                    return int(value)
-    finally:
-        close = getattr(batches, "close", None)
-        if close:
-            close()
-    return None
-
-
 def pending_ranges(section: UsageSection, store: ModelStore, warehouse: Warehouse) -> tuple[list[KeyRangeSpan], int]:
-    """Ranges that may hold rows not loaded yet, and the warehouse's current maximum key."""
-    max_key = warehouse.max_key(section.table, section.key)
-    if max_key is None:
+    """Ranges that may hold rows not loaded yet, and the warehouse's current maximum key (-1 when empty)."""
+    bounds = warehouse.key_bounds(section.table, section.key)
+    if bounds is None:
         return [], -1
+    low, high = bounds
     loaded = loaded_through(store, section)
-    start = loaded + 1 if loaded is not None else first_key(section, warehouse)
-    if start is None or start > max_key:
-        return [], max_key
-    return ranges_between(start, max_key, section.partition_span), max_key
+    start = loaded + 1 if loaded is not None else low
+    if start > high:
+        return [], high
+    return ranges_between(start, high, section.partition_span), high
 
 
 def loaded_through(store: ModelStore, section: UsageSection) -> int | None:

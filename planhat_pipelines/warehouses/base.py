@@ -213,8 +213,13 @@ class Warehouse(ABC):
         """Keys that occur more than once in ``key_range`` (a GROUP BY ... HAVING count(*) > 1)."""
 
     @abstractmethod
+    def key_bounds(self, table: str, key: str) -> tuple[int, int] | None:
+        """The current minimum and maximum of integer column ``key`` in one aggregate (None when empty)."""
+
     def max_key(self, table: str, key: str) -> int | None:
         """The current maximum of integer column ``key`` (None for an empty table)."""
+        bounds = self.key_bounds(table, key)
+        return None if bounds is None else bounds[1]
 
     @abstractmethod
     def query(self, sql: str, *, timeout_seconds: float | None = None, max_bytes_billed: int | None = None) -> pa.Table:

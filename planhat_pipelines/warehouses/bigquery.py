@@ -279,12 +279,12 @@ class BigQueryWarehouse(Warehouse):
         job = self._run(sql, self._job_config(query_parameters=params), f"table '{table}'", "check the key column")
         return [int(row[0]) for row in job.result() if row[0] is not None]
 
-    def max_key(self, table: str, key: str) -> int | None:
-        info = self.describe(table)
-        sql = f"SELECT max({quote(info.column(key).name)}) FROM {self._quoted(table)}"
+    def key_bounds(self, table: str, key: str) -> tuple[int, int] | None:
+        col = quote(self.describe(table).column(key).name)
+        sql = f"SELECT min({col}), max({col}) FROM {self._quoted(table)}"
         job = self._run(sql, self._job_config(), f"table '{table}'", "check the key column")
-        value = next(iter(job.result()))[0]
-        return None if value is None else int(value)
+        low, high = next(iter(job.result()))
+        return None if high is None else (int(low), int(high))
 
     def query_job_config(
         self, *, timeout_seconds: float | None = None, max_bytes_billed: int | None = None

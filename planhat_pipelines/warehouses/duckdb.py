@@ -180,12 +180,10 @@ class DuckDBWarehouse(Warehouse):
         ).fetchall()
         return [int(r[0]) for r in rows if r[0] is not None]
 
-    def max_key(self, table: str, key: str) -> int | None:
-        info = self.describe(table)
-        col = info.column(key)
-        row = self.con.execute(f"SELECT max({quote(col.name)}) FROM {quote(table)}").fetchall()
-        value = row[0][0]
-        return None if value is None else int(value)
+    def key_bounds(self, table: str, key: str) -> tuple[int, int] | None:
+        col = quote(self.describe(table).column(key).name)
+        low, high = self.con.execute(f"SELECT min({col}), max({col}) FROM {quote(table)}").fetchall()[0]
+        return None if high is None else (int(low), int(high))
 
     def query(self, sql: str, *, timeout_seconds: float | None = None, max_bytes_billed: int | None = None) -> pa.Table:
         con = self.con

@@ -371,16 +371,15 @@ class SnowflakeWarehouse(Warehouse):
         )
         return [int(r[0]) for r in rows if r[0] is not None]
 
-    def max_key(self, table: str, key: str) -> int | None:
-        info = self.describe(table)
-        col = quote(info.column(key).name)
+    def key_bounds(self, table: str, key: str) -> tuple[int, int] | None:
+        col = quote(self.describe(table).column(key).name)
         rows = self._rows(
-            f"SELECT MAX({col}) FROM {self._fqn(table)}",
+            f"SELECT MIN({col}), MAX({col}) FROM {self._fqn(table)}",
             obj=f"table '{table}'",
             fix="check that the key column holds integers",
         )
-        value = rows[0][0] if rows else None
-        return None if value is None else int(value)
+        low, high = rows[0] if rows else (None, None)
+        return None if high is None else (int(low), int(high))
 
     def query(self, sql: str, *, timeout_seconds: float | None = None, max_bytes_billed: int | None = None) -> pa.Table:
         """Run ``sql`` and return its result; ``max_bytes_billed`` does not apply to Snowflake.

@@ -175,8 +175,8 @@ class _FailsAfter(Warehouse):
     def duplicate_keys(self, table: str, key_range: KeyRange) -> list[int]:
         return self.inner.duplicate_keys(table, key_range)
 
-    def max_key(self, table: str, key: str) -> int | None:
-        return self.inner.max_key(table, key)
+    def key_bounds(self, table: str, key: str) -> tuple[int, int] | None:
+        return self.inner.key_bounds(table, key)
 
     def query(self, sql: str, **kw: Any) -> pa.Table:
         return self.inner.query(sql, **kw)

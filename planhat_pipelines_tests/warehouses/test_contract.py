@@ -82,6 +82,7 @@ def test_max_key_and_duplicates(harness: WarehouseHarness) -> None:
     harness.create_table("dups", data)
     wh = harness.warehouse()
     assert wh.max_key("dups", "event_id") == 5
+    assert wh.key_bounds("dups", "event_id") == (1, 5)
     assert sorted(wh.duplicate_keys("dups", KeyRange("event_id", after=0, through=4))) == [2]
     assert sorted(wh.duplicate_keys("dups", KeyRange("event_id"))) == [2, 5]
 
@@ -89,6 +90,7 @@ def test_max_key_and_duplicates(harness: WarehouseHarness) -> None:
 def test_max_key_of_empty_table_is_none(harness: WarehouseHarness) -> None:
     harness.create_table("empty", pa.table({"event_id": pa.array([], pa.int64())}))
     assert harness.warehouse().max_key("empty", "event_id") is None
+    assert harness.warehouse().key_bounds("empty", "event_id") is None
 
 
 def test_query_returns_arrow(harness: WarehouseHarness) -> None:
