@@ -1,17 +1,12 @@
 """Start the Snowflake and BigQuery emulators for the benchmark and seed them with the usage rows.
 
 The emulators run in their own processes (so a case's peak RSS is the engine's, not the emulator's),
-started the way the test fixtures in planhat_pipelines_tests/emulators/ start them, reusing their helpers.
+started and stopped by planhat_pipelines.demo.emulators, as the demo and the test fixtures start them.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,24 +18,15 @@ import duckdb
 import pyarrow as pa
 from common import USAGE_COLUMNS, WORK
 
+from planhat_pipelines.demo.emulators import (
+    BigQueryServer,
+    bigquery_emulator,
+    fakesnow_server,
+    free_port,
+    snowflake_type,
+)
+
 SEED_CHUNK = 20_000
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _stop_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, sig)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
 
 
 def usage_rows(warehouse: Path) -> pa.Table:
@@ -56,25 +42,8 @@ def usage_rows(warehouse: Path) -> pa.Table:
 # --- Snowflake: a fakesnow server process -----------------------------------------------------------------
 @contextmanager
 def snowflake_server() -> Iterator[dict[str, Any]]:
-    """``python -m fakesnow -s`` on a free port; yields the connection config (YAML shape) for a fresh schema."""
-    port = _free_port()
-    log = (WORK / "logs" / "fakesnow.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fakesnow", "-s", "-p", str(port), "--host", "127.0.0.1"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"fakesnow exited with {proc.returncode}; see {log.name}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+    """A fakesnow server process on a free port; yields the connection config (YAML shape) for a fresh schema."""
+    with fakesnow_server(host="127.0.0.1", port=free_port(), log=WORK / "logs" / "fakesnow.log") as server:
         yield {
             "type": "snowflake",
             "account": "fakesnow",
@@ -82,13 +51,10 @@ def snowflake_server() -> Iterator[dict[str, Any]]:
             "password": {"env": "PLANHAT_BENCH_SNOWFLAKE_PASSWORD"},
             "database": "PLANHAT_BENCH",
             "schema": f"B_{uuid.uuid4().hex[:10].upper()}",
-            "host": "127.0.0.1",
-            "port": port,
+            "host": server.host,
+            "port": server.port,
             "protocol": "http",
         }
-    finally:
-        _stop_group(proc, signal.SIGINT)
-        log.close()
 
 
 SNOWFLAKE_ENV = {"PLANHAT_BENCH_SNOWFLAKE_PASSWORD": "snow"}
@@ -98,7 +64,7 @@ def seed_snowflake(connection: dict[str, Any], data: pa.Table) -> float:
     """Create usage_events in the emulator and insert ``data`` as JSON arrays unpacked in SQL; returns seconds."""
     import snowflake.connector
 
-    from planhat_pipelines_tests.emulators.snowflake import EMULATOR_CONNECT_ARGS, snowflake_type
+    from planhat_pipelines_tests.emulators.snowflake import EMULATOR_CONNECT_ARGS
 
     started = time.perf_counter()
     con = snowflake.connector.connect(
@@ -136,51 +102,22 @@ def seed_snowflake(connection: dict[str, Any], data: pa.Table) -> float:
 
 # --- BigQuery: local-bigquery from .emulators/bigquery (make emulators) ----------------------------------
 @contextmanager
-def bigquery_server() -> Iterator[Any]:
-    """Start local-bigquery like the test fixture does; yields a BigQueryEmulator."""
-    from planhat_pipelines_tests.emulators import bigquery as bq
+def bigquery_server() -> Iterator[BigQueryServer]:
+    """Start local-bigquery on free ports with a fresh data folder; yields the running server."""
+    from planhat_pipelines_tests.emulators.bigquery import PROJECT
 
-    if not bq.EMULATOR_BIN.exists() or not (bq.EMULATOR_VENV / ".setup-done").exists():
-        raise RuntimeError(f"the BigQuery emulator is not installed ({bq.EMULATOR_BIN}); run `make emulators`")
     workdir = WORK / "bigquery"
-    workdir.mkdir(parents=True, exist_ok=True)
-    port, grpc_port = _free_port(), _free_port()
-    log = workdir / "server.log"
-    env = {**os.environ, "HOME": str(bq.EMULATOR_HOME)}
-    env.pop("BIGQUERY_EMULATOR_HOST", None)
-    started = time.monotonic()
-    data_dir = workdir / f"data-{uuid.uuid4().hex[:8]}"
-    with log.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [
-                str(bq.EMULATOR_BIN),
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--grpc-port",
-                str(grpc_port),
-                "--project",
-                bq.PROJECT,
-                "--data-dir",
-                str(data_dir),
-            ],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=workdir,
-            start_new_session=True,
-        )
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
-        bq._wait_until_ready(f"{endpoint}/bigquery/v2/projects/{bq.PROJECT}/datasets", proc, log)
-        yield bq.BigQueryEmulator(bq.PROJECT, endpoint, f"127.0.0.1:{grpc_port}", time.monotonic() - started)
-    finally:
-        bq._stop(proc)
+    with bigquery_emulator(
+        data_dir=workdir / f"data-{uuid.uuid4().hex[:8]}",
+        project=PROJECT,
+        port=free_port(),
+        grpc_port=free_port(),
+        log=workdir / "server.log",
+    ) as server:
+        yield server
 
 
-def seed_bigquery(emulator: Any, data: pa.Table) -> tuple[dict[str, Any], float]:
+def seed_bigquery(emulator: BigQueryServer, data: pa.Table) -> tuple[dict[str, Any], float]:
     """Load ``data`` into usage_events of a fresh dataset (Parquet load, then JSON); returns (connection, seconds)."""
     from planhat_pipelines_tests.emulators.bigquery import BigQueryHarness
 

@@ -165,6 +165,18 @@ class BigQueryServer:
         )
 
 
+def require_bigquery_emulator(venv: Path = BIGQUERY_EMULATOR_VENV) -> Path:
+    """The local-bigquery command ``make emulators`` installed in ``venv``.
+
+    Raises:
+        EmulatorError: It is not installed, or its install did not finish.
+    """
+    binary = venv / "bin" / "local-bigquery"
+    if not binary.exists() or not (venv / ".setup-done").exists():
+        raise EmulatorError(f"the BigQuery emulator is not installed ({binary} is missing). Fix: run `make emulators`.")
+    return binary
+
+
 @contextlib.contextmanager
 def bigquery_emulator(
     *,
@@ -190,9 +202,7 @@ def bigquery_emulator(
     Raises:
         EmulatorError: Not installed, a port is taken, or it exited or hung during start-up.
     """
-    binary = venv / "bin" / "local-bigquery"
-    if not binary.exists() or not (venv / ".setup-done").exists():
-        raise EmulatorError(f"the BigQuery emulator is not installed ({binary} is missing). Fix: run `make emulators`.")
+    binary = require_bigquery_emulator(venv)
     for p in (port, grpc_port):
         if _port_in_use(host, p):
             raise EmulatorError(
@@ -479,13 +489,16 @@ class BigQueryTarget:
         )
 
 
-def _snowflake_type(t: pa.DataType) -> str:
+def snowflake_type(t: pa.DataType) -> str:
+    """The Snowflake column type a seeded table uses for an Arrow type (the demo, the tests' harness)."""
     if pa.types.is_boolean(t):
         return "BOOLEAN"
     if pa.types.is_integer(t):
         return "NUMBER(38,0)"
     if pa.types.is_floating(t):
         return "FLOAT"
+    if pa.types.is_decimal(t):
+        return f"NUMBER({t.precision},{t.scale})"
     if pa.types.is_date(t):
         return "DATE"
     if pa.types.is_timestamp(t):
@@ -517,7 +530,7 @@ class SnowflakeTarget:
         return bool(rows[0][0])
 
     def create(self, table: str, schema: pa.Schema, json_columns: Sequence[str]) -> None:
-        cols = ", ".join(f"{f.name} {'VARIANT' if f.name in json_columns else _snowflake_type(f.type)}" for f in schema)
+        cols = ", ".join(f"{f.name} {'VARIANT' if f.name in json_columns else snowflake_type(f.type)}" for f in schema)
         self._run(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
 
     def max_key(self, table: str, key: str) -> int | None:
@@ -528,7 +541,7 @@ class SnowflakeTarget:
         exprs = ", ".join(
             f"PARSE_JSON(f.value[{i}]::VARCHAR)"
             if f.name in json_columns
-            else f"f.value[{i}]::{_snowflake_type(f.type)}"
+            else f"f.value[{i}]::{snowflake_type(f.type)}"
             for i, f in enumerate(batch.schema)
         )
         sql = (

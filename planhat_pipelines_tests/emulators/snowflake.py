@@ -1,5 +1,8 @@
 """The Snowflake harness: a fakesnow server on 127.0.0.1 and a fresh schema per test.
 
+The server is started and stopped by :func:`planhat_pipelines.demo.emulators.fakesnow_server`
+(a child process, everything in memory).
+
 fakesnow 0.12 (server mode) keeps one in-memory DuckDB per server process and shares it between
 all sessions unless a client sends the session parameter ``FAKESNOW_DB_PATH`` (``":isolated:"``
 gives that session its own database). So the harness's seeding connection and the adapter's
@@ -13,13 +16,13 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import fakesnow
 import pyarrow as pa
 import pytest
 import snowflake.connector
 from snowflake.connector import SnowflakeConnection
 
 from planhat_pipelines.config import EnvRef, SnowflakeSettings
+from planhat_pipelines.demo.emulators import fakesnow_server, free_port, snowflake_type
 from planhat_pipelines.warehouses.snowflake import SnowflakeWarehouse, open_snowflake
 
 #: The database every test schema lives in.
@@ -32,23 +35,6 @@ EMULATOR_CONNECT_ARGS: dict[str, Any] = {
     "login_timeout": 10,
     "network_timeout": 30,
 }
-
-
-def snowflake_type(t: pa.DataType) -> str:
-    """The Snowflake column type a test table uses for an Arrow type."""
-    if pa.types.is_boolean(t):
-        return "BOOLEAN"
-    if pa.types.is_integer(t):
-        return "NUMBER(38,0)"
-    if pa.types.is_floating(t):
-        return "FLOAT"
-    if pa.types.is_decimal(t):
-        return f"NUMBER({t.precision},{t.scale})"
-    if pa.types.is_date(t):
-        return "DATE"
-    if pa.types.is_timestamp(t):
-        return "TIMESTAMP_NTZ"
-    return "VARCHAR"
 
 
 class SnowflakeHarness:
@@ -161,10 +147,11 @@ class SnowflakeHarness:
 
 
 @pytest.fixture(scope="session")
-def snowflake_emulator() -> Iterator[dict[str, Any]]:
-    """A fakesnow server in this process on 127.0.0.1 (a free port); yields its connect kwargs."""
-    with fakesnow.server(host="127.0.0.1") as kwargs:
-        yield kwargs
+def snowflake_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A fakesnow server process on 127.0.0.1 (a free port) for the session; yields its connect kwargs."""
+    log = tmp_path_factory.mktemp("fakesnow") / "server.log"
+    with fakesnow_server(host="127.0.0.1", port=free_port(), log=log) as server:
+        yield server.connect_kwargs()
 
 
 @pytest.fixture
