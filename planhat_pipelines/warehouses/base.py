@@ -188,6 +188,27 @@ class Warehouse(ABC):
     def __init__(self, name: str) -> None:
         self.name = name
 
+    # --- SQL of the adapter's dialect --------------------------------------------------------
+    @staticmethod
+    @abstractmethod
+    def quote(name: str) -> str:
+        """The identifier quoted for this warehouse's SQL."""
+
+    @staticmethod
+    @abstractmethod
+    def json_text(column_sql: str) -> str:
+        """SQL turning a semi-structured column (JSON, VARIANT, STRUCT, ...) into JSON text, NULL kept NULL."""
+
+    def select_list(self, info: TableInfo, columns: Sequence[str]) -> str:
+        """``col AS name, ...`` for ``columns`` of ``info``: JSON-like columns as JSON text, aliased as asked."""
+        parts = []
+        for name in columns:
+            col = info.column(name)
+            validate_identifier(self.name, name, "column")
+            expr = self.json_text(self.quote(col.name)) if col.kind is ColumnKind.JSON else self.quote(col.name)
+            parts.append(f"{expr} AS {self.quote(name)}")
+        return ", ".join(parts)
+
     # --- reading -------------------------------------------------------------------------
     @abstractmethod
     def describe(self, table: str) -> TableInfo:

@@ -219,18 +219,14 @@ class BigQueryWarehouse(Warehouse):
         columns = tuple(bigquery_column(f) for f in bq_table.schema)
         return TableInfo(self.name, table, columns, is_view=bq_table.table_type in ("VIEW", "MATERIALIZED_VIEW"))
 
-    def _select_list(self, info: TableInfo, columns: Sequence[str]) -> str:
-        parts = []
-        for name in columns:
-            col = info.column(name)
-            validate_identifier(self.name, name, "column")
-            if col.kind is ColumnKind.JSON:
-                # TO_JSON_STRING(NULL) is the text 'null': keep SQL NULLs as NULLs.
-                expr = f"IF({quote(col.name)} IS NULL, NULL, TO_JSON_STRING({quote(col.name)}))"
-            else:
-                expr = quote(col.name)
-            parts.append(f"{expr} AS {quote(name)}")
-        return ", ".join(parts)
+    @staticmethod
+    def quote(name: str) -> str:
+        return quote(name)
+
+    @staticmethod
+    def json_text(column_sql: str) -> str:
+        # TO_JSON_STRING(NULL) is the text 'null': keep SQL NULLs as NULLs.
+        return f"IF({column_sql} IS NULL, NULL, TO_JSON_STRING({column_sql}))"
 
     def read_batches(
         self,
@@ -243,7 +239,7 @@ class BigQueryWarehouse(Warehouse):
         if batch_size < 1:
             raise ValueError("batch_size must be positive")
         info = self.describe(table)
-        sql = f"SELECT {self._select_list(info, columns)} FROM {self._quoted(table)}"
+        sql = f"SELECT {self.select_list(info, columns)} FROM {self._quoted(table)}"
         params: list[bigquery.ScalarQueryParameter] = []
         if key_range is not None:
             key = quote(info.column(key_range.key).name)

@@ -136,15 +136,13 @@ class DuckDBWarehouse(Warehouse):
         columns = tuple(Column(c, t, *duckdb_kind(t)) for c, t in cols)
         return TableInfo(self.name, table, columns, is_view=row[0][0] == "VIEW")
 
-    def _select_list(self, info: TableInfo, columns: Sequence[str]) -> str:
-        parts = []
-        for name in columns:
-            col = info.column(name)
-            if col.kind is ColumnKind.JSON:
-                parts.append(f"CAST(to_json({quote(col.name)}) AS VARCHAR) AS {quote(name)}")
-            else:
-                parts.append(f"{quote(col.name)} AS {quote(name)}")
-        return ", ".join(parts)
+    @staticmethod
+    def quote(name: str) -> str:
+        return quote(name)
+
+    @staticmethod
+    def json_text(column_sql: str) -> str:
+        return f"CAST(to_json({column_sql}) AS VARCHAR)"
 
     def read_batches(
         self,
@@ -155,7 +153,7 @@ class DuckDBWarehouse(Warehouse):
         key_range: KeyRange | None = None,
     ) -> Iterator[pa.RecordBatch]:
         info = self.describe(table)
-        select = self._select_list(info, columns)
+        select = self.select_list(info, columns)
         sql = f"SELECT {select}"
         params: list[object] = []
         if key_range is not None:

@@ -323,18 +323,17 @@ class SnowflakeWarehouse(Warehouse):
             self.describe(table)
         return ".".join(quote(p) for p in self._located[table])
 
-    @staticmethod
-    def _select_list(info: TableInfo, columns: Sequence[str]) -> str:
-        parts = []
-        for name in columns:
-            col = info.column(name)
-            # TO_JSON gives JSON text; a plain VARIANT fetch would already be text in Snowflake, but
-            # fakesnow and some connector paths return Python objects, so say it explicitly.
-            expr = f"TO_JSON({quote(col.name)})" if col.kind is ColumnKind.JSON else quote(col.name)
-            parts.append(f"{expr} AS {quote(name)}")
-        return ", ".join(parts)
-
     # --- reading -------------------------------------------------------------------------------
+    @staticmethod
+    def quote(name: str) -> str:
+        return quote(name)
+
+    @staticmethod
+    def json_text(column_sql: str) -> str:
+        # TO_JSON gives JSON text; a plain VARIANT fetch would already be text in Snowflake, but
+        # fakesnow and some connector paths return Python objects, so say it explicitly.
+        return f"TO_JSON({column_sql})"
+
     def read_batches(
         self,
         table: str,
@@ -344,7 +343,7 @@ class SnowflakeWarehouse(Warehouse):
         key_range: KeyRange | None = None,
     ) -> Iterator[pa.RecordBatch]:
         info = self.describe(table)
-        sql = f"SELECT {self._select_list(info, columns)} FROM {self._fqn(table)}"
+        sql = f"SELECT {self.select_list(info, columns)} FROM {self._fqn(table)}"
         params: list[Any] = []
         if key_range is not None:
             key = quote(info.column(key_range.key).name)
@@ -432,7 +431,7 @@ class SnowflakeWarehouse(Warehouse):
                 f"{enable_change_tracking_sql(fqn)}"
             )
         key_col = info.column(key)
-        select = self._select_list(info, columns) + f", {quote(key_col.name)} AS {quote(_KEY)}"
+        select = self.select_list(info, columns) + f", {quote(key_col.name)} AS {quote(_KEY)}"
         now = self._rows("SELECT CURRENT_TIMESTAMP()", obj=self.target, fix="check the connection")[0][0]
         until = now.isoformat() if isinstance(now, datetime) else str(now)
         if since is None:

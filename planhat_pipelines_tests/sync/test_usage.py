@@ -178,6 +178,12 @@ class _FailsAfter(Warehouse):
     def key_bounds(self, table: str, key: str) -> tuple[int, int] | None:
         return self.inner.key_bounds(table, key)
 
+    def quote(self, name: str) -> str:  # type: ignore[override]
+        return self.inner.quote(name)
+
+    def json_text(self, column_sql: str) -> str:  # type: ignore[override]
+        return self.inner.json_text(column_sql)
+
     def query(self, sql: str, **kw: Any) -> pa.Table:
         return self.inner.query(sql, **kw)
 
