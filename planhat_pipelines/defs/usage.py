@@ -31,7 +31,7 @@ def usage_asset_key(section: UsageSection) -> dg.AssetKey:
 
 
 def usage_partitions(section: UsageSection) -> dg.DynamicPartitionsDefinition:
-    """The section's key-range partitions (added by its sensor, or by `planhat-pipelines add-ranges`)."""
+    """The section's key-range partitions (added by its sensor, or by `make demo` for the demo)."""
     return dg.DynamicPartitionsDefinition(name=f"usage_{section.name}_ranges")
 
 
