@@ -9,11 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-import pyarrow as pa
-
 
 class FieldType(Enum):
-    """A standard field's type; each maps to one DuckDB type and one Arrow type."""
+    """A standard field's type; each maps to one DuckDB type."""
 
     TEXT = "text"
     NUMBER = "number"
@@ -27,10 +25,6 @@ class FieldType(Enum):
     def duckdb_type(self) -> str:
         return _DUCKDB_TYPES[self]
 
-    @property
-    def arrow_type(self) -> pa.DataType:
-        return _ARROW_TYPES[self]
-
 
 _DUCKDB_TYPES = {
     FieldType.TEXT: "VARCHAR",
@@ -40,15 +34,6 @@ _DUCKDB_TYPES = {
     FieldType.DATE: "DATE",
     FieldType.DATETIME: "TIMESTAMP",
     FieldType.JSON: "JSON",
-}
-_ARROW_TYPES: dict[FieldType, pa.DataType] = {
-    FieldType.TEXT: pa.string(),
-    FieldType.NUMBER: pa.float64(),
-    FieldType.INTEGER: pa.int64(),
-    FieldType.BOOLEAN: pa.bool_(),
-    FieldType.DATE: pa.date32(),
-    FieldType.DATETIME: pa.timestamp("us"),
-    FieldType.JSON: pa.string(),
 }
 
 
