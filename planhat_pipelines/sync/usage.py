@@ -200,59 +200,84 @@ def _prepare_refs(section: UsageSection, store: ModelStore) -> None:
 def _load_batch(
     section: UsageSection, store: ModelStore, batch: pa.RecordBatch, duplicates: pa.Table, run_id: str
 ) -> tuple[int, int, int, int]:
-    """Validate and insert one batch; returns (inserted, unchanged, rejected, resolved). In the caller's transaction."""
+    """Validate and insert one batch; returns (inserted, unchanged, rejected, resolved). In the caller's transaction.
+
+    The common case (every row valid and new) costs one INSERT over the validating view; only a batch with
+    rejects or already-loaded rows is materialised to count them and record the rejects.
+    """
     con = store.con
-    model = section.model
     con.register("__usage_batch", batch)
     con.register("__usage_dups", duplicates)
     try:
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE __usage_rows AS "
-            f"WITH s AS (SELECT {_staging_select(section, batch.schema.names)} FROM __usage_batch b), "
+            "CREATE OR REPLACE TEMP VIEW __usage_rows AS "
+            f"WITH s AS (SELECT {_staging_select(section, batch.schema.names)} FROM __usage_batch b) "
             f"SELECT s.*, r.id AS __record_id, r.company_id AS __company_id, {_reason_sql(section)} AS __reason "
             "FROM s LEFT JOIN __usage_refs r ON r.ref = CAST(s.record AS VARCHAR) "
             "LEFT JOIN (SELECT CAST(key AS HUGEINT) AS dup_key FROM __usage_dups) d "
             "ON d.dup_key = TRY_CAST(s.__key AS HUGEINT)"
         )
-        common = "SELECT ?, CAST(__key AS HUGEINT), ?, __record_id, __company_id, CAST(record AS VARCHAR), "
-        if section.kind == "activities":
-            info = "CAST(info AS JSON)" if "info" in section.fields else "NULL"
-            count = "TRY_CAST(count AS DOUBLE)" if "count" in section.fields else "1.0"
-            weight = "TRY_CAST(weight AS DOUBLE)" if "weight" in section.fields else "1.0"
-            insert = (
-                f"INSERT INTO user_activities {common} CAST(action AS VARCHAR), TRY_CAST(date AS TIMESTAMP), "
-                f"COALESCE({count}, 1.0), COALESCE({weight}, 1.0), {info}, ? "
-                f"FROM __usage_rows u WHERE __reason IS NULL AND {_not_loaded('user_activities')}"
-            )
+        inserted = int(
+            con.execute(_insert_sql(section), [section.name, section.model.slug, run_id, section.name]).fetchall()[0][0]
+        )
+        if inserted == batch.num_rows:
+            accepted, rejected, checked = inserted, 0, "__usage_rows"
         else:
-            insert = (
-                f"INSERT INTO custom_metrics {common} CAST(dimension AS VARCHAR), TRY_CAST(value AS DOUBLE), "
-                "TRY_CAST(date AS TIMESTAMP), ? FROM __usage_rows u "
-                f"WHERE __reason IS NULL AND {_not_loaded('custom_metrics')}"
-            )
-        inserted = int(con.execute(insert, [section.name, model.slug, run_id, section.name]).fetchall()[0][0])
-        accepted, rejected = con.execute(
-            "SELECT count(*) FILTER (WHERE __reason IS NULL), count(*) FILTER (WHERE __reason IS NOT NULL) "
-            "FROM __usage_rows"
-        ).fetchall()[0]
+            checked = "__usage_checked"
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {checked} AS SELECT * FROM __usage_rows")
+            accepted, rejected = con.execute(
+                "SELECT count(*) FILTER (WHERE __reason IS NULL), count(*) FILTER (WHERE __reason IS NOT NULL) "
+                f"FROM {checked}"
+            ).fetchall()[0]
         if rejected:
             rejects = con.sql(
                 "SELECT COALESCE(CAST(TRY_CAST(__key AS HUGEINT) AS VARCHAR), "
                 "'(null key) ' || CAST(record AS VARCHAR)) AS \"key\", __reason AS reason "
-                "FROM __usage_rows WHERE __reason IS NOT NULL"
+                f"FROM {checked} WHERE __reason IS NOT NULL"
             ).to_arrow_table()
             store.record_rejects(section.name, run_id, rejects, resolve_others=False)
-        resolved = con.execute(
-            "UPDATE rejected_rows SET resolved_at = now() WHERE section = ? AND resolved_at IS NULL "
-            'AND run_id IS DISTINCT FROM ? AND "key" IN '
-            "(SELECT CAST(CAST(__key AS HUGEINT) AS VARCHAR) FROM __usage_rows WHERE __reason IS NULL)",
-            [section.name, run_id],
-        ).fetchall()[0][0]
-        con.execute("DROP TABLE __usage_rows")
+        resolved = 0
+        if _has_open_rejects(store, section, run_id):
+            resolved = con.execute(
+                "UPDATE rejected_rows SET resolved_at = now() WHERE section = ? AND resolved_at IS NULL "
+                'AND run_id IS DISTINCT FROM ? AND "key" IN '
+                f"(SELECT CAST(CAST(__key AS HUGEINT) AS VARCHAR) FROM {checked} WHERE __reason IS NULL)",
+                [section.name, run_id],
+            ).fetchall()[0][0]
+        con.execute("DROP VIEW __usage_rows")
+        con.execute("DROP TABLE IF EXISTS __usage_checked")
     finally:
         con.unregister("__usage_batch")
         con.unregister("__usage_dups")
     return inserted, int(accepted) - inserted, int(rejected), int(resolved)
+
+
+def _insert_sql(section: UsageSection) -> str:
+    """INSERT of the valid, not yet loaded rows of ``__usage_rows`` (params: section, model, run id, section)."""
+    common = "SELECT ?, CAST(__key AS HUGEINT), ?, __record_id, __company_id, CAST(record AS VARCHAR), "
+    if section.kind == "activities":
+        info = "CAST(info AS JSON)" if "info" in section.fields else "NULL"
+        count = "TRY_CAST(count AS DOUBLE)" if "count" in section.fields else "1.0"
+        weight = "TRY_CAST(weight AS DOUBLE)" if "weight" in section.fields else "1.0"
+        return (
+            f"INSERT INTO user_activities {common} CAST(action AS VARCHAR), TRY_CAST(date AS TIMESTAMP), "
+            f"COALESCE({count}, 1.0), COALESCE({weight}, 1.0), {info}, ? "
+            f"FROM __usage_rows u WHERE __reason IS NULL AND {_not_loaded('user_activities')}"
+        )
+    return (
+        f"INSERT INTO custom_metrics {common} CAST(dimension AS VARCHAR), TRY_CAST(value AS DOUBLE), "
+        "TRY_CAST(date AS TIMESTAMP), ? FROM __usage_rows u "
+        f"WHERE __reason IS NULL AND {_not_loaded('custom_metrics')}"
+    )
+
+
+def _has_open_rejects(store: ModelStore, section: UsageSection, run_id: str) -> bool:
+    """Whether earlier runs left rejects that this batch might resolve (usually none: skip the UPDATE)."""
+    rows = store.con.execute(
+        "SELECT count(*) FROM rejected_rows WHERE section = ? AND resolved_at IS NULL AND run_id IS DISTINCT FROM ?",
+        [section.name, run_id],
+    ).fetchall()
+    return bool(rows[0][0])
 
 
 def load_range(
