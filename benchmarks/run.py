@@ -39,6 +39,8 @@ from common import (
     usage_section,
 )
 
+from planhat_pipelines.config import DEFAULT_USAGE_BATCH_SIZE
+
 GROUPS = ("usage", "dlt", "tick", "crm", "memory", "emulators", "dagster")
 
 
@@ -439,7 +441,12 @@ def print_table(res: Results) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", type=lambda s: int(float(s)), default=5_000_000, help="usage rows N (default 5e6)")
-    p.add_argument("--batch-size", type=lambda s: int(float(s)), default=50_000, help="usage batch size")
+    p.add_argument(
+        "--batch-size",
+        type=lambda s: int(float(s)),
+        default=DEFAULT_USAGE_BATCH_SIZE,
+        help="usage batch size (default: the config default)",
+    )
     p.add_argument("--span", type=lambda s: int(float(s)), default=1_000_000, help="usage partition span (keys)")
     p.add_argument("--companies", type=lambda s: int(float(s)), default=1_000_000, help="CRM companies")
     p.add_argument("--memory-rows", default="1e6,5e6,1e7", help="usage sizes for the memory check")

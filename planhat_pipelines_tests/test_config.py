@@ -166,7 +166,7 @@ CASES = [
     ("usage/0/model", "license", "usage[0].model", "unknown model 'license'", "enduser, company"),
     ("usage/0/record_match", "email2", "usage[0].record_match", "not allowed", "externalId, sourceId, email, id"),
     ("usage/0/batch_size", 0, "usage[0].batch_size", "positive integer", "batch_size: 1000"),
-    ("usage/0/partition_span", 10, "usage[0].partition_span", "smaller than batch_size", "at least 50000"),
+    ("usage/0/partition_span", 10, "usage[0].partition_span", "smaller than batch_size", "at least 200000"),
     ("usage/0/fields", {"record": "email", "date": "ts"}, "usage[0].fields.action", "is missing", "action_column"),
     ("usage/0/lookback", -1, "usage[0].lookback", "zero or positive", "lookback: 1000"),
     ("usage/0/name", "Events!", "usage[0].name", "not a valid name", "lower-case letters"),
