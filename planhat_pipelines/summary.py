@@ -5,6 +5,7 @@ from __future__ import annotations
 from planhat_pipelines.config import Config
 from planhat_pipelines.models import MODELS
 from planhat_pipelines.store import ModelStore, RunRecord
+from planhat_pipelines.store.schema import USAGE_TABLES
 
 
 def store_summary(store: ModelStore, config: Config) -> str:
@@ -16,7 +17,7 @@ def store_summary(store: ModelStore, config: Config) -> str:
             lines.append(f"{slug:<14}{count:>10,}")
     lines += ["", f"{'usage section':<22}{'rows':>10}  {'loaded through key':>20}  ranges"]
     for section in config.usage:
-        table = "user_activities" if section.kind == "activities" else "custom_metrics"
+        table = USAGE_TABLES[section.kind]
         rows = store.con.execute(f"SELECT count(*) FROM {table} WHERE section = ?", [section.name]).fetchall()[0][0]
         cursors = store.cursors(section.name)
         through = max((int(v) for v in cursors.values()), default=None)

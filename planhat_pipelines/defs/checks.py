@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 from planhat_pipelines.config import Config, CrmSection, UsageSection
 from planhat_pipelines.defs.resources import STORE_POOL, warehouse_resource_key
 from planhat_pipelines.store import ModelStore
-from planhat_pipelines.store.schema import q
+from planhat_pipelines.store.schema import USAGE_TABLES, q
 from planhat_pipelines.sync.ranges import KeyRangeSpan
 from planhat_pipelines.warehouses.base import KeyRange, Warehouse
 
@@ -40,7 +40,6 @@ from planhat_pipelines.warehouses.base import KeyRange, Warehouse
 CRM_FRESH_SECONDS = 2 * 3600
 #: Rows per batch when counting a source's keys.
 COUNT_BATCH_SIZE = 500_000
-_USAGE_TABLE = {"activities": "user_activities", "metrics": "custom_metrics"}
 _SAMPLE = 5
 
 CheckFn = Callable[..., dg.AssetCheckResult]
@@ -156,7 +155,7 @@ def count_source_keys(warehouse: Warehouse, section: UsageSection, through: int)
 
 def _usage_checks(section: UsageSection) -> list[dg.AssetChecksDefinition]:
     asset = dg.AssetKey(["usage", section.name])
-    target = _USAGE_TABLE[section.kind]
+    target = USAGE_TABLES[section.kind]
     wh_key = warehouse_resource_key(section.connection)
 
     @dg.asset_check(

@@ -16,6 +16,9 @@ def q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+#: The store table each usage section kind loads into.
+USAGE_TABLES = {"activities": "user_activities", "metrics": "custom_metrics"}
+
 SYSTEM_TABLES = (
     """CREATE TABLE IF NOT EXISTS user_activities (
         section VARCHAR NOT NULL, "key" HUGEINT NOT NULL, model VARCHAR NOT NULL,

@@ -26,11 +26,10 @@ import pyarrow as pa
 from planhat_pipelines.config import UsageSection
 from planhat_pipelines.errors import KeyValidationError
 from planhat_pipelines.store import ModelStore
-from planhat_pipelines.store.schema import q
+from planhat_pipelines.store.schema import USAGE_TABLES, q
 from planhat_pipelines.sync.ranges import KEY_DIGITS, KeyRangeSpan, range_of, ranges_between
 from planhat_pipelines.warehouses.base import ColumnKind, KeyRange, TableInfo, Warehouse
 
-_TARGET = {"activities": "user_activities", "metrics": "custom_metrics"}
 _KEY_KINDS = (ColumnKind.INTEGER, ColumnKind.DECIMAL, ColumnKind.FLOAT)
 
 
@@ -259,15 +258,15 @@ def _insert_sql(section: UsageSection) -> str:
         info = "CAST(info AS JSON)" if "info" in section.fields else "NULL"
         count = "TRY_CAST(count AS DOUBLE)" if "count" in section.fields else "1.0"
         weight = "TRY_CAST(weight AS DOUBLE)" if "weight" in section.fields else "1.0"
-        return (
-            f"INSERT INTO user_activities {common} CAST(action AS VARCHAR), TRY_CAST(date AS TIMESTAMP), "
-            f"COALESCE({count}, 1.0), COALESCE({weight}, 1.0), {info}, ? "
-            f"FROM __usage_rows u WHERE __reason IS NULL AND {_not_loaded('user_activities')}"
+        columns = (
+            f"CAST(action AS VARCHAR), TRY_CAST(date AS TIMESTAMP), COALESCE({count}, 1.0), "
+            f"COALESCE({weight}, 1.0), {info}"
         )
+    else:
+        columns = "CAST(dimension AS VARCHAR), TRY_CAST(value AS DOUBLE), TRY_CAST(date AS TIMESTAMP)"
+    table = USAGE_TABLES[section.kind]
     return (
-        f"INSERT INTO custom_metrics {common} CAST(dimension AS VARCHAR), TRY_CAST(value AS DOUBLE), "
-        "TRY_CAST(date AS TIMESTAMP), ? FROM __usage_rows u "
-        f"WHERE __reason IS NULL AND {_not_loaded('custom_metrics')}"
+        f"INSERT INTO {table} {common} {columns}, ? FROM __usage_rows u WHERE __reason IS NULL AND {_not_loaded(table)}"
     )
 
 
