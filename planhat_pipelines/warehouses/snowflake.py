@@ -48,7 +48,8 @@ ConnectionFactory = Callable[[], SnowflakeConnection]
 #: Upper bound of one bound JSON parameter while staging a merge (Snowflake accepts 16 MB strings).
 STAGE_CHUNK_BYTES = 8_000_000
 #: Login timeout used by :func:`open_snowflake` unless ``connect_args`` says otherwise (the connector's is 120 s).
-DEFAULT_LOGIN_TIMEOUT = 60
+#: 30 s keeps a credentials probe of an unreachable account inside Dagster's 60 s sensor evaluation limit.
+DEFAULT_LOGIN_TIMEOUT = 30
 
 # Snowflake error numbers the server or the connector uses when it refuses credentials.
 _AUTH_ERRNOS = {
