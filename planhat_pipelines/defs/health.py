@@ -142,11 +142,37 @@ def build_credentials_sensor(connection: ConnectionConfig) -> dg.SensorDefinitio
     return _sensor
 
 
+#: Runs every sync asset's ``fresh`` check, so a sync that silently stopped turns its check red.
+FRESHNESS_JOB = "sync_freshness_checks"
+
+
+def build_freshness_schedule(config: Config) -> dg.ScheduleDefinition | None:
+    """An hourly job that evaluates the ``fresh`` check of every CRM and usage asset (None without sections)."""
+    keys = [dg.AssetCheckKey(dg.AssetKey(["crm", s.name]), "fresh") for s in config.crm]
+    keys += [dg.AssetCheckKey(dg.AssetKey(["usage", s.name]), "fresh") for s in config.usage]
+    if not keys:
+        return None
+    job = dg.define_asset_job(
+        FRESHNESS_JOB,
+        selection=dg.AssetSelection.checks(*keys),
+        description="Evaluate the freshness check of every sync asset.",
+    )
+    return dg.ScheduleDefinition(
+        name=f"{FRESHNESS_JOB}_hourly",
+        job=job,
+        cron_schedule="30 * * * *",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Hourly: is every CRM and usage section still syncing on its cadence?",
+    )
+
+
 def build_health_defs(config: Config) -> dg.Definitions:
     """Health assets, checks and sensors per connection; the alert sensors; the checks on every sync asset."""
     connections = list(config.connections.values())
+    freshness = build_freshness_schedule(config)
     return dg.Definitions(
         assets=[build_health_asset(c) for c in connections],
         asset_checks=[build_health_check(c) for c in connections] + build_sync_checks(config),
         sensors=[build_credentials_sensor(c) for c in connections] + build_alert_sensors(config),
+        schedules=[freshness] if freshness else [],
     )

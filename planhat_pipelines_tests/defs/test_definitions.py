@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import yaml
 
 from planhat_pipelines.config import load_config
 from planhat_pipelines.definitions import build_definitions
+from planhat_pipelines.demo.run import seed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,3 +59,26 @@ def test_dagster_definitions_validate_is_clean(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "All code locations passed validation" in done.stderr + done.stdout
+
+
+def test_freshness_checks_run_hourly_through_dagster(tmp_path: Path) -> None:
+    """The hourly job evaluates every sync asset's `fresh` check; before any sync they all fail."""
+    raw = yaml.safe_load((ROOT / "planhat_pipelines.yaml").read_text())
+    raw["store"]["path"] = str(tmp_path / "planhat.duckdb")
+    raw["connections"]["embedded"]["path"] = str(tmp_path / "warehouse.duckdb")
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    config = load_config(path)
+    seed(config, lambda _line: None)
+    defs = build_definitions(config)
+    assert defs.resolve_schedule_def("sync_freshness_checks_hourly").cron_schedule == "30 * * * *"
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("sync_freshness_checks").execute_in_process(instance=instance)
+    evaluations = result.get_asset_check_evaluations()
+    assert {e.asset_key.to_user_string() for e in evaluations} == {
+        *(f"crm/{s.name}" for s in config.crm),
+        *(f"usage/{s.name}" for s in config.usage),
+    }
+    assert {e.check_name for e in evaluations} == {"fresh"}
+    crm = [e for e in evaluations if e.asset_key.path[0] == "crm"]
+    assert crm and not any(e.passed for e in crm)  # never synced
