@@ -191,14 +191,14 @@ def dlt_sql_table(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def crm_sync(params: dict[str, Any]) -> dict[str, Any]:
-    """sync_section (receive only) of the companies section, as the CRM asset calls it."""
+    """sync_section (receive only) of the companies section, as the hourly CRM asset run calls it."""
     config = parse_config(params["config"], Path(params["config_path"]))
     section = config.crm[0]
     started = time.perf_counter()
     with ModelStore(config.store_path) as store:
         warehouse = open_warehouse(config.connection("wh"))
         try:
-            result = sync_section(section, store, warehouse, full=True)
+            result = sync_section(section, store, warehouse, full=False)  # the hourly sync
         finally:
             warehouse.close()
     return {

@@ -41,9 +41,9 @@ Relations
 
 Receive is diff-based at two levels. A source row whose values hash the same as when this section last
 accepted it (``crm_source_hashes``; the hash includes the section's mapping, so a config change re-reads
-everything) skips validation and the store altogether; rejected rows have no hash and are retried every
-run. The remaining rows are compared with the store and only new or changed records are written. Receive
-runs in one store transaction per section,
+everything) skips validation and the store altogether, except in a full sync, which compares every row
+again; rejected rows have no hash and are retried every run. The remaining rows are compared with the
+store and only new or changed records are written. Receive runs in one store transaction per section,
 together with the derived Company fields (License and Company sections) and the change-tracking cursor:
 a failure leaves the store as it was. Rejects and the sync log are written outside that transaction, so
 a failed run is still logged. Warehouses with change tracking (``capabilities.change_tracking``) are read
@@ -399,7 +399,9 @@ def receive(
         store: The model store.
         warehouse: The section's warehouse.
         run_id: The sync-log run id the rejects are recorded under.
-        full: Read the whole table even when the warehouse offers change tracking.
+        full: Read the whole table even when the warehouse offers change tracking, and compare every row
+            with the store (no row-hash skip): the "Full sync" button, which also repairs records that
+            something else changed in the store.
         batch_size: Rows per read batch and per upsert chunk.
 
     Returns:
@@ -463,14 +465,15 @@ def receive(
             f"CREATE OR REPLACE TEMP TABLE __crm_keys AS SELECT CAST({key} AS VARCHAR) AS __key FROM __crm_src r "
             f"WHERE {key} IS NOT NULL AND trim(CAST({key} AS VARCHAR)) <> '' GROUP BY 1 HAVING count(*) = 1"
         )
-        # Rows whose source values are unchanged since this section last accepted them skip all work below.
+        # Rows whose source values are unchanged since this section last accepted them skip all work below;
+        # a full sync (the "Full sync" button) compares every row with the store again.
         row_hash = _row_hash(section, columns)
         con.execute(
             'CREATE OR REPLACE TEMP TABLE __crm_skip AS SELECT h."key" AS __key FROM __crm_src r '
             'JOIN crm_source_hashes h ON h.section = ? AND h."key" = CAST('
             f"{key} AS VARCHAR) AND h.hash = {row_hash} "
-            'WHERE h."key" IN (SELECT __key FROM __crm_keys)',
-            [section.name],
+            'WHERE h."key" IN (SELECT __key FROM __crm_keys) AND NOT ?',
+            [section.name, full],
         )
         skipped = int(con.execute("SELECT count(*) FROM __crm_skip").fetchall()[0][0])
         if skipped:

@@ -622,3 +622,18 @@ def test_unchanged_rows_are_skipped_changed_ones_and_mapping_changes_are_not(
     ]
     again = sync_section(with_phase, store, harness.warehouse())
     assert (again.updated, again.unchanged) == (0, 3)
+
+
+def test_full_sync_compares_every_row_again_and_repairs_the_store(
+    harness: WarehouseHarness, tmp_path: Path, store: ModelStore
+) -> None:
+    seed_companies(harness, ["c1", "c2"], ["Acme", "Globex"])
+    sec = companies_section(harness, tmp_path)
+    sync_section(sec, store, harness.warehouse())
+    # Something other than this section changes a stored record (another section, a manual fix).
+    store.con.execute("UPDATE company SET name = 'edited elsewhere' WHERE \"externalId\" = 'c1'")
+    hourly = sync_section(sec, store, harness.warehouse())
+    assert (hourly.updated, hourly.unchanged) == (0, 2)  # the source did not change: skipped by row hash
+    full = sync_section(sec, store, harness.warehouse(), full=True)
+    assert (full.updated, full.unchanged) == (1, 1)
+    assert rows(store, "SELECT name FROM company WHERE \"externalId\" = 'c1'") == [("Acme",)]
