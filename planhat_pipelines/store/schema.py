@@ -19,6 +19,11 @@ def q(name: str) -> str:
 #: The store table each usage section kind loads into.
 USAGE_TABLES = {"activities": "user_activities", "metrics": "custom_metrics"}
 
+REJECTED_ROWS_DDL = """CREATE TABLE IF NOT EXISTS rejected_rows (
+        section VARCHAR NOT NULL, "key" VARCHAR NOT NULL, fingerprint VARCHAR NOT NULL, reason VARCHAR NOT NULL,
+        "value" VARCHAR, run_id VARCHAR, first_seen TIMESTAMP, last_seen TIMESTAMP, resolved_at TIMESTAMP,
+        permanent BOOLEAN NOT NULL DEFAULT false, PRIMARY KEY (section, "key", fingerprint))"""
+
 SYSTEM_TABLES = (
     """CREATE TABLE IF NOT EXISTS user_activities (
         section VARCHAR NOT NULL, "key" HUGEINT NOT NULL, model VARCHAR NOT NULL,
@@ -40,10 +45,10 @@ SYSTEM_TABLES = (
         updated BIGINT DEFAULT 0, unchanged BIGINT DEFAULT 0, rejected BIGINT DEFAULT 0,
         resolved_rejects BIGINT DEFAULT 0, sent BIGINT DEFAULT 0,
         cursor_before VARCHAR, cursor_after VARCHAR, error VARCHAR, notes VARCHAR)""",
-    """CREATE TABLE IF NOT EXISTS rejected_rows (
-        section VARCHAR NOT NULL, "key" VARCHAR NOT NULL, reason VARCHAR NOT NULL,
-        run_id VARCHAR, first_seen TIMESTAMP, last_seen TIMESTAMP, resolved_at TIMESTAMP,
-        PRIMARY KEY (section, "key", reason))""",
+    # One record per rejected source row: a row without a usable key is told apart by its fingerprint
+    # (a hash of its values and its occurrence among identical rows). A permanent reject (a malformed key)
+    # can never pass a retry, so retries do not re-read it.
+    REJECTED_ROWS_DDL,
     """CREATE TABLE IF NOT EXISTS crm_source_hashes (
         section VARCHAR NOT NULL, "key" VARCHAR NOT NULL, hash UBIGINT NOT NULL,
         PRIMARY KEY (section, "key"))""",
@@ -89,6 +94,7 @@ def migrate(con: duckdb.DuckDBPyConnection, models: dict[str, ModelSpec] | None 
                 ddl = f"ALTER TABLE {q(model.slug)} ADD COLUMN {q(name)} {type_}"
                 con.execute(ddl)
                 applied.append(ddl)
+    applied += _migrate_rejected_rows(con)
     for ddl in SYSTEM_TABLES:
         con.execute(ddl)
     # Issue is many-to-many with Company: a link view over the companyIds JSON array.
@@ -97,3 +103,29 @@ def migrate(con: duckdb.DuckDBPyConnection, models: dict[str, ModelSpec] | None 
         'FROM issue i, LATERAL (SELECT unnest(CAST(i."companyIds" AS VARCHAR[])) AS value) c'
     )
     return applied
+
+
+def _migrate_rejected_rows(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Rebuild a rejected_rows table of the first release (identity section + key + reason) as one record per row.
+
+    The one migration that rewrites a table: DuckDB cannot change a primary key in place. Old records keep
+    their key, reason, run and times; their fingerprint is ``v1:<reason>`` (they stood for one row each).
+    Runs in the caller's connection; the copy and the swap commit together.
+    """
+    columns = _existing_columns(con, "rejected_rows")
+    if not columns or "fingerprint" in columns:
+        return []
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("ALTER TABLE rejected_rows RENAME TO rejected_rows_v1")
+        con.execute(REJECTED_ROWS_DDL)
+        con.execute(
+            'INSERT INTO rejected_rows SELECT section, "key", \'v1:\' || reason, reason, NULL, run_id, first_seen, '
+            "last_seen, resolved_at, false FROM rejected_rows_v1"
+        )
+        con.execute("DROP TABLE rejected_rows_v1")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+    return ["rebuilt rejected_rows: one record per source row (fingerprint), permanent flag"]

@@ -22,6 +22,12 @@ from planhat_pipelines.models import MODELS, ModelSpec
 from planhat_pipelines.store.derived import refresh_company_fields
 from planhat_pipelines.store.schema import migrate, q
 
+#: The error of a sync-log row closed because its worker process died before it could finish the row.
+DEAD_WORKER_ERROR = (
+    "the worker died before the run finished (killed, out of memory or its node lost); the counts are what it "
+    "committed. Fix: nothing to undo (every batch commits with its cursor); the next run resumes after it"
+)
+
 #: SQL for a new native id: 24 hex characters, like Planhat's ObjectIds.
 NEW_ID_SQL = "substr(replace(CAST(gen_random_uuid() AS VARCHAR), '-', ''), 1, 24)"
 
@@ -254,6 +260,14 @@ class ModelStore:
     def start_run(
         self, section: str, domain: str, *, dagster_run_id: str | None = None, cursor_before: str | None = None
     ) -> str:
+        """Open a sync-log row for a new run of ``section``, first closing the section's dead runs.
+
+        Runs that write the store are serialised (one writer process holds the file; Dagster's store pool
+        queues the rest), so a row of the same section still ``running`` when a new run starts belongs to a
+        worker that died (SIGKILL, OOM, node loss): it is closed as ``failed`` with the counts its committed
+        batches recorded (see :meth:`record_progress`).
+        """
+        self.close_dead_runs(section=section)
         run_id = uuid.uuid4().hex[:16]
         self.con.execute(
             "INSERT INTO sync_runs (run_id, section, domain, dagster_run_id, started_at, status, cursor_before) "
@@ -261,6 +275,40 @@ class ModelStore:
             [run_id, section, domain, dagster_run_id, cursor_before],
         )
         return run_id
+
+    def close_dead_runs(self, *, section: str | None = None, dagster_run_id: str | None = None) -> int:
+        """Close ``running`` sync-log rows whose worker died, as ``failed``; returns how many were closed.
+
+        Args:
+            section: Rows of this section (a new run of it is starting, so none of its rows can be live).
+            dagster_run_id: Rows of this Dagster run (the run is known to have failed).
+        """
+        where, params = ["status = 'running'"], []
+        if section is not None:
+            where.append("section = ?")
+            params.append(section)
+        if dagster_run_id is not None:
+            where.append("dagster_run_id = ?")
+            params.append(dagster_run_id)
+        rows = self.con.execute(
+            "UPDATE sync_runs SET status = 'failed', ended_at = now(), error = ? "
+            f"WHERE {' AND '.join(where)}",
+            [DEAD_WORKER_ERROR, *params],
+        ).fetchall()
+        return int(rows[0][0])
+
+    def record_progress(self, run_id: str, **counts: int | str | None) -> None:
+        """Store a running run's counts so far; call inside the transaction of the batch they cover.
+
+        A worker that dies later leaves exactly the counts of what it committed.
+        """
+        allowed = {"rows_read", "inserted", "updated", "unchanged", "rejected", "resolved_rejects", "sent"}
+        allowed |= {"cursor_after"}
+        unknown = set(counts) - allowed
+        if unknown:
+            raise ValueError(f"unknown sync_runs counters: {sorted(unknown)}")
+        sets = ", ".join(f"{name} = ?" for name in counts)
+        self.con.execute(f"UPDATE sync_runs SET {sets} WHERE run_id = ?", [*counts.values(), run_id])
 
     def finish_run(
         self,
@@ -324,42 +372,82 @@ class ModelStore:
         resolve_others: bool,
         scope_keys: Sequence[str] | None = None,
     ) -> int:
-        """Store this run's rejects (columns ``key``, ``reason``) and mark earlier ones resolved.
+        """Store this run's rejects, one record per source row, and mark earlier ones resolved.
 
-        With ``resolve_others`` (a full read saw every source row), open rejects of the section that
-        this run did not reject again are marked resolved. Otherwise only those whose key is in
-        ``scope_keys`` (keys this run read and accepted) are. Returns how many were resolved.
+        ``rejects`` has columns ``key`` and ``reason``, and optionally ``fingerprint`` (text telling apart
+        rows that share a key, e.g. both copies of a duplicate key or several null-key rows; default: the
+        reason), ``value`` (the offending value as text) and ``permanent`` (a reject no retry can fix). A row
+        seen again with the same key and fingerprint updates its record instead of adding one.
+
+        With ``resolve_others`` (a full read saw every source row), open rejects of the section that this
+        run did not record again are marked resolved. Otherwise only those whose key is in ``scope_keys``
+        (keys this run read) and that this run did not record again are. Returns how many were resolved.
         """
         con = self.con
+        names = set(rejects.column_names)
+        fingerprint = 'CAST(fingerprint AS VARCHAR)' if "fingerprint" in names else "reason"
+        value = 'CAST("value" AS VARCHAR)' if "value" in names else "NULL"
+        permanent = "COALESCE(CAST(permanent AS BOOLEAN), false)" if "permanent" in names else "false"
         with self.transaction():
             con.register("__rejects_in", rejects)
             try:
                 con.execute(
-                    'INSERT INTO rejected_rows SELECT ?, CAST("key" AS VARCHAR), reason, ?, now(), now(), NULL '
-                    'FROM __rejects_in ON CONFLICT (section, "key", reason) DO UPDATE SET run_id = excluded.run_id,'
-                    " last_seen = excluded.last_seen, resolved_at = NULL",
+                    'INSERT INTO rejected_rows (section, "key", fingerprint, reason, "value", run_id, first_seen, '
+                    f'last_seen, resolved_at, permanent) SELECT ?, CAST("key" AS VARCHAR), {fingerprint}, reason, '
+                    f"{value}, ?, now(), now(), NULL, {permanent} FROM __rejects_in "
+                    'ON CONFLICT (section, "key", fingerprint) DO UPDATE SET reason = excluded.reason, '
+                    '"value" = excluded."value", run_id = excluded.run_id, last_seen = excluded.last_seen, '
+                    "resolved_at = NULL, permanent = excluded.permanent",
                     [section, run_id],
                 )
                 if resolve_others:
-                    resolved = con.execute(
-                        "UPDATE rejected_rows SET resolved_at = now() WHERE section = ? AND resolved_at IS NULL "
-                        "AND run_id IS DISTINCT FROM ?",
-                        [section, run_id],
-                    ).fetchall()
+                    resolved = self.resolve_rejects(section, run_id)
                 elif scope_keys:
-                    keys = pa.table({"key": pa.array(list(scope_keys), pa.string())})
-                    con.register("__accepted_keys", keys)
-                    resolved = con.execute(
-                        "UPDATE rejected_rows SET resolved_at = now() WHERE section = ? AND resolved_at IS NULL "
-                        'AND run_id IS DISTINCT FROM ? AND "key" IN (SELECT "key" FROM __accepted_keys)',
-                        [section, run_id],
-                    ).fetchall()
-                    con.unregister("__accepted_keys")
+                    resolved = self.resolve_rejects(section, run_id, keys=scope_keys)
                 else:
-                    resolved = [(0,)]
+                    resolved = 0
             finally:
                 con.unregister("__rejects_in")
-        return int(resolved[0][0]) if resolved else 0
+        return resolved
+
+    def resolve_rejects(
+        self,
+        section: str,
+        run_id: str,
+        *,
+        keys: Sequence[str] | str | None = None,
+        permanent: bool | None = None,
+    ) -> int:
+        """Mark resolved the open rejects of ``section`` that run ``run_id`` did not record again.
+
+        Args:
+            keys: Only these keys (a list, or the name of a one-column ``key`` table or view in this
+                connection); None for every key.
+            permanent: Only permanent (True) or only retryable (False) rejects; None for both.
+
+        Returns:
+            How many records were resolved.
+        """
+        sql = (
+            "UPDATE rejected_rows SET resolved_at = now() WHERE section = ? AND resolved_at IS NULL "
+            "AND run_id IS DISTINCT FROM ?"
+        )
+        params: list[object] = [section, run_id]
+        if permanent is not None:
+            sql += " AND permanent = ?"
+            params.append(permanent)
+        registered = False
+        if isinstance(keys, str):
+            sql += f' AND "key" IN (SELECT CAST("key" AS VARCHAR) FROM {keys})'
+        elif keys is not None:
+            self.con.register("__resolve_keys", pa.table({"key": pa.array(list(keys), pa.string())}))
+            registered = True
+            sql += ' AND "key" IN (SELECT "key" FROM __resolve_keys)'
+        try:
+            return int(self.con.execute(sql, params).fetchall()[0][0])
+        finally:
+            if registered:
+                self.con.unregister("__resolve_keys")
 
     def open_rejects(self, section: str | None = None) -> list[tuple[str, str, str, str]]:
         """Unresolved rejects as (section, key, reason, run_id)."""
