@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Usage keys are at most 32 characters, so 32 digits cover every valid key.
-KEY_DIGITS = 32
-MAX_KEY = 10**KEY_DIGITS - 1
+from planhat_pipelines.warehouses.base import KEY_DIGITS, KEY_LIMIT
+
+#: The largest valid usage key (32 digits).
+MAX_KEY = KEY_LIMIT - 1
 
 
 @dataclass(frozen=True, order=True)

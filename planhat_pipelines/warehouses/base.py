@@ -110,32 +110,53 @@ class Capabilities:
     dialect: str = "duckdb"
 
 
+#: Usage keys are at most 32 digits: whole numbers ``0 <= key < 10**32`` are valid keys.
+KEY_DIGITS = 32
+KEY_LIMIT = 10**KEY_DIGITS
+#: Float key columns hold whole numbers exactly only below 2**53.
+FLOAT_KEY_LIMIT = 2**53
+
+
 @dataclass(frozen=True)
 class KeyRange:
-    """Rows whose integer key is in ``(after, through]``, read in key order.
+    """Rows whose numeric key is in ``(after, through]`` (open below, closed above), read in key order.
+
+    Only valid keys (whole numbers ``0 <= key < 10**32``) are ever in a range; a text key column is read
+    through the warehouse's safe cast to a number (:meth:`Warehouse.key_sql`).
 
     Attributes:
         key: The key column.
         after: Exclusive lower bound; None reads from the start.
         through: Inclusive upper bound; None reads to the end.
-        null_keys: Instead, only the rows whose key is NULL (they belong to no range).
+        keys: Instead of bounds, exactly these keys (a bounded list: callers batch them).
+        invalid_keys: Instead, only the rows whose key is not a valid key (NULL, negative, fractional,
+            non-finite, longer than 32 digits, or text that is not a number): they belong to no range.
     """
 
     key: str
     after: int | None = None
     through: int | None = None
-    null_keys: bool = False
+    keys: tuple[int, ...] | None = None
+    invalid_keys: bool = False
 
     def where(
-        self, key_sql: str, placeholder: Callable[[str], str] = lambda _name: "?"
+        self, key_sql: str, valid_sql: str, placeholder: Callable[[str], str] = lambda _name: "?"
     ) -> tuple[str, list[tuple[str, int]]]:
-        """The SQL condition on the quoted key column and the (name, value) parameters it binds.
+        """The SQL condition on the key expression and the (name, value) parameters it binds, in order.
 
-        ``placeholder`` turns a parameter name into the dialect's marker (``?``, ``@after``, ...).
+        Args:
+            key_sql: The key as a number (:meth:`Warehouse.key_sql`).
+            valid_sql: The condition that the key is valid (:meth:`Warehouse.valid_key_sql`).
+            placeholder: Turns a parameter name into the dialect's marker (``?``, ``@after``, ...).
         """
-        if self.null_keys:
-            return f"{key_sql} IS NULL", []
-        conditions, params = ["TRUE"], []
+        if self.invalid_keys:
+            return f"NOT COALESCE({valid_sql}, FALSE)", []
+        conditions, params = [valid_sql], []
+        if self.keys is not None:
+            names = [f"k{i}" for i in range(len(self.keys))]
+            markers = ", ".join(placeholder(n) for n in names) or "NULL"
+            conditions.append(f"{key_sql} IN ({markers})")
+            params += list(zip(names, self.keys, strict=True))
         if self.after is not None:
             conditions.append(f"{key_sql} > {placeholder('after')}")
             params.append(("after", self.after))
@@ -209,6 +230,118 @@ class Warehouse(ABC):
             parts.append(f"{expr} AS {self.quote(name)}")
         return ", ".join(parts)
 
+    # --- numeric keys: dialect pieces, then the key operations built once on them ---------
+    @staticmethod
+    @abstractmethod
+    def text_is_key(text_sql: str) -> str:
+        """SQL that is TRUE when text is 1 to 32 digits, surrounding whitespace allowed (a regular expression)."""
+
+    @staticmethod
+    @abstractmethod
+    def text_to_number(text_sql: str) -> str:
+        """SQL casting text that :meth:`text_is_key` accepts to an exact integer (NULL, never an error, otherwise)."""
+
+    @staticmethod
+    @abstractmethod
+    def to_integer(number_sql: str) -> str:
+        """SQL casting a valid key (a whole number below 10**32) to the dialect's widest exact integer."""
+
+    #: The literal 10**32 in this dialect, comparable with exact (integer and decimal) columns.
+    key_limit_literal: str = str(KEY_LIMIT)
+
+    def integer_key_sql(self, column: Column) -> str:
+        """The valid key of ``column`` as an exact integer (integer and text columns as :meth:`key_sql` gives)."""
+        key = self.key_sql(column)
+        return key if column.kind in (ColumnKind.INTEGER, ColumnKind.TEXT) else self.to_integer(key)
+
+    def key_sql(self, column: Column) -> str:
+        """The key column as a number: itself when numeric, a safe cast when it is text (e.g. '00123')."""
+        quoted = self.quote(column.name)
+        return self.text_to_number(quoted) if column.kind is ColumnKind.TEXT else quoted
+
+    def valid_key_sql(self, column: Column) -> str:
+        """SQL that is TRUE exactly when the key is valid: a whole number ``0 <= key < 10**32``.
+
+        NULL, negative, fractional, non-finite (NaN is not below the limit, or not at least 0, in every
+        dialect here), too long and non-numeric text keys are not valid, nor float keys from 2**53 on (a float
+        cannot hold every whole number there); exact columns compare with an exact literal. Text keys are
+        valid when they are 1 to 32 digits (a regular expression: no big-number cast can fail on them).
+        """
+        if column.kind is ColumnKind.TEXT:
+            return f"COALESCE({self.text_is_key(self.quote(column.name))}, FALSE)"
+        key = self.key_sql(column)
+        if column.kind is ColumnKind.FLOAT:
+            # Above 2**53 a float no longer holds every whole number: such a key is not exact, so not valid.
+            return f"({key} >= 0 AND {key} < {FLOAT_KEY_LIMIT} AND {key} = FLOOR({key}))"
+        whole = "" if column.is_integer_valued else f" AND {key} = FLOOR({key})"
+        return f"({key} >= 0 AND {key} < {self.key_limit_literal}{whole})"
+
+    def placeholder(self, name: str) -> str:
+        """The dialect's marker for bound parameter ``name`` (positional ``?`` by default)."""
+        return "?"
+
+    @abstractmethod
+    def _key_rows(self, sql: str, params: list[tuple[str, int]], obj: str) -> list[tuple[object, ...]]:
+        """Run a small read-only query binding ``params`` (in order, by name for named dialects)."""
+
+    def key_filter(self, info: TableInfo, key_range: KeyRange) -> tuple[str, str, list[tuple[str, int]]]:
+        """(WHERE condition, ORDER BY expression, parameters) of ``key_range`` on ``info``'s key column."""
+        column = info.column(key_range.key)
+        validate_identifier(self.name, column.name, "column")
+        key = self.key_sql(column)
+        where, params = key_range.where(key, self.valid_key_sql(column), self.placeholder)
+        return where, key, params
+
+    def duplicate_keys(self, table: str, key_range: KeyRange) -> list[int]:
+        """Valid keys that occur more than once in ``key_range`` (a GROUP BY ... HAVING count(*) > 1)."""
+        info = self.describe(table)
+        where, _, params = self.key_filter(info, key_range)
+        column = info.column(key_range.key)
+        whole = self.integer_key_sql(column)
+        rows = self._key_rows(
+            f"SELECT {whole} FROM {self.table_sql(table)} WHERE {where} GROUP BY {whole} HAVING COUNT(*) > 1",
+            params,
+            f"table '{table}', key column '{column.name}'",
+        )
+        return [int(r[0]) for r in rows if r[0] is not None]
+
+    def key_bounds(self, table: str, key: str) -> tuple[int, int] | None:
+        """The minimum and maximum valid key of ``table`` in one aggregate (None when it holds none)."""
+        info = self.describe(table)
+        column = info.column(key)
+        validate_identifier(self.name, column.name, "column")
+        whole = self.integer_key_sql(column)
+        rows = self._key_rows(
+            f"SELECT MIN({whole}), MAX({whole}) FROM {self.table_sql(table)} "
+            f"WHERE {self.valid_key_sql(column)}",
+            [],
+            f"table '{table}', key column '{column.name}'",
+        )
+        low, high = rows[0] if rows else (None, None)
+        return None if high is None or low is None else (int(low), int(high))
+
+    def occupied_ranges(self, table: str, key: str, span: int, *, after: int | None = None) -> list[int]:
+        """The starts (multiples of ``span``) of the key ranges that hold valid keys above ``after``, ascending.
+
+        One GROUP BY in the warehouse: time and memory grow with the number of ranges that hold rows,
+        never with the distance between keys (a 33-digit outlier is not a valid key; sparse keys skip the
+        empty ranges between them).
+        """
+        info = self.describe(table)
+        where, _, params = self.key_filter(info, KeyRange(key, after=after))
+        whole = self.integer_key_sql(info.column(key))
+        start = f"{whole} - MOD({whole}, {int(span)})"
+        rows = self._key_rows(
+            f"SELECT {start} FROM {self.table_sql(table)} WHERE {where} GROUP BY {start} ORDER BY 1",
+            params,
+            f"table '{table}', key column '{info.column(key).name}'",
+        )
+        return [int(r[0]) for r in rows if r[0] is not None]
+
+    @abstractmethod
+    def table_sql(self, table: str) -> str:
+        """The table's name as this dialect's SQL refers to it (qualified and quoted)."""
+
     # --- reading -------------------------------------------------------------------------
     @abstractmethod
     def describe(self, table: str) -> TableInfo:
@@ -225,17 +358,9 @@ class Warehouse(ABC):
     ) -> Iterator[pa.RecordBatch]:
         """Stream ``columns`` of ``table`` as record batches of at most ``batch_size`` rows.
 
-        With ``key_range``, only rows with ``after < key <= through``, in key order. JSON-like
+        With ``key_range``, only its rows (:meth:`key_filter`), in key order. JSON-like
         columns (VARIANT, JSON, OBJECT, ARRAY, STRUCT) come back as JSON text.
         """
-
-    @abstractmethod
-    def duplicate_keys(self, table: str, key_range: KeyRange) -> list[int]:
-        """Keys that occur more than once in ``key_range`` (a GROUP BY ... HAVING count(*) > 1)."""
-
-    @abstractmethod
-    def key_bounds(self, table: str, key: str) -> tuple[int, int] | None:
-        """The current minimum and maximum of integer column ``key`` in one aggregate (None when empty)."""
 
     def max_key(self, table: str, key: str) -> int | None:
         """The current maximum of integer column ``key`` (None for an empty table)."""

@@ -17,6 +17,7 @@ import json
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from google.cloud import bigquery
 from planhat_pipelines.config import BigQuerySettings, EnvRef
 from planhat_pipelines.errors import CredentialsError, WarehouseError
 from planhat_pipelines.warehouses.base import (
+    KEY_LIMIT,
     Capabilities,
     Column,
     ColumnKind,
@@ -242,10 +244,9 @@ class BigQueryWarehouse(Warehouse):
         sql = f"SELECT {self.select_list(info, columns)} FROM {self._quoted(table)}"
         params: list[bigquery.ScalarQueryParameter] = []
         if key_range is not None:
-            key = quote(info.column(key_range.key).name)
-            where, named = key_range.where(key, lambda name: f"@{name}")
-            params = [bigquery.ScalarQueryParameter(name, "INT64", value) for name, value in named]
-            sql += f" WHERE {where} ORDER BY {key}"
+            where, order, named = self.key_filter(info, key_range)
+            params = _key_parameters(named)
+            sql += f" WHERE {where} ORDER BY {order}"
         obj = f"table '{table}'"
         job = self._run(sql, self._job_config(query_parameters=params), obj, "check the mapped columns")
         try:
@@ -266,21 +267,43 @@ class BigQueryWarehouse(Warehouse):
             fix = "check storage_grpc_endpoint, or set storage_api: false to read over REST"
             raise self._fail(obj, "read", exc, fix) from exc
 
-    def duplicate_keys(self, table: str, key_range: KeyRange) -> list[int]:
-        info = self.describe(table)
-        key = quote(info.column(key_range.key).name)
-        where, named = key_range.where(key, lambda name: f"@{name}")
-        params = [bigquery.ScalarQueryParameter(name, "INT64", value) for name, value in named]
-        sql = f"SELECT {key} FROM {self._quoted(table)} WHERE {where} GROUP BY {key} HAVING count(*) > 1"
-        job = self._run(sql, self._job_config(query_parameters=params), f"table '{table}'", "check the key column")
-        return [int(row[0]) for row in job.result() if row[0] is not None]
+    @staticmethod
+    def text_is_key(text_sql: str) -> str:
+        return f"REGEXP_CONTAINS({text_sql}, r'^\\s*[0-9]{{1,32}}\\s*$')"
 
-    def key_bounds(self, table: str, key: str) -> tuple[int, int] | None:
-        col = quote(self.describe(table).column(key).name)
-        sql = f"SELECT min({col}), max({col}) FROM {self._quoted(table)}"
-        job = self._run(sql, self._job_config(), f"table '{table}'", "check the key column")
-        low, high = next(iter(job.result()))
-        return None if high is None else (int(low), int(high))
+    @staticmethod
+    def text_to_number(text_sql: str) -> str:
+        return f"SAFE_CAST(TRIM({text_sql}) AS BIGNUMERIC)"
+
+    @staticmethod
+    def to_integer(number_sql: str) -> str:
+        return f"CAST({number_sql} AS BIGNUMERIC)"
+
+    key_limit_literal = f"BIGNUMERIC '{KEY_LIMIT}'"
+
+    def integer_key_sql(self, column: Column) -> str:
+        # A valid float key is below 2**53: INT64 holds it exactly (a float -> BIGNUMERIC cast need not).
+        if column.kind is ColumnKind.FLOAT:
+            return f"CAST({self.key_sql(column)} AS INT64)"
+        return super().integer_key_sql(column)
+
+    def valid_key_sql(self, column: Column) -> str:
+        # INT64 (at most 19 digits) and NUMERIC (29) keys are always below 10**32: only BIGNUMERIC needs the bound.
+        if column.kind is ColumnKind.INTEGER or column.type.startswith("NUMERIC"):
+            key = self.key_sql(column)
+            whole = "" if column.is_integer_valued else f" AND {key} = FLOOR({key})"
+            return f"({key} >= 0{whole})"
+        return super().valid_key_sql(column)
+
+    def placeholder(self, name: str) -> str:
+        return f"@{name}"
+
+    def table_sql(self, table: str) -> str:
+        return self._quoted(table)
+
+    def _key_rows(self, sql: str, params: list[tuple[str, int]], obj: str) -> list[tuple[object, ...]]:
+        job = self._run(sql, self._job_config(query_parameters=_key_parameters(params)), obj, "check the key column")
+        return [tuple(row.values()) for row in job.result()]
 
     def query_job_config(
         self, *, timeout_seconds: float | None = None, max_bytes_billed: int | None = None
@@ -417,6 +440,19 @@ class BigQueryWarehouse(Warehouse):
                 message = _error_text(exc)
                 problem = (f"a trivial query failed ({message})", "check the project, dataset and permissions")
             raise CredentialsError(self.name, f"project '{self.project}'", *problem) from exc
+
+
+_INT64_MAX = 2**63 - 1
+
+
+def _key_parameters(named: list[tuple[str, int]]) -> list[bigquery.ScalarQueryParameter]:
+    """Key bounds as query parameters: INT64 where they fit, BIGNUMERIC for longer keys (up to 32 digits)."""
+    return [
+        bigquery.ScalarQueryParameter(name, "INT64", value)
+        if abs(value) <= _INT64_MAX
+        else bigquery.ScalarQueryParameter(name, "BIGNUMERIC", Decimal(value))
+        for name, value in named
+    ]
 
 
 def _error_text(exc: BaseException) -> str:

@@ -144,6 +144,28 @@ class DuckDBWarehouse(Warehouse):
     def json_text(column_sql: str) -> str:
         return f"CAST(to_json({column_sql}) AS VARCHAR)"
 
+    @staticmethod
+    def text_is_key(text_sql: str) -> str:
+        return f"regexp_full_match(trim(CAST({text_sql} AS VARCHAR)), '[0-9]{{1,32}}')"
+
+    @staticmethod
+    def text_to_number(text_sql: str) -> str:
+        return f"TRY_CAST(trim(CAST({text_sql} AS VARCHAR)) AS HUGEINT)"
+
+    @staticmethod
+    def to_integer(number_sql: str) -> str:
+        return f"CAST({number_sql} AS HUGEINT)"
+
+    def table_sql(self, table: str) -> str:
+        self._split(table)
+        return quote(table)
+
+    def _key_rows(self, sql: str, params: list[tuple[str, int]], obj: str) -> list[tuple[object, ...]]:
+        try:
+            return [tuple(r) for r in self.con.execute(sql, [v for _, v in params]).fetchall()]
+        except duckdb.Error as exc:
+            raise WarehouseError(self.name, obj, f"key query failed: {exc}", "check the key column") from exc
+
     def read_batches(
         self,
         table: str,
@@ -153,35 +175,15 @@ class DuckDBWarehouse(Warehouse):
         key_range: KeyRange | None = None,
     ) -> Iterator[pa.RecordBatch]:
         info = self.describe(table)
-        select = self.select_list(info, columns)
-        sql = f"SELECT {select}"
+        sql = f"SELECT {self.select_list(info, columns)} FROM {quote(table)}"
         params: list[object] = []
         if key_range is not None:
-            key = quote(info.column(key_range.key).name)
-            where, named = key_range.where(key)
+            where, order, named = self.key_filter(info, key_range)
             params = [value for _, value in named]
-            sql += f" FROM {quote(table)} WHERE {where} ORDER BY {key}"
-        else:
-            sql += f" FROM {quote(table)}"
+            sql += f" WHERE {where} ORDER BY {order}"
         rel = self.con.sql(sql, params=params or None)
         assert rel is not None
         yield from rel.to_arrow_reader(batch_size)
-
-    def duplicate_keys(self, table: str, key_range: KeyRange) -> list[int]:
-        info = self.describe(table)
-        key = quote(info.column(key_range.key).name)
-        where, named = key_range.where(key)
-        params = [value for _, value in named]
-        rows = self.con.execute(
-            f"SELECT {key} FROM {quote(table)} WHERE {where} GROUP BY {key} HAVING count(*) > 1",
-            params,
-        ).fetchall()
-        return [int(r[0]) for r in rows if r[0] is not None]
-
-    def key_bounds(self, table: str, key: str) -> tuple[int, int] | None:
-        col = quote(self.describe(table).column(key).name)
-        low, high = self.con.execute(f"SELECT min({col}), max({col}) FROM {quote(table)}").fetchall()[0]
-        return None if high is None else (int(low), int(high))
 
     def query(self, sql: str, *, timeout_seconds: float | None = None, max_bytes_billed: int | None = None) -> pa.Table:
         con = self.con

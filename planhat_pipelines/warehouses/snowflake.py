@@ -347,10 +347,9 @@ class SnowflakeWarehouse(Warehouse):
         sql = f"SELECT {self.select_list(info, columns)} FROM {self._fqn(table)}"
         params: list[Any] = []
         if key_range is not None:
-            key = quote(info.column(key_range.key).name)
-            where, named = key_range.where(key)
-            params = [value for _, value in named]
-            sql += f" WHERE {where} ORDER BY {key}"
+            where, order, named = self.key_filter(info, key_range)
+            params = [str(value) for _, value in named]
+            sql += f" WHERE {where} ORDER BY {order}"
         cur = self._run(sql, params, obj=f"table '{table}'", fix="check the mapped columns")
         try:
             for chunk in cur.fetch_arrow_batches():
@@ -358,28 +357,27 @@ class SnowflakeWarehouse(Warehouse):
         finally:
             cur.close()
 
-    def duplicate_keys(self, table: str, key_range: KeyRange) -> list[int]:
-        info = self.describe(table)
-        key = quote(info.column(key_range.key).name)
-        where, named = key_range.where(key)
-        params = [value for _, value in named]
-        rows = self._rows(
-            f"SELECT {key} FROM {self._fqn(table)} WHERE {where} GROUP BY {key} HAVING COUNT(*) > 1",
-            params,
-            obj=f"table '{table}'",
-            fix="check that the key column holds integers",
-        )
-        return [int(r[0]) for r in rows if r[0] is not None]
+    @staticmethod
+    def text_is_key(text_sql: str) -> str:
+        return f"REGEXP_LIKE(TRIM({text_sql}), '[0-9]{{1,32}}')"
 
-    def key_bounds(self, table: str, key: str) -> tuple[int, int] | None:
-        col = quote(self.describe(table).column(key).name)
-        rows = self._rows(
-            f"SELECT MIN({col}), MAX({col}) FROM {self._fqn(table)}",
-            obj=f"table '{table}'",
-            fix="check that the key column holds integers",
-        )
-        low, high = rows[0] if rows else (None, None)
-        return None if high is None else (int(low), int(high))
+    @staticmethod
+    def text_to_number(text_sql: str) -> str:
+        return f"TRY_CAST(TRIM({text_sql}) AS NUMBER(38, 0))"
+
+    def placeholder(self, name: str) -> str:
+        # Keys are bound as text and cast here: 32-digit keys do not fit the connector's integer binding.
+        return "CAST(? AS NUMBER(38, 0))"
+
+    @staticmethod
+    def to_integer(number_sql: str) -> str:
+        return f"CAST({number_sql} AS NUMBER(38, 0))"
+
+    def table_sql(self, table: str) -> str:
+        return self._fqn(table)
+
+    def _key_rows(self, sql: str, params: list[tuple[str, int]], obj: str) -> list[tuple[object, ...]]:
+        return self._rows(sql, [str(v) for _, v in params], obj=obj, fix="check that the key column holds numbers")
 
     def query(self, sql: str, *, timeout_seconds: float | None = None, max_bytes_billed: int | None = None) -> pa.Table:
         """Run ``sql`` and return its result; ``max_bytes_billed`` does not apply to Snowflake.
