@@ -37,7 +37,9 @@ def test_float_keys_outliers_never_enter_bounds_or_ranges(harness: WarehouseHarn
     assert _keys(harness, "float_keys", KeyRange("id", after=0, through=SPAN - 1)) == [1.0, 2.0]
     invalid = _keys(harness, "float_keys", KeyRange("id", invalid_keys=True))
     assert len(invalid) == 7
-    assert sorted(str(v) for v in invalid) == sorted(str(v) for v in [1e40, -5.0, 2.5, math.nan, math.inf, -math.inf, None])
+    assert sorted(str(v) for v in invalid) == sorted(
+        str(v) for v in [1e40, -5.0, 2.5, math.nan, math.inf, -math.inf, None]
+    )
 
 
 def test_text_keys_are_read_through_a_safe_cast(harness: WarehouseHarness) -> None:
