@@ -41,16 +41,33 @@ class KeyRangeSpan:
         return span
 
 
+def span_at(start: int, span: int) -> KeyRangeSpan:
+    """The range of width ``span`` that starts at ``start`` (a multiple of ``span``)."""
+    return KeyRangeSpan(start, min(start + span - 1, MAX_KEY))
+
+
 def range_of(key: int, span: int) -> KeyRangeSpan:
     """The range of width ``span`` that holds ``key``."""
-    index = key // span
-    return KeyRangeSpan(index * span, min((index + 1) * span - 1, MAX_KEY))
+    return span_at(key - key % span, span)
+
+
+#: The most ranges :func:`ranges_between` builds: planning from real data goes through
+#: ``Warehouse.occupied_ranges``, which is bounded by the ranges that hold rows.
+MAX_LISTED_RANGES = 100_000
 
 
 def ranges_between(first_key: int, last_key: int, span: int) -> list[KeyRangeSpan]:
-    """Every range from the one holding ``first_key`` to the one holding ``last_key``."""
+    """Every range from the one holding ``first_key`` to the one holding ``last_key`` (a dense, bounded list).
+
+    Raises:
+        ValueError: more than :data:`MAX_LISTED_RANGES` ranges would be listed.
+    """
     if last_key < first_key:
         return []
-    first = first_key // span
-    last = last_key // span
-    return [range_of(i * span, span) for i in range(first, last + 1)]
+    first, last = first_key // span, last_key // span
+    if last - first + 1 > MAX_LISTED_RANGES:
+        raise ValueError(
+            f"keys {first_key}..{last_key} span {last - first + 1:,} ranges of {span:,} keys, more than "
+            f"{MAX_LISTED_RANGES:,}: plan from the keys that exist (Warehouse.occupied_ranges) instead"
+        )
+    return [span_at(i * span, span) for i in range(first, last + 1)]

@@ -106,14 +106,17 @@ def test_every_rejection_reason_is_recorded(harness: WarehouseHarness, store: Mo
     emails: list[str | None] = ["u0@x.io", None, "u1@x.io", "u1@x.io", "u0@x.io", "u0@x.io", "ghost@x.io"]
     harness.create_table("events", _events(keys, emails), json_columns=["info"])
     wh = harness.warehouse()
-    result = run_usage(section, store, wh, [KeyRangeSpan(-100, 100)])
+    # Invalid keys (null, negative) belong to no range: the run's invalid-key scan rejects them.
+    result = run_usage(section, store, wh, [KeyRangeSpan(0, 99)])
     assert (result.rows_read, result.inserted, result.rejected) == (7, 1, 6)
-    reasons = {key: reason for _, key, reason, _ in store.open_rejects("events")}
+    rejects = store.open_rejects("events")
+    assert len(rejects) == 6  # one record per rejected row: both copies of key 3
+    reasons = {key: reason for _, key, reason, _ in rejects}
     assert reasons["2"] == "missing End User reference (user_email)"
     assert reasons["3"] == "key 3 occurs more than once in the source"
     assert reasons["-5"] == "key -5 is negative"
     assert reasons["7"] == "unknown enduser ghost@x.io (matched by email)"
-    assert any(k.startswith("(null key)") and r == "null key" for k, r in reasons.items())
+    assert reasons["(null)"] == "null key"
     assert _loaded_keys(store) == [1]
 
 
@@ -126,20 +129,34 @@ def test_unknown_reference_can_be_kept_unlinked(harness: WarehouseHarness, store
     assert rows == [("u0@x.io", False), ("ghost@x.io", True)]
 
 
-def test_a_text_key_column_fails_before_anything_is_written(
+def test_a_text_key_column_of_digits_syncs_and_other_text_is_rejected(
     harness: WarehouseHarness, store: ModelStore, tmp_path: Path
 ) -> None:
     section = _section(tmp_path)
-    data = _events([1, 2]).set_column(0, "event_id", pa.array(["1", "2"]))
+    data = _events([1, 2, 3, 4]).set_column(0, "event_id", pa.array(["0001", " 2 ", "x9", "4.5"]))
     harness.create_table("events", data, json_columns=["info"])
-    with pytest.raises(KeyValidationError, match=r"usage section 'events': key column 'event_id'.*not numeric"):
-        run_usage(section, store, harness.warehouse(), [KeyRangeSpan(0, 99)])
-    assert _loaded_keys(store) == []
-    assert store.runs(section="events")[0].status == "failed"
+    wh = harness.warehouse()
+    ranges, high = pending_ranges(section, store, wh)
+    assert (ranges, high) == ([KeyRangeSpan(0, 99)], 2)
+    result = run_usage(section, store, wh, ranges)
+    assert (result.rows_read, result.inserted, result.rejected) == (4, 2, 2)
+    assert _loaded_keys(store) == [1, 2]
+    reasons = sorted((k, r, v) for _, k, _, r, v, permanent in _reject_records(store) if permanent)
+    assert reasons == [
+        ("4.5", "key '4.5' is not a whole number of 1 to 32 digits", "4.5"),
+        ("x9", "key 'x9' is not a whole number of 1 to 32 digits", "x9"),
+    ]
+
+
+def _reject_records(store: ModelStore) -> list[tuple[Any, ...]]:
+    return store.con.execute(
+        'SELECT section, "key", fingerprint, reason, "value", permanent FROM rejected_rows '
+        "WHERE resolved_at IS NULL ORDER BY 2, 3"
+    ).fetchall()
 
 
 def test_the_32_character_limit(duckdb_harness: WarehouseHarness, store: ModelStore, tmp_path: Path) -> None:
-    section = _section(tmp_path, partition_span=10**33)
+    section = _section(tmp_path, partition_span=10**32)
     longest = 10**32 - 1  # 32 digits
     duckdb_harness.execute(
         "CREATE TABLE events AS SELECT * FROM (VALUES "
@@ -147,11 +164,11 @@ def test_the_32_character_limit(duckdb_harness: WarehouseHarness, store: ModelSt
         f"(CAST({longest + 1} AS DECIMAL(38,0)), 'u0@x.io', 'login', TIMESTAMP '2026-01-01', '{{}}')) "
         "t(event_id, user_email, action, occurred_at, info)"
     )
-    result = load_range(section, store, duckdb_harness.warehouse(), KeyRangeSpan(0, 10**33 - 1), run_id="r1")
+    result = run_usage(section, store, duckdb_harness.warehouse(), [KeyRangeSpan(0, 10**32 - 1)])
     assert (result.inserted, result.rejected) == (1, 1)
     assert _loaded_keys(store) == [longest]
     (reason,) = [r for _, _, r, _ in store.open_rejects("events")]
-    assert reason == f"key {longest + 1} is longer than 32 characters"
+    assert reason == f"key {longest + 1} is longer than 32 digits"
 
 
 class _FailsAfter(Warehouse):
@@ -177,6 +194,27 @@ class _FailsAfter(Warehouse):
 
     def key_bounds(self, table: str, key: str) -> tuple[int, int] | None:
         return self.inner.key_bounds(table, key)
+
+    def occupied_ranges(self, table: str, key: str, span: int, *, after: int | None = None) -> list[int]:
+        return self.inner.occupied_ranges(table, key, span, after=after)
+
+    def key_filter(self, info: Any, key_range: KeyRange) -> Any:
+        return self.inner.key_filter(info, key_range)
+
+    def text_is_key(self, text_sql: str) -> str:  # type: ignore[override]
+        return self.inner.text_is_key(text_sql)
+
+    def text_to_number(self, text_sql: str) -> str:  # type: ignore[override]
+        return self.inner.text_to_number(text_sql)
+
+    def to_integer(self, number_sql: str) -> str:  # type: ignore[override]
+        return self.inner.to_integer(number_sql)
+
+    def table_sql(self, table: str) -> str:
+        return self.inner.table_sql(table)
+
+    def _key_rows(self, sql: str, params: list[tuple[str, int]], obj: str) -> list[tuple[Any, ...]]:
+        return self.inner._key_rows(sql, params, obj)
 
     def quote(self, name: str) -> str:  # type: ignore[override]
         return self.inner.quote(name)
@@ -271,7 +309,7 @@ def test_metrics_section_with_value_errors(duckdb_harness: WarehouseHarness, tmp
         result = run_usage(section, store, duckdb_harness.warehouse(), [KeyRangeSpan(0, 99)])
         assert (result.inserted, result.rejected) == (1, 2)
         reasons = sorted(r for _, _, r, _ in store.open_rejects("metrics"))
-        assert reasons == ["missing dimension (dimension)", "value lots is not a number (value)"]
+        assert reasons == ["missing dimension (dimension)", "value lots is not a finite number (value)"]
         row = store.con.execute('SELECT "companyId" = "recordId", "value" FROM custom_metrics').fetchall()
         assert row == [(True, 12.5)]
 
