@@ -4,16 +4,16 @@ No `from __future__ import annotations` here: Dagster reads the run-config annot
 """
 
 import json
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 import dagster as dg
 
 from planhat_pipelines.config import Config, UsageSection
 from planhat_pipelines.defs.resources import STORE_POOL, warehouse_resource_key
-from planhat_pipelines.errors import PlanhatPipelinesError
 from planhat_pipelines.health import skip_reason_if_unhealthy
-from planhat_pipelines.sync.ranges import KeyRangeSpan, ranges_between
-from planhat_pipelines.sync.usage import run_usage
+from planhat_pipelines.sync.ranges import KeyRangeSpan, range_of, span_at
+from planhat_pipelines.sync.usage import UsageProgress, check_source, run_usage
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -62,9 +62,33 @@ def build_usage_asset(section: UsageSection, config: Config) -> dg.AssetsDefinit
         tags={"domain": "usage"},
     )
     def _usage_asset(context: dg.AssetExecutionContext, config: UsageRunConfig) -> dg.MaterializeResult:
-        spans = [KeyRangeSpan.parse(k) for k in context.partition_keys]
+        spans, invalid = parse_partition_keys(context.partition_keys)
+        for key in invalid:
+            context.log.warning(
+                f"partition '{key}' is not a usage range and is not loaded. Fix: delete it "
+                f"(`planhat-pipelines ranges {section.name} --delete-invalid`)"
+            )
+        if not spans:
+            raise dg.Failure(
+                description=f"usage section '{section.name}': none of the run's partitions is a key range "
+                f"({', '.join(invalid)})",
+                metadata={"fix": f"run registered ranges (`planhat-pipelines ranges {section.name}`)"},
+                allow_retries=False,
+            )
+
+        def progress(p: UsageProgress) -> None:
+            context.log.info(p.describe())
+
         with context.resources.store.open() as store, getattr(context.resources, wh_key).open() as warehouse:
-            result = run_usage(section, store, warehouse, spans, dagster_run_id=context.run_id, reread=config.reread)
+            result = run_usage(
+                section,
+                store,
+                warehouse,
+                spans,
+                dagster_run_id=context.run_id,
+                reread=config.reread,
+                progress=progress,
+            )
         context.log.info(
             f"{section.name}: {result.rows_read} read, {result.inserted} inserted, {result.unchanged} already "
             f"loaded, {result.rejected} rejected over {len(spans)} range(s)"
@@ -74,12 +98,30 @@ def build_usage_asset(section: UsageSection, config: Config) -> dg.AssetsDefinit
     return _usage_asset
 
 
-def build_usage_sensor(section: UsageSection, config: Config) -> dg.SensorDefinition:
-    """At each cadence tick: read the source's max key, add new range partitions, request one run for them.
+def parse_partition_keys(keys: Iterable[str]) -> tuple[list[KeyRangeSpan], list[str]]:
+    """The key ranges among ``keys`` and the keys that are not ranges (a name typed into the UI)."""
+    spans, invalid = [], []
+    for key in keys:
+        try:
+            spans.append(KeyRangeSpan.parse(key))
+        except ValueError:
+            invalid.append(key)
+    return spans, invalid
 
-    The sensor's cursor holds the last tick and the highest key already requested, so it never needs
-    the store (which a running sync may hold). The range holding that key is requested again with new
-    rows: a range run resumes after its own cursor, so this repeats no work.
+
+def build_usage_sensor(section: UsageSection, config: Config) -> dg.SensorDefinition:
+    """At each cadence tick: add the ranges that hold new keys as partitions and request runs for them.
+
+    Planning is one GROUP BY in the warehouse over the keys above the last requested one
+    (``Warehouse.occupied_ranges``): its cost grows with the ranges that hold rows, never with the key span,
+    and outlier keys (33 digits, 1e40, negative, NaN) are no range at all (the run's invalid-key scan rejects
+    them). The sensor's cursor holds the last tick and the highest key already requested, so it never needs
+    the store (which a running sync may hold). The range holding that key is requested again with new rows:
+    a range run resumes after its own cursor, so this repeats no work. With ``lookback``, every tick requests
+    a run even when nothing new arrived, so late rows below the cursor are caught within one cadence.
+
+    A source that cannot be planned (a missing table, an unusable key column) fails the tick with the
+    same error the run gives; an unreachable warehouse skips it with the connection's status.
     """
     partitions = usage_partitions(section)
     wh_key = warehouse_resource_key(section.connection)
@@ -96,39 +138,71 @@ def build_usage_sensor(section: UsageSection, config: Config) -> dg.SensorDefini
     )
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
         state = json.loads(context.cursor) if context.cursor else {}
-        due = section.cadence.last_due(datetime.now(UTC))
+        now = datetime.now(UTC)
+        due = section.cadence.last_due(now)
         if state.get("last_tick") and datetime.fromisoformat(state["last_tick"]) >= due:
             return dg.SkipReason(f"not due: {section.cadence.describe()}, last tick {state['last_tick']}")
-        unhealthy = skip_reason_if_unhealthy(connection, datetime.now(UTC))
+        unhealthy = skip_reason_if_unhealthy(connection, now)
         if unhealthy:
             # Remember the tick, so a failing connection is probed once per cadence tick, not every minute.
             state["last_tick"] = due.isoformat()
             context.update_cursor(json.dumps(state))
             return dg.SkipReason(unhealthy)
-        try:
-            with getattr(context.resources, wh_key).open() as warehouse:
-                bounds = warehouse.key_bounds(section.table, section.key)
-                requested = state.get("requested_through")
-                max_key = None if bounds is None else bounds[1]
-                start = int(requested) if requested is not None else (None if bounds is None else bounds[0])
-        except PlanhatPipelinesError as exc:
-            return dg.SkipReason(f"connection '{section.connection}' failed: {exc}")
+        requested = None if state.get("requested_through") is None else int(state["requested_through"])
+        with getattr(context.resources, wh_key).open() as warehouse:
+            check_source(section, warehouse)  # raises the run's own KeyValidationError / WarehouseError
+            bounds = warehouse.key_bounds(section.table, section.key)
+            starts = (
+                []
+                if bounds is None
+                else warehouse.occupied_ranges(section.table, section.key, section.partition_span, after=requested)
+            )
         state["last_tick"] = due.isoformat()
-        if max_key is None or start is None or (requested is not None and max_key <= int(requested)):
+        wanted = [span_at(start, section.partition_span).partition_key for start in starts]
+        if not wanted and section.lookback and requested is not None:
+            # Nothing new, but the lookback window must be re-read on every tick: request the tail range.
+            wanted = [range_of(requested, section.partition_span).partition_key]
+        if not wanted:
             context.update_cursor(json.dumps(state))
-            return dg.SkipReason(f"nothing new in {section.table} (max key {max_key})")
-        spans = ranges_between(start, max_key, section.partition_span)
-        keys = [s.partition_key for s in spans]
-        existing = set(context.instance.get_dynamic_partitions(partitions.name or ""))
-        new_keys = [k for k in keys if k not in existing]
-        state["requested_through"] = max_key
+            return dg.SkipReason(
+                f"nothing new in {section.table} (max valid key {None if bounds is None else bounds[1]})"
+            )
+        existing = context.instance.get_dynamic_partitions(partitions.name or "")
+        known = set(existing)
+        new_keys = [k for k in wanted if k not in known]
+        if bounds is not None:
+            state["requested_through"] = max(bounds[1], requested or 0)
         context.update_cursor(json.dumps(state))
+        tick = f"{section.name}:{state.get('requested_through')}" + (f":{now.isoformat()}" if section.lookback else "")
+        segments = contiguous_segments([*existing, *new_keys], set(wanted))
         return dg.SensorResult(
-            run_requests=[range_run_request(section, keys, run_key=f"{section.name}:{max_key}")],
+            run_requests=[
+                range_run_request(section, segment, run_key=f"{tick}:{i}") for i, segment in enumerate(segments)
+            ],
             dynamic_partitions_requests=[partitions.build_add_request(new_keys)] if new_keys else [],
         )
 
     return _sensor
+
+
+def contiguous_segments(ordered: Sequence[str], wanted: set[str]) -> list[list[str]]:
+    """``wanted`` keys split into runs of keys that are adjacent in the partitions' order (insertion order).
+
+    A run over a partition range receives every partition between its first and last key; splitting where
+    another key (an unrelated range, a name typed into the UI) sits between them means a run receives
+    exactly the wanted ranges.
+    """
+    segments: list[list[str]] = []
+    current: list[str] = []
+    for key in ordered:
+        if key in wanted:
+            current.append(key)
+        elif current:
+            segments.append(current)
+            current = []
+    if current:
+        segments.append(current)
+    return segments
 
 
 def range_run_request(section: UsageSection, partition_keys: list[str], run_key: str | None = None) -> dg.RunRequest:
