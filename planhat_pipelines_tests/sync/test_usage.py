@@ -15,7 +15,6 @@ import pyarrow as pa
 import pytest
 
 from planhat_pipelines.config import UsageSection, parse_config
-from planhat_pipelines.errors import KeyValidationError
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.sync.ranges import KeyRangeSpan, range_of, ranges_between
 from planhat_pipelines.sync.usage import load_range, loaded_through, pending_ranges, run_usage
