@@ -6,6 +6,7 @@ the field and what to write instead. Nothing is read at import time: call :func:
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -74,7 +75,16 @@ class HealthConfig:
 
 @dataclass(frozen=True)
 class DuckDBSettings:
+    """A DuckDB warehouse file.
+
+    Attributes:
+        path: The file, absolute (a relative path in the config is relative to the config file's folder).
+        create: Whether the file may be missing when the config loads (the first write creates it).
+            Without it a missing file is a config error, so a mistyped path cannot create an empty warehouse.
+    """
+
     path: Path
+    create: bool = False
 
 
 @dataclass(frozen=True)
@@ -306,6 +316,37 @@ class Config:
 
 
 # --- parsing -----------------------------------------------------------------------------------------
+#: Every key the parser reads, anywhere in the file. A missing required key is reported as a typo of a
+#: present key only when that key is none of these: ``oauth_client_secret`` is never "a misspelled
+#: ``oauth_client_id``", even while it has not been read yet. ``_Node`` refuses to read a key not listed
+#: here, so the set cannot fall behind the parser (every parse path runs in the tests).
+_KNOWN_KEYS = frozenset(
+    {
+        # top level, store, alerts
+        *("store", "connections", "crm", "usage", "okrs", "alerts", "path", "webhook_url"),
+        "rejected_share_threshold",
+        # connections
+        *("type", "crm_automation", "health", "create", "auth", "project", "dataset", "location"),
+        *("service_account_key", "oauth_client_id", "oauth_client_secret", "oauth_refresh_token"),
+        *("oauth_token_uri", "endpoint", "storage_api", "storage_grpc_endpoint", "account", "user"),
+        *("database", "schema", "warehouse", "role", "password", "private_key_path", "private_key"),
+        *("private_key_passphrase", "host", "port", "protocol", "every_minutes", "key_rotation_date"),
+        "warn_days",
+        # crm sections, their keys and fields
+        *("name", "model", "connection", "table", "direction", "keys", "fields", "company_match"),
+        *("null_overwrites", "planhat"),
+        # usage sections, their field roles and cadence
+        *("kind", "key", "record_match", "batch_size", "partition_span", "cadence", "lookback"),
+        *("unknown_reference", "record", "action", "date", "count", "weight", "info", "dimension", "value"),
+        *("daily_at", "timezone"),
+        # okrs
+        *("title", "key_results", "query", "start_value", "target", "start_date", "end_date"),
+        *("timeout_seconds", "max_bytes_billed"),
+    }
+)
+_DATE_SHAPE = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}")
+
+
 class _Node:
     """A mapping from the YAML file with a location, so every error can say where it is."""
 
@@ -327,6 +368,20 @@ class _Node:
     def has(self, key: str) -> bool:
         return key in self.data
 
+    def use(self, key: str) -> None:
+        """Mark ``key`` as read (so :meth:`done` does not call it unknown)."""
+        if key not in _KNOWN_KEYS:
+            raise AssertionError(f"config key '{key}' is read but not listed in _KNOWN_KEYS")
+        self.used.add(key)
+
+    def missing(self, key: str, fix: str) -> NoReturn:
+        """Fail for a required ``key`` that is absent: as a typo of a present unknown key, else as missing."""
+        strangers = [str(k) for k in self.data if k not in self.used and str(k) not in _KNOWN_KEYS]
+        typo = get_close_matches(key, strangers, n=1)
+        if typo:
+            self.fail("unknown key", f"did you mean '{key}'? rename it: '{key}' is required here", typo[0])
+        self.fail("is missing", fix, key)
+
     def get(
         self,
         key: str,
@@ -336,10 +391,10 @@ class _Node:
         required: bool = False,
         example: str = "",
     ) -> Any:
-        self.used.add(key)
+        self.use(key)
         if key not in self.data or self.data[key] is None:
             if required:
-                self.fail("is missing", f"add '{key}: {example or '...'}'", key)
+                self.missing(key, f"add '{key}: {example or '...'}'")
             return default
         value = self.data[key]
         types = type_ if isinstance(type_, tuple) else (type_,)
@@ -356,11 +411,32 @@ class _Node:
             self.fail(f"'{value}' is not allowed", f"use one of: {', '.join(choices)}", key)
         return str(value)
 
-    def positive_int(self, key: str, default: int | None = None) -> int:
-        value = self.get(key, int, default, required=default is None, example="1000")
-        if value <= 0:
-            self.fail(f"must be a positive integer, got {value}", f"write '{key}: 1000'", key)
-        return int(value)
+    def positive_int(self, key: str, default: int | None = None, *, example: str = "1000") -> int:
+        value = self.optional_positive_int(key, default, required=default is None, example=example)
+        assert value is not None  # required or defaulted
+        return value
+
+    def optional_positive_int(
+        self, key: str, default: int | None = None, *, required: bool = False, example: str = "1000"
+    ) -> int | None:
+        value = self.get(key, int, default, required=required, example=example)
+        if value is not None and value <= 0:
+            self.fail(f"must be a positive integer, got {value}", f"write '{key}: {example}'", key)
+        return None if value is None else int(value)
+
+    def number(self, key: str, default: float | None = None, *, required: bool = False, example: str) -> float | None:
+        """A finite number (YAML's .nan and .inf mean nothing as a target or a limit)."""
+        value = self.get(key, float, default, required=required, example=example)
+        if value is not None and not math.isfinite(value):
+            self.fail(f"must be a finite number, got {value}", f"write '{key}: {example}'", key)
+        return value
+
+    def positive_number(self, key: str, default: float, *, example: str) -> float:
+        value = self.get(key, float, default, example=example)
+        if not (math.isfinite(value) and value > 0):
+            shown = int(value) if math.isfinite(value) and value.is_integer() else value
+            self.fail(f"must be a positive number, got {shown}", f"write '{key}: {example}'", key)
+        return float(value)
 
     def name(self, key: str = "name") -> str:
         value = self.get(key, str, required=True, example="my_section")
@@ -373,11 +449,11 @@ class _Node:
         return str(value)
 
     def env(self, key: str, *, required: bool = False) -> EnvRef | None:
-        self.used.add(key)
+        self.use(key)
         value = self.data.get(key)
         if value is None:
             if required:
-                self.fail("is missing", f"add '{key}: {{env: MY_ENV_VAR}}'", key)
+                self.missing(key, f"add '{key}: {{env: MY_ENV_VAR}}'")
             return None
         if not (isinstance(value, Mapping) and set(value) == {"env"} and isinstance(value["env"], str)):
             self.fail(
@@ -396,12 +472,18 @@ class _Node:
 
     def date(self, key: str, *, required: bool = True) -> date | None:
         value = self.get(key, (date, str), required=required, example="2026-01-31")
+        if isinstance(value, datetime):
+            # YAML reads '2026-01-31 10:00' as a date-time; a date field keeps its day (and a
+            # date-time compared with a date would raise TypeError).
+            return value.date()
         if value is None or isinstance(value, date):
             return value
         try:
             return date.fromisoformat(value)
-        except ValueError:
-            self.fail(f"'{value}' is not a date", f"write '{key}: 2026-01-31'", key)
+        except ValueError as exc:
+            # A date-shaped value that is no day of the calendar (2026-02-30): say why.
+            reason = f" ({exc})" if _DATE_SHAPE.match(value) else ""
+            self.fail(f"'{value}' is not a date{reason}", f"write '{key}: 2026-01-31'", key)
         raise AssertionError  # unreachable
 
     def done(self) -> None:
@@ -414,11 +496,43 @@ class _Node:
 
 
 def _list(node: _Node, key: str) -> list[tuple[str, Any]]:
-    node.used.add(key)
+    node.use(key)
     items = node.data.get(key) or []
     if not isinstance(items, list):
         node.fail("must be a list", f"write '{key}:' followed by '- name: ...' items", key)
     return [(f"{key}[{i}]", item) for i, item in enumerate(items)]
+
+
+def _duckdb_settings(node: _Node, base_dir: Path) -> DuckDBSettings:
+    written = Path(node.get("path", str, required=True, example="data/warehouse.duckdb"))
+    create = node.get("create", bool, False)
+    return DuckDBSettings((written if written.is_absolute() else base_dir / written).resolve(), create)
+
+
+def _check_warehouse_files(conns_node: _Node, connections: Mapping[str, ConnectionConfig], base_dir: Path) -> None:
+    """Refuse a DuckDB warehouse file that does not exist, unless its connection says ``create: true``.
+
+    DuckDB creates a missing file on connect, so a mistyped path would become an empty warehouse
+    and fail much later with "table ... does not exist". Checked after everything else parsed, so a
+    mistake in the file is reported before what is (not) on disk.
+    """
+    for name, connection in connections.items():
+        settings = connection.settings
+        if not isinstance(settings, DuckDBSettings) or settings.create or settings.path.is_file():
+            continue
+        node = conns_node.child(name, conns_node.data[name])
+        raw = str(node.data["path"])
+        resolves = f"'{raw}'" if raw == str(settings.path) else f"'{raw}' resolves to {settings.path}"
+        relative = (
+            "" if Path(raw).is_absolute() else f" (a relative path is relative to the config file's folder, {base_dir})"
+        )
+        what = "is a folder, not a DuckDB file" if settings.path.is_dir() else "does not exist"
+        node.fail(
+            f"the DuckDB warehouse file {resolves}, which {what}{relative}",
+            "correct the path; or, for a warehouse that starts empty and is filled by something else "
+            "(such as `planhat-pipelines seed-demo`), add 'create: true' to this connection",
+            "path",
+        )
 
 
 def _parse_connection(parent: _Node, name: str, data: Any, base_dir: Path) -> ConnectionConfig:
@@ -441,8 +555,7 @@ def _parse_connection(parent: _Node, name: str, data: Any, base_dir: Path) -> Co
         h.done()
     settings: ConnectionSettings
     if kind == "duckdb":
-        raw = Path(node.get("path", str, required=True, example="data/warehouse.duckdb"))
-        settings = DuckDBSettings((raw if raw.is_absolute() else base_dir / raw).resolve())
+        settings = _duckdb_settings(node, base_dir)
     elif kind == "bigquery":
         auth = node.choice("auth", ("service_account", "oauth", "adc"), "adc")
         settings = BigQuerySettings(
@@ -474,7 +587,7 @@ def _parse_connection(parent: _Node, name: str, data: Any, base_dir: Path) -> Co
             private_key=node.env("private_key"),
             private_key_passphrase=node.env("private_key_passphrase"),
             host=node.get("host", str),
-            port=node.get("port", int),
+            port=_port(node),
             protocol=node.get("protocol", str),
         )
         if auth == "key_pair" and not (settings.private_key_path or settings.private_key):
@@ -486,6 +599,13 @@ def _parse_connection(parent: _Node, name: str, data: Any, base_dir: Path) -> Co
             )
     node.done()
     return ConnectionConfig(name, kind, settings, automation, health)
+
+
+def _port(node: _Node) -> int | None:
+    port = node.get("port", int, example="443")
+    if port is not None and not 1 <= port <= 65535:
+        node.fail(f"{port} is not a port number", "write a port between 1 and 65535, e.g. 'port: 443'", "port")
+    return None if port is None else int(port)
 
 
 def _require_connection(node: _Node, connections: Mapping[str, ConnectionConfig]) -> str:
@@ -686,8 +806,9 @@ def _parse_objective(parent: _Node, where: str, data: Any, connections: Mapping[
                 "set an end_date after the start_date",
                 "end_date",
             )
-        target = kr.get("target", float, required=direction != "kpi", example="500")
-        start_value = kr.get("start_value", float, 0.0)
+        target = kr.number("target", required=direction != "kpi", example="500")
+        start_value = kr.number("start_value", 0.0, example="0")
+        assert start_value is not None  # defaulted
         if target is not None and direction != "kpi" and target == start_value:
             kr.fail("target equals start_value, so progress is undefined", "set a different target", "target")
         krs.append(
@@ -702,8 +823,8 @@ def _parse_objective(parent: _Node, where: str, data: Any, connections: Mapping[
                 start_date=start,
                 end_date=end,
                 direction=direction,
-                timeout_seconds=kr.get("timeout_seconds", float, 60.0),
-                max_bytes_billed=kr.get("max_bytes_billed", int),
+                timeout_seconds=kr.positive_number("timeout_seconds", 60.0, example="60"),
+                max_bytes_billed=kr.optional_positive_int("max_bytes_billed", example="10000000000"),
             )
         )
         kr.done()
@@ -713,9 +834,61 @@ def _parse_objective(parent: _Node, where: str, data: Any, connections: Mapping[
     return Objective(name, title, tuple(krs))
 
 
-def parse_config(data: Any, path: Path) -> Config:
-    """Parse an already-loaded YAML document (``path`` is used for messages and relative paths)."""
-    root = _Node(str(path), "", data if data is not None else {})
+def _kind_of(data: Any) -> str:
+    if isinstance(data, list):
+        return "a list"
+    if isinstance(data, str):
+        return f"the text {data[:40]!r}"
+    return f"a {type(data).__name__}"
+
+
+def _check_names(root: _Node, crm: tuple[CrmSection, ...], usage: tuple[UsageSection, ...], okrs: list[str]) -> None:
+    """Refuse a name used twice: within a kind, and across CRM and usage sections."""
+    for kind, names in (("crm", [s.name for s in crm]), ("usage", [s.name for s in usage]), ("okrs", okrs)):
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            root.fail(f"name '{sorted(dupes)[0]}' is used twice", "give every section a unique name", kind)
+    crm_index = {s.name: i for i, s in enumerate(crm)}
+    for i, section in enumerate(usage):
+        if section.name in crm_index:
+            # The sync log, the rejected rows and the alerts are keyed by section name alone.
+            root.fail(
+                f"'{section.name}' is also the name of crm[{crm_index[section.name]}]; CRM and usage sections "
+                "share the sync log and the rejected rows, which are kept by section name",
+                f"give every section a unique name, e.g. '{section.name}_usage'",
+                f"usage[{i}].name",
+            )
+
+
+def parse_config(data: Any, path: Path, *, require_existing_warehouses: bool = False) -> Config:
+    """Parse an already-loaded YAML document.
+
+    Args:
+        data: The document.
+        path: The config file, named in messages; relative paths resolve against its folder.
+        require_existing_warehouses: Refuse a DuckDB warehouse file that does not exist (unless its
+            connection says ``create: true``). :func:`load_config` asks for it; documents built in
+            memory (tests, benchmarks) need not have their files yet.
+
+    Raises:
+        ConfigError: The first mistake, naming the file, the section, the field and the fix.
+    """
+    if data is None:
+        raise ConfigError(
+            str(path),
+            "file",
+            "is empty (it holds no YAML document)",
+            "declare at least 'store:' and 'connections:'; start from examples/complete.yaml",
+        )
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            str(path),
+            "top level",
+            f"must be a mapping of 'key: value' lines, got {_kind_of(data)}",
+            "write the sections as top-level keys: store:, connections:, and crm:, usage:, okrs:, alerts: as needed "
+            "(see examples/complete.yaml)",
+        )
+    root = _Node(str(path), "", data)
     base_dir = path.parent
     store = root.child("store", root.get("store", dict, required=True, example="{path: data/planhat.duckdb}"))
     store_raw = Path(store.get("path", str, required=True, example="data/planhat.duckdb"))
@@ -744,14 +917,9 @@ def parse_config(data: Any, path: Path) -> Config:
         alerts = AlertsConfig(webhook_url=a.get("webhook_url", str), rejected_share_threshold=threshold)
         a.done()
     root.done()
-    for kind, names in (
-        ("crm", [s.name for s in crm]),
-        ("usage", [s.name for s in usage]),
-        ("okrs", [k.name for k in (kr for o in objectives for kr in o.key_results)]),
-    ):
-        dupes = {n for n in names if names.count(n) > 1}
-        if dupes:
-            root.fail(f"name '{sorted(dupes)[0]}' is used twice", "give every section a unique name", kind)
+    _check_names(root, crm, usage, [kr.name for o in objectives for kr in o.key_results])
+    if require_existing_warehouses:
+        _check_warehouse_files(conns_node, connections, base_dir)
     return Config(
         path,
         store_raw if store_raw.is_absolute() else base_dir / store_raw,
@@ -768,8 +936,102 @@ def config_path(explicit: str | Path | None = None) -> Path:
     return Path(explicit or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH).resolve()
 
 
-def load_config(path: str | Path | None = None) -> Config:
-    """Read and validate the config file (see :func:`config_path` for which one)."""
+class _DuplicateKeyError(Exception):
+    """A mapping in the YAML file declares the same key twice."""
+
+    def __init__(self, where: str, key: str, first_line: int, second_line: int) -> None:
+        super().__init__(where)
+        self.where = where
+        self.key = key
+        self.lines = (first_line, second_line)
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, stricter where plain YAML would silently lose meaning.
+
+    - A key declared twice in one mapping raises :class:`_DuplicateKeyError` with its dotted
+      location (YAML itself keeps the last value, so the first declaration would be ignored).
+      ``<<`` merge keys are not duplicates: keys written beside a merge override it, as YAML means.
+    - A date-shaped scalar that is no calendar day (``2026-02-30``) stays text, so the config field
+      that reads it reports it with its location (PyYAML would raise a bare ``ValueError``).
+    """
+
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()
+        if node is not None:
+            _refuse_duplicate_keys(node, "", set())
+        return node
+
+    def construct_lenient_timestamp(self, node: yaml.ScalarNode) -> Any:
+        try:
+            return self.construct_yaml_timestamp(node)
+        except ValueError:
+            return self.construct_scalar(node)
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _StrictLoader.construct_lenient_timestamp)
+
+
+def _refuse_duplicate_keys(node: yaml.Node, where: str, seen: set[int]) -> None:
+    if id(node) in seen:  # an alias of a node already checked (and anchors may be recursive)
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        lines: dict[tuple[str, str], int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+            at = f"{where}.{key}" if where else key
+            line = key_node.start_mark.line + 1
+            ident = (key_node.tag, key)
+            if isinstance(key_node, yaml.ScalarNode) and ident in lines:
+                raise _DuplicateKeyError(at, key, lines[ident], line)
+            lines[ident] = line
+            _refuse_duplicate_keys(value_node, at, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _refuse_duplicate_keys(item, f"{where}[{i}]", seen)
+
+
+def read_yaml(path: Path) -> Any:
+    """The YAML document in ``path`` (None when it holds none), read with :class:`_StrictLoader`.
+
+    Raises:
+        ConfigError: The file cannot be read, is not valid YAML, or declares a key twice.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), "file", f"cannot be read ({exc})", "point at a readable UTF-8 YAML file") from exc
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: constructs plain data only
+    except _DuplicateKeyError as exc:
+        first, second = exc.lines
+        raise ConfigError(
+            str(path),
+            exc.where,
+            f"appears twice (lines {first} and {second}); YAML would silently keep only the last one",
+            f"keep one '{exc.key}:' and delete or rename the other",
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), "file", f"is not valid YAML ({exc})", "fix the YAML syntax") from exc
+
+
+def load_config(path: str | Path | None = None, *, require_existing_warehouses: bool = True) -> Config:
+    """Read and validate the config file (see :func:`config_path` for which one).
+
+    Args:
+        path: The file; default :func:`config_path`.
+        require_existing_warehouses: Refuse a DuckDB warehouse file that does not exist unless its
+            connection says ``create: true`` (see :func:`parse_config`).
+
+    Raises:
+        ConfigError: The first mistake, naming the file, the section, the field and the fix.
+    """
     resolved = config_path(path)
     if not resolved.exists():
         raise ConfigError(
@@ -778,8 +1040,4 @@ def load_config(path: str | Path | None = None) -> Config:
             "does not exist",
             f"create it (see examples/complete.yaml) or set {CONFIG_ENV_VAR} to its path",
         )
-    try:
-        data = yaml.safe_load(resolved.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(str(resolved), "file", f"is not valid YAML ({exc})", "fix the YAML syntax") from exc
-    return parse_config(data, resolved)
+    return parse_config(read_yaml(resolved), resolved, require_existing_warehouses=require_existing_warehouses)

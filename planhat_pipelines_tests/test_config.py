@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 import yaml
 
@@ -239,6 +240,7 @@ def test_every_mistake_names_file_section_field_and_fix(
 ) -> None:
     file = tmp_path / "planhat.yaml"
     file.write_text(yaml.safe_dump(_mutate(path, value)))
+    duckdb.connect(str(tmp_path / "wh.duckdb")).close()  # the warehouse file must exist (or say create: true)
     if where is None:
         load_config(file)
         return
