@@ -335,6 +335,25 @@ def test_credentials_sensor_skips_the_row_when_another_process_holds_the_store(
         assert store.con.execute("SELECT count(*) FROM connection_health").fetchall()[0][0] == 0
 
 
+def test_a_dead_run_left_started_does_not_stop_the_health_row(tmp_path: Path, duckdb_harness: DuckDBHarness) -> None:
+    """A run whose worker died stays STARTED until run monitoring fails it: the sensor does not wait on it."""
+    duckdb_harness.execute("CREATE TABLE t AS SELECT 1 AS x")
+    config = _config(tmp_path, {"wh": duckdb_harness.connection_config()})
+
+    @dg.asset
+    def anything() -> None:
+        pass
+
+    with dg.instance_for_test() as instance:
+        run = dg.materialize([anything], instance=instance).dagster_run
+        instance.add_run(run.with_status(dg.DagsterRunStatus.STARTED)._replace(run_id="dead-worker-run"))
+        assert instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+        result = _tick(config, "wh", instance)
+    assert "recorded in connection_health" in (result.skip_message or "")
+    with ModelStore(config.store_path) as store:
+        assert store.con.execute("SELECT count(*) FROM connection_health").fetchall()[0][0] == 1
+
+
 def test_credentials_sensor_events_show_on_the_health_asset(tmp_path: Path, duckdb_harness: DuckDBHarness) -> None:
     duckdb_harness.execute("CREATE TABLE t AS SELECT 1 AS x")
     rotation = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()

@@ -9,9 +9,12 @@ from collections.abc import Iterable
 from typing import Any
 
 import dagster as dg
+import duckdb
 
 from planhat_pipelines.alerts import send_alert
 from planhat_pipelines.config import Config
+from planhat_pipelines.errors import PlanhatPipelinesError
+from planhat_pipelines.store import ModelStore
 
 #: How often the rejected-share sensor looks at new materializations.
 REJECTED_SHARE_INTERVAL_SECONDS = 300
@@ -60,6 +63,25 @@ def failure_alert_text(context: dg.RunFailureSensorContext) -> tuple[str, str]:
     return title, text
 
 
+#: How long the failure sensor waits for the store before leaving the sync log to the section's next run.
+FAILURE_SENSOR_STORE_TIMEOUT_SECONDS = 1.0
+
+
+def close_sync_log_rows(config: Config, dagster_run_id: str) -> str:
+    """Close the sync-log rows a failed Dagster run left ``running`` (its worker died); says what happened.
+
+    A run that fails normally finishes its rows itself; rows still ``running`` belong to a worker that was
+    killed. They keep the counts their committed batches recorded. If a sync holds the store, the section's
+    next run closes them instead (:meth:`ModelStore.start_run`).
+    """
+    try:
+        with ModelStore(config.store_path, lock_timeout=FAILURE_SENSOR_STORE_TIMEOUT_SECONDS) as store:
+            closed = store.close_dead_runs(dagster_run_id=dagster_run_id)
+    except (PlanhatPipelinesError, duckdb.Error) as exc:
+        return f"sync log not updated now, the section's next run will ({str(exc).splitlines()[0]})"
+    return f"closed {closed} sync-log row(s) the run left running"
+
+
 def build_failure_alert_sensor(config: Config) -> dg.SensorDefinition:
     """``sync_failure_alert_sensor``: one alert per failed run of this code location."""
 
@@ -72,6 +94,7 @@ def build_failure_alert_sensor(config: Config) -> dg.SensorDefinition:
         title, text = failure_alert_text(context)
         delivered = send_alert(config.alerts, title, text)
         context.log.info(f"{'sent' if delivered else 'logged'} alert: {title}")
+        context.log.info(close_sync_log_rows(config, context.dagster_run.run_id))
 
     return _sensor
 

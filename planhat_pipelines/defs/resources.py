@@ -19,13 +19,20 @@ def warehouse_resource_key(connection: str) -> str:
 
 
 class StoreResource(dg.ConfigurableResource):
-    """The DuckDB model store file."""
+    """The DuckDB model store file.
+
+    Attributes:
+        path: The store file.
+        lock_timeout_seconds: How long an open waits while another process holds the file (runs queue in the
+            store pool, so this only covers a sensor's brief hold).
+    """
 
     path: str
+    lock_timeout_seconds: float = 30.0
 
-    def open(self) -> ModelStore:
-        """Open (and migrate) the store; close it when done."""
-        return ModelStore(self.path)
+    def open(self, *, lock_timeout: float | None = None) -> ModelStore:
+        """Open (and migrate) the store; close it when done. ``lock_timeout`` overrides the resource's."""
+        return ModelStore(self.path, lock_timeout=self.lock_timeout_seconds if lock_timeout is None else lock_timeout)
 
 
 class WarehouseResource(dg.ConfigurableResource):
