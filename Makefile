@@ -37,9 +37,14 @@ else
 	@echo "error: WAREHOUSE=$(WAREHOUSE) is not one of: duckdb, bigquery, snowflake" >&2; exit 2
 endif
 
+# The UI. Demo data is created only on the first start of the demo config (a config of your own is never
+# seeded). dagster dev runs from DAGSTER_HOME: started beside the top-level dagster.yaml it would warn that
+# that file "will not be used" (it is not: DAGSTER_HOME holds the copy that is).
+DEV_PORT ?= 3000
+
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(PY) -m planhat_pipelines.cli seed-demo
-	$(VENV)/bin/dagster dev -w workspace.yaml
+	$(PY) -m planhat_pipelines.cli seed-demo --if-missing
+	cd $(DAGSTER_HOME) && $(CURDIR)/$(VENV)/bin/dagster dev -w $(CURDIR)/workspace.yaml -p $(DEV_PORT)
 
 test: $(STAMP) emulators
 	$(PY) -m pytest -q

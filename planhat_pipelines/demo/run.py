@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import dagster as dg
 
@@ -14,11 +15,39 @@ from planhat_pipelines.store import ModelStore
 from planhat_pipelines.sync.usage import pending_ranges
 from planhat_pipelines.warehouses.factory import open_warehouse
 
+_ROOT = Path(__file__).resolve().parents[2]
 
-def seed(config: Config, echo: Callable[[str], None] = print) -> None:
-    """Seed every DuckDB connection of the config with demo data (appending new usage rows)."""
+
+#: The shipped demo configs: the only ones demo data is written for without ``--demo``.
+DEMO_CONFIGS = (
+    _ROOT / "planhat_pipelines.yaml",
+    _ROOT / "examples" / "demo_bigquery.yaml",
+    _ROOT / "examples" / "demo_snowflake.yaml",
+)
+
+
+def is_demo_config(path: str | Path) -> bool:
+    """Whether ``path`` is one of :data:`DEMO_CONFIGS` (the file itself, not a copy: a copy is someone's own)."""
+    resolved = Path(path).resolve()
+    return any(resolved == demo.resolve() for demo in DEMO_CONFIGS)
+
+
+def seed(config: Config, echo: Callable[[str], None] = print, *, only_missing: bool = False) -> None:
+    """Seed every DuckDB connection of a demo config with demo data (appending ~2 % new usage rows).
+
+    Args:
+        config: A demo config (the caller checks: see :func:`is_demo_config`).
+        echo: Where progress lines go.
+        only_missing: Only create warehouse files that do not exist yet; leave existing ones as they are.
+    """
     for connection in config.connections.values():
         if isinstance(connection.settings, DuckDBSettings):
+            if only_missing and Path(connection.settings.path).exists():
+                echo(
+                    f"{connection.name}: demo warehouse {connection.settings.path} exists, not seeded again "
+                    "(`make demo` grows it)"
+                )
+                continue
             result = seed_demo(connection.settings.path)
             echo(
                 f"seeded {connection.name} ({connection.settings.path}): +{result.events_added:,} events "

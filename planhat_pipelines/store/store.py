@@ -20,6 +20,7 @@ import pyarrow as pa
 from planhat_pipelines.errors import PlanhatPipelinesError
 from planhat_pipelines.models import MODELS, ModelSpec
 from planhat_pipelines.store.derived import refresh_company_fields
+from planhat_pipelines.store.lock import SHELL_GRACE_S, lock_holder, lock_message
 from planhat_pipelines.store.schema import migrate, q
 
 #: The error of a sync-log row closed because its worker process died before it could finish the row.
@@ -76,29 +77,52 @@ class ModelStore:
         path: The database file (created with its parent folder if missing).
     """
 
-    def __init__(self, path: str | Path, *, lock_timeout: float = 30.0) -> None:
+    def __init__(self, path: str | Path, *, lock_timeout: float = 30.0, read_only: bool = False) -> None:
+        """Open (and, unless ``read_only``, create and migrate) the store.
+
+        Args:
+            path: The database file.
+            lock_timeout: Seconds to wait while a Dagster process holds the file (a person's shell gets
+                a few seconds' grace, then the error says to close it).
+            read_only: Open for reading only: the file must exist, nothing is created or migrated, and
+                other readers can have it open at the same time.
+
+        Raises:
+            PlanhatPipelinesError: ``read_only`` and the file does not exist, or the file stays locked.
+        """
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
+        if read_only and not self.path.exists():
+            raise PlanhatPipelinesError(f"no store yet at {self.path}: run a sync first (make demo)")
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self.con = self._connect(lock_timeout)
         self._depth = 0
+        if read_only:
+            return
         # Sync commits every batch; checkpointing the WAL into the file at DuckDB's default 16 MB would
         # rewrite the tables every few batches. Checkpoint at 256 MB of WAL (and on close) instead.
         self.con.execute("SET checkpoint_threshold = '256MB'")
         migrate(self.con)
 
     def _connect(self, lock_timeout: float) -> duckdb.DuckDBPyConnection:
-        """Open the file, waiting up to ``lock_timeout`` s while another process (a sensor) briefly holds it."""
-        deadline = time.monotonic() + lock_timeout
+        """Open the file, waiting while another process holds it: up to ``lock_timeout`` s for a Dagster process
+        (a run, a sensor tick), up to :data:`SHELL_GRACE_S` for anything else (a person's shell does not let go
+        by itself, so a long wait only delays the message that says to close it)."""
+        started = time.monotonic()
         delay = 0.05
         while True:
             try:
-                return duckdb.connect(str(self.path))
+                return duckdb.connect(str(self.path), read_only=self.read_only)
             except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
+                if "lock" not in str(exc).lower():
                     raise PlanhatPipelinesError(
-                        f"model store '{self.path}' cannot be opened ({exc}). Fix: another process holds it; runs "
-                        "that write the store are serialised by the 'planhat_store' pool - wait for the other run"
+                        f"model store '{self.path}' cannot be opened ({exc}). Fix: check the file and its folder"
                     ) from exc
+                holder = lock_holder(str(exc))
+                limit = lock_timeout if holder.waits_by_itself else min(lock_timeout, SHELL_GRACE_S)
+                if time.monotonic() + delay > started + limit:
+                    raise PlanhatPipelinesError(lock_message(self.path, holder, exc)) from exc
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
 

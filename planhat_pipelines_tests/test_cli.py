@@ -1,0 +1,268 @@
+"""``planhat-pipelines`` as a person types it: real subprocesses, real exit codes and output, real DuckDB files
+and real Dagster instances in a temporary DAGSTER_HOME (or none at all)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+import yaml
+from dagster._core.instance.ref import InstanceRef
+
+from planhat_pipelines.demo.generate import DemoSize, seed_demo
+from planhat_pipelines.errors import PlanhatPipelinesError
+from planhat_pipelines.store import ModelStore
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "planhat_pipelines.cli"]
+DAGSTER = str(Path(sys.executable).parent / "dagster")
+SMALL = DemoSize(companies=20, users=100, licenses=30, events=2_500, metrics=300)
+RANGE_0 = "00000000000000000000000000000000-00000000000000000000000000000999"
+RANGE_1 = "00000000000000000000000000001000-00000000000000000000000000001999"
+RANGE_2 = "00000000000000000000000000002000-00000000000000000000000000002999"
+
+
+def demo_copy(folder: Path, *, span: int = 1_000) -> Path:
+    """The demo config with its store and warehouse in ``folder`` and ``span``-key ranges."""
+    raw = yaml.safe_load((ROOT / "planhat_pipelines.yaml").read_text())
+    raw["store"]["path"] = str(folder / "planhat.duckdb")
+    raw["connections"]["embedded"]["path"] = str(folder / "warehouse.duckdb")
+    for section in raw["usage"]:
+        section["partition_span"] = span
+        section["batch_size"] = min(section["batch_size"], span)
+    path = folder / "planhat_pipelines.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def clean_env(dagster_home: Path | None = None) -> dict[str, str]:
+    """The caller's environment without the two variables these tests control."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "PLANHAT_PIPELINES_CONFIG")}
+    if dagster_home is not None:
+        env["DAGSTER_HOME"] = str(dagster_home)
+    return env
+
+
+def cli(
+    config: Path, *args: str, dagster_home: Path | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, "--config", str(config), *args],
+        env=clean_env(dagster_home),
+        cwd=config.parent,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def instance_at(home: Path) -> dg.DagsterInstance:
+    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    path = tmp_path / "dagster_home"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = demo_copy(tmp_path)
+    seed_demo(tmp_path / "warehouse.duckdb", SMALL)
+    return path
+
+
+# --- DAGSTER_HOME -------------------------------------------------------------------------------------------
+def test_ranges_without_dagster_home_uses_the_repo_default(config: Path) -> None:
+    done = cli(config, "ranges", "product_events", "--command")
+    out = done.stdout + done.stderr
+    assert "DagsterHomeNotSetError" not in out and "Traceback" not in out, out
+    assert 'export DAGSTER_HOME=~"/dagster_home"' not in out, out
+    assert done.returncode in (0, 1), out
+    assert f"DAGSTER_HOME={ROOT / '.dagster_home'}" in out
+
+
+def test_without_dagster_home_and_no_repo_default_it_says_how_to_set_it(tmp_path: Path) -> None:
+    from planhat_pipelines.cli import resolve_dagster_home
+
+    with pytest.raises(PlanhatPipelinesError, match=r"DAGSTER_HOME is not set.*Fix: export DAGSTER_HOME="):
+        resolve_dagster_home({}, tmp_path)
+    (tmp_path / ".dagster_home").mkdir()
+    assert resolve_dagster_home({}, tmp_path) == (tmp_path / ".dagster_home", True)
+    assert resolve_dagster_home({"DAGSTER_HOME": "/x"}, tmp_path) == (Path("/x"), False)
+
+
+# --- register-ranges and the backfill it prints -------------------------------------------------------------
+def test_register_ranges_then_the_printed_command_loads_them(config: Path, home: Path) -> None:
+    """A first load from a terminal: no daemon, no store yet; the printed command runs as printed, quietly."""
+    done = cli(config, "register-ranges", "product_events", dagster_home=home)
+    assert done.returncode == 0, done.stderr
+    with instance_at(home) as instance:
+        assert sorted(instance.get_dynamic_partitions("usage_product_events_ranges")) == [RANGE_0, RANGE_1, RANGE_2]
+    [command] = [line for line in done.stdout.splitlines() if "dagster asset materialize" in line]
+    assert f"--partition-range {RANGE_0}...{RANGE_2}" in command
+    assert f"DAGSTER_HOME={home}" in command and f"PLANHAT_PIPELINES_CONFIG={config}" in command
+
+    # Registering again adds nothing and says so.
+    again = cli(config, "register-ranges", "product_events", dagster_home=home)
+    assert again.returncode == 0 and "0 new" in again.stdout, again.stdout
+
+    # The command as printed, from a shell that has neither variable set.
+    ran = subprocess.run(command, shell=True, env=clean_env(), capture_output=True, text=True, timeout=240)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "BetaWarning" not in ran.stdout + ran.stderr
+    with ModelStore(config.parent / "planhat.duckdb", read_only=True) as store:
+        [run] = store.runs(section="product_events")
+        cursors = store.cursors("product_events")
+    # Every row was read in that one run (they are rejected: no end users are synced in this test).
+    assert (run.status, run.rows_read) == ("success", SMALL.events)
+    assert len(cursors) == 3, cursors  # one cursor per range
+
+
+def test_register_ranges_of_an_unknown_section_names_the_choices(config: Path, home: Path) -> None:
+    done = cli(config, "register-ranges", "product_event", dagster_home=home)
+    assert done.returncode == 2
+    assert "unknown usage section 'product_event'" in done.stderr
+    assert "product_events, company_metrics" in done.stderr
+
+
+def test_dagster_asset_materialize_prints_no_beta_warning(config: Path, home: Path) -> None:
+    done = subprocess.run(
+        [DAGSTER, "asset", "materialize", "-m", "planhat_pipelines.definitions", "--select", "crm/companies"],
+        env={**clean_env(home), "PLANHAT_PIPELINES_CONFIG": str(config)},
+        cwd=config.parent,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "BetaWarning" not in done.stdout + done.stderr
+    assert "backfill_policy" not in done.stdout + done.stderr
+
+
+# --- ranges with a partition that is not a range -------------------------------------------------------------
+def test_ranges_lists_a_key_that_is_not_a_range_as_invalid_and_deletes_it_on_request(config: Path, home: Path) -> None:
+    with instance_at(home) as instance:
+        # The UI's backfill dialog lets a person add any name as a partition.
+        instance.add_dynamic_partitions("usage_product_events_ranges", [RANGE_0, RANGE_1, "my backfill"])
+
+    listed = cli(config, "ranges", "product_events", dagster_home=home)
+    assert listed.returncode == 0, listed.stderr
+    assert "Traceback" not in listed.stderr
+    assert f"{RANGE_0}  keys 0..999" in listed.stdout and f"{RANGE_1}  keys 1000..1999" in listed.stdout
+    assert "invalid" in listed.stdout and "'my backfill'" in listed.stdout
+    assert f"planhat-pipelines --config {config} ranges product_events --delete-invalid" in listed.stdout
+
+    command = cli(config, "ranges", "product_events", "--command", dagster_home=home)
+    assert command.returncode == 0, command.stderr
+    assert f"--partition-range {RANGE_0}...{RANGE_1}" in command.stdout
+    assert "my backfill" not in command.stdout
+
+    deleted = cli(config, "ranges", "product_events", "--delete-invalid", dagster_home=home)
+    assert deleted.returncode == 0, deleted.stderr
+    assert "deleted 1 partition key(s)" in deleted.stdout and "'my backfill'" in deleted.stdout
+    with instance_at(home) as instance:
+        assert sorted(instance.get_dynamic_partitions("usage_product_events_ranges")) == [RANGE_0, RANGE_1]
+
+
+def test_ranges_with_nothing_registered_says_how_to_register(config: Path, home: Path) -> None:
+    done = cli(config, "ranges", "product_events", dagster_home=home)
+    assert done.returncode == 1
+    assert f"planhat-pipelines --config {config} register-ranges product_events" in done.stdout + done.stderr
+
+
+# --- read-only commands ----------------------------------------------------------------------------------------
+def test_read_only_commands_without_a_store_say_so_and_create_nothing(config: Path) -> None:
+    store = config.parent / "planhat.duckdb"
+    for args in (["summary"], ["logs"]):
+        done = cli(config, *args)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert f"no store yet at {store}: run a sync first (make demo)" in done.stderr
+        assert not store.exists()
+
+
+def test_read_only_commands_run_no_migration_and_share_the_file_with_another_reader(config: Path) -> None:
+    store_path = config.parent / "planhat.duckdb"
+    ModelStore(store_path).close()
+    con = duckdb.connect(str(store_path))
+    con.execute("DROP VIEW issue_company")  # migrate() would create it again
+    con.close()
+    reader = _hold(store_path, 60, read_only=True)
+    try:
+        for args in (["summary"], ["logs"]):
+            done = cli(config, *args, timeout=60)
+            assert done.returncode == 0, (args, done.stderr)
+    finally:
+        reader.kill()
+        reader.wait(timeout=30)
+    con = duckdb.connect(str(store_path), read_only=True)
+    views = con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+    con.close()
+    assert views == []
+
+
+# --- who holds the store ----------------------------------------------------------------------------------------
+def _hold(path: Path, seconds: float, *, read_only: bool = False, argv: tuple[str, ...] = ()) -> subprocess.Popen[str]:
+    """A real process with the store file open for ``seconds`` (``argv`` are extra words on its command line)."""
+    script = (
+        f"import duckdb, time; c = duckdb.connect({str(path)!r}, read_only={read_only}); "
+        f"print('held', flush=True); time.sleep({seconds})"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, *argv], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+@pytest.fixture
+def store_path(config: Path) -> Iterator[Path]:
+    path = config.parent / "planhat.duckdb"
+    ModelStore(path).close()
+    yield path
+
+
+def test_a_sql_shell_holding_the_store_is_named_and_told_to_close(config: Path, store_path: Path) -> None:
+    shell = _hold(store_path, 120)
+    try:
+        started = time.monotonic()
+        done = cli(config, "summary", timeout=60)
+        waited = time.monotonic() - started
+    finally:
+        shell.kill()
+        shell.wait(timeout=30)
+    assert done.returncode == 2, done.stdout
+    assert f"PID {shell.pid}" in done.stderr and "python" in done.stderr
+    assert "not a Dagster run" in done.stderr and "close it" in done.stderr.lower()
+    assert waited < 29, "a person's shell does not let go by itself: the full 30 s run wait is not spent on it"
+
+
+def test_a_dagster_run_holding_the_store_is_waited_for(config: Path, store_path: Path) -> None:
+    # A process whose command line is a Dagster run worker's (`... api execute_run <args>`), holding the store 8 s:
+    # longer than the grace given to a shell, so the command only succeeds if it waits as it does for a run.
+    run = _hold(store_path, 8, argv=("api", "execute_run", "{}"))
+    try:
+        done = cli(config, "summary", timeout=60)
+    finally:
+        run.wait(timeout=30)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_message_for_a_run_that_stays_says_to_wait(store_path: Path) -> None:
+    run = _hold(store_path, 60, argv=("api", "execute_run", "{}"))
+    try:
+        with pytest.raises(PlanhatPipelinesError) as caught:
+            ModelStore(store_path, lock_timeout=1)
+    finally:
+        run.kill()
+        run.wait(timeout=30)
+    message = str(caught.value)
+    assert f"PID {run.pid}" in message and "Dagster run" in message and "wait" in message
+    assert "planhat_store" in message
