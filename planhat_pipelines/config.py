@@ -1018,7 +1018,18 @@ def read_yaml(path: Path) -> Any:
             f"keep one '{exc.key}:' and delete or rename the other",
         ) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(str(path), "file", f"is not valid YAML ({exc})", "fix the YAML syntax") from exc
+        problem = f"is not valid YAML ({_yaml_problem(exc)})"
+        raise ConfigError(str(path), "file", problem, "fix the YAML syntax at that line") from exc
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line error as one line: what, and where (line and column)."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        context = f"{exc.context}: " if exc.context else ""
+        return f"{context}{exc.problem}{where}"
+    return " ".join(str(exc).split())
 
 
 def load_config(path: str | Path | None = None, *, require_existing_warehouses: bool = True) -> Config:

@@ -258,6 +258,15 @@ REFUSALS = [
         "99999 is not a port number",
         "between 1 and 65535",
     ),
+    (
+        "tab_indent",
+        "store:\n\tpath: x\n",
+        "file",
+        "is not valid YAML (while scanning for the next token: found character '\\t' that cannot start any token "
+        "at line 2, column 1)",
+        "fix the YAML syntax",
+    ),
+    ("unclosed_list", "store: [unclosed\n", "file", "is not valid YAML (while parsing a flow sequence", "YAML syntax"),
     ("empty_file", "", "file", "is empty", "examples/complete.yaml"),
     ("only_comments", "# nothing yet\n", "file", "is empty", "examples/complete.yaml"),
     ("top_level_list", "- store: {path: x}\n", "top level", "must be a mapping", "store:"),
