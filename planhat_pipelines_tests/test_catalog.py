@@ -69,3 +69,26 @@ def test_time_series_models() -> None:
 def test_unknown_model_names_the_choices() -> None:
     with pytest.raises(KeyError, match="known models: asset, churn"):
         get_model("account")
+
+
+MONEY_FIELDS = {
+    "company": {"mrr", "arr"},
+    "license": {"mrr", "arr", "value"},
+    "opportunity": {"mrr", "arr"},
+    "sale": {"value"},
+    "invoice": {"amountDue", "amountPaid"},
+    "churn": {"value"},
+}
+
+
+def test_money_fields_are_decimal() -> None:
+    """Every amount of money is a MONEY field (DECIMAL in the store); no standard field is a DOUBLE."""
+    money = {slug: {f.name for f in m.fields if f.type is FieldType.MONEY} for slug, m in MODELS.items()}
+    assert {slug: names for slug, names in money.items() if names} == MONEY_FIELDS
+    assert FieldType.MONEY.duckdb_type == "DECIMAL(38,6)"
+    assert not [f"{s}.{f.name}" for s, m in MODELS.items() for f in m.fields if f.type is FieldType.NUMBER]
+
+
+def test_end_user_email_is_an_email_field() -> None:
+    assert get_model("enduser").field("email").type is FieldType.EMAIL  # type: ignore[union-attr]
+    assert FieldType.EMAIL.duckdb_type == "VARCHAR"

@@ -2,6 +2,17 @@
 
 Field names follow Planhat's public API. The catalog drives the store's DDL, the config
 validation (which fields and keys a section may map) and the Dagster asset descriptions.
+
+Money (``FieldType.MONEY``: MRR, ARR, license and sale values, invoice amounts, churned value) is
+``DECIMAL(38,6)`` in the store, never a binary float: sums stay exact (three NUMERIC(12,2) ARRs of
+100000.10, 200000.00 and 44983.10 add up to 344983.20, not 344983.19999999995). Scale 6 keeps a derived
+MRR (ARR / 12, rounded half away from zero) to a millionth of a currency unit, so per-license MRRs summed
+into a company still round correctly to cents, and it holds three-decimal currencies (KWD, BHD) exactly;
+precision 38 leaves 32 digits before the point, enough for any amount in any currency (DECIMAL(18,x) would
+cap a weak currency at a trillion). It is exact in BigQuery NUMERIC (38,9) and Snowflake NUMBER(38,6).
+
+End User ``email`` is ``FieldType.EMAIL``: text, stored trimmed and lower-cased (see :func:`email_sql`),
+and rejected unless it matches :data:`EMAIL_PATTERN`.
 """
 
 from __future__ import annotations
@@ -20,6 +31,8 @@ class FieldType(Enum):
     DATE = "date"
     DATETIME = "datetime"
     JSON = "json"
+    MONEY = "money"
+    EMAIL = "email"
 
     @property
     def duckdb_type(self) -> str:
@@ -34,7 +47,36 @@ _DUCKDB_TYPES = {
     FieldType.DATE: "DATE",
     FieldType.DATETIME: "TIMESTAMP",
     FieldType.JSON: "JSON",
+    FieldType.MONEY: "DECIMAL(38,6)",
+    FieldType.EMAIL: "VARCHAR",
 }
+
+#: Digits after the decimal point of a MONEY value (see the module docstring for the choice).
+MONEY_SCALE = 6
+#: Digits before the decimal point a MONEY value can hold.
+MONEY_INTEGER_DIGITS = 38 - MONEY_SCALE
+
+#: What counts as an email address (RE2 / DuckDB ``regexp_full_match``): exactly one '@', a non-empty part
+#: before it, a domain after it with at least one dot between non-empty labels, and no whitespace anywhere.
+#: Deliberately simple: it catches typos and junk ('not-an-email@@', 'a b@c.com', '@x.com'), not every RFC rule.
+EMAIL_PATTERN = r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+"
+#: The whitespace trimmed around keys, references and emails (ASCII: space, tab, LF, VT, FF, CR).
+WHITESPACE_SQL = "(' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13))"
+
+
+def trim_sql(expr: str) -> str:
+    """DuckDB SQL for ``expr`` (text) without surrounding whitespace; NULL when nothing is left."""
+    return f"NULLIF(trim({expr}, {WHITESPACE_SQL}), '')"
+
+
+def email_sql(expr: str) -> str:
+    """DuckDB SQL for the stored form of an email: trimmed and lower-cased; NULL when blank.
+
+    Every End User email the CRM sync writes is in this form, so a lookup by email compares
+    ``email_sql(reference)`` (or ``lower(trim(reference))`` for references without tabs or line breaks)
+    with the stored value.
+    """
+    return f"lower({trim_sql(expr)})"
 
 
 @dataclass(frozen=True)
@@ -140,8 +182,8 @@ MODELS: dict[str, ModelSpec] = {
                 _f("country"),
                 _f("city"),
                 _f("description"),
-                _f("mrr", T.NUMBER, derived=True),
-                _f("arr", T.NUMBER, derived=True),
+                _f("mrr", T.MONEY, derived=True),
+                _f("arr", T.MONEY, derived=True),
                 _f("renewalDate", T.DATE, derived=True),
                 _f("customerFrom", T.DATE, derived=True),
                 _f("customerTo", T.DATE, derived=True),
@@ -154,7 +196,7 @@ MODELS: dict[str, ModelSpec] = {
             "enduser",
             "End User",
             (
-                _f("email"),
+                _f("email", T.EMAIL),
                 _f("companyId"),
                 _f("firstName"),
                 _f("lastName"),
@@ -175,9 +217,9 @@ MODELS: dict[str, ModelSpec] = {
                 _f("companyId"),
                 _f("fromDate", T.DATE),
                 _f("toDate", T.DATE),
-                _f("mrr", T.NUMBER),
-                _f("arr", T.NUMBER),
-                _f("value", T.NUMBER),
+                _f("mrr", T.MONEY),
+                _f("arr", T.MONEY),
+                _f("value", T.MONEY),
                 _f("currency"),
                 _f("product"),
                 _f("autoRenews", T.BOOLEAN),
@@ -194,8 +236,8 @@ MODELS: dict[str, ModelSpec] = {
                 _f("title"),
                 _f("status"),
                 _f("salesStage"),
-                _f("mrr", T.NUMBER),
-                _f("arr", T.NUMBER),
+                _f("mrr", T.MONEY),
+                _f("arr", T.MONEY),
                 _f("closeDate", T.DATE),
                 _f("ownerId"),
             ),
@@ -208,7 +250,7 @@ MODELS: dict[str, ModelSpec] = {
             (
                 _f("companyId"),
                 _f("product"),
-                _f("value", T.NUMBER),
+                _f("value", T.MONEY),
                 _f("currency"),
                 _f("date", T.DATE),
             ),
@@ -222,8 +264,8 @@ MODELS: dict[str, ModelSpec] = {
                 _f("companyId"),
                 _f("licenseId"),
                 _f("invoiceNo"),
-                _f("amountDue", T.NUMBER),
-                _f("amountPaid", T.NUMBER),
+                _f("amountDue", T.MONEY),
+                _f("amountPaid", T.MONEY),
                 _f("currency"),
                 _f("status"),
                 _f("invoiceDate", T.DATE),
@@ -287,7 +329,7 @@ MODELS: dict[str, ModelSpec] = {
                 _f("companyId"),
                 _f("reasons", T.JSON),
                 _f("comment"),
-                _f("value", T.NUMBER),
+                _f("value", T.MONEY),
                 _f("date", T.DATE),
             ),
             relations=(_COMPANY_OWNED,),

@@ -77,11 +77,29 @@ def _existing_columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
     return {r[0] for r in rows}
 
 
+def _column_types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    rows = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ?",
+        [table],
+    ).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+#: Column types an older store used for a field whose catalog type is now DECIMAL (money was DOUBLE).
+_FLOAT_TYPES = {"DOUBLE", "FLOAT", "REAL"}
+
+
 def migrate(con: duckdb.DuckDBPyConnection, models: dict[str, ModelSpec] | None = None) -> list[str]:
-    """Create missing tables and add missing columns; returns the statements that changed something."""
+    """Create missing tables and add missing columns; returns the statements that changed something.
+
+    The one change of a model column's type: money that an older store kept as DOUBLE becomes DECIMAL
+    (``ALTER COLUMN ... TYPE``, rows kept). A DOUBLE that no DECIMAL can hold (NaN, an infinity, more
+    than 32 digits before the point; only a bug could have stored one) becomes null, and the derived
+    Company fields are recomputed from the licenses on the next License or Company sync.
+    """
     applied: list[str] = []
     for model in (models or MODELS).values():
-        existing = _existing_columns(con, model.slug)
+        existing = _column_types(con, model.slug)
         if not existing:
             ddl = model_table_ddl(model)
             con.execute(ddl)
@@ -92,8 +110,15 @@ def migrate(con: duckdb.DuckDBPyConnection, models: dict[str, ModelSpec] | None 
         for name, type_ in wanted:
             if name not in existing:
                 ddl = f"ALTER TABLE {q(model.slug)} ADD COLUMN {q(name)} {type_}"
-                con.execute(ddl)
-                applied.append(ddl)
+            elif type_.startswith("DECIMAL") and existing[name] in _FLOAT_TYPES:
+                ddl = (
+                    f"ALTER TABLE {q(model.slug)} ALTER COLUMN {q(name)} TYPE {type_} "
+                    f"USING TRY_CAST({q(name)} AS {type_})"
+                )
+            else:
+                continue
+            con.execute(ddl)
+            applied.append(ddl)
     applied += _migrate_rejected_rows(con)
     for ddl in SYSTEM_TABLES:
         con.execute(ddl)

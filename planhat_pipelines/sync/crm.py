@@ -71,6 +71,7 @@ import pyarrow as pa
 from planhat_pipelines.config import CrmSection, FieldMapping
 from planhat_pipelines.errors import KeyValidationError, ReadOnlyTargetError, SyncError
 from planhat_pipelines.models import FieldType
+from planhat_pipelines.models.catalog import EMAIL_PATTERN, MONEY_INTEGER_DIGITS, MONEY_SCALE, email_sql, trim_sql
 from planhat_pipelines.store import ModelStore, UpsertCounts
 from planhat_pipelines.store.schema import q
 from planhat_pipelines.warehouses.base import ChangeSet, ColumnKind, TableInfo, Warehouse
@@ -88,7 +89,11 @@ _TYPE_WORDS = {
     FieldType.DATE: "a date",
     FieldType.DATETIME: "a date-time",
     FieldType.JSON: "valid JSON",
+    FieldType.MONEY: "a number",
 }
+#: The largest decimal scale a value is sent with (BigQuery BIGNUMERIC reports 38, which leaves no digit
+#: before the point in a DECIMAL(38, s)); money has 6 decimals, so nothing of it is lost.
+_MAX_SEND_SCALE = 12
 _SEND_TYPES = {
     ColumnKind.INTEGER: "BIGINT",
     ColumnKind.FLOAT: "DOUBLE",
@@ -186,11 +191,20 @@ def _nothing_changed(
         store.set_cursor(section.name, "", new_cursor)
         result.cursor_after = new_cursor
     result.unchanged = result.rows_read
-    empty = pa.table({"key": pa.array([], pa.string()), "reason": pa.array([], pa.string())})
+    empty = _REJECT_SCHEMA.empty_table()
     # A full read that rejected nothing resolves every open reject (their rows are now accepted and unchanged).
     result.resolved_rejects = store.record_rejects(section.name, run_id, empty, resolve_others=full_read)
     result.log.append(f"received: 0 inserted, 0 updated, {result.unchanged} unchanged, 0 rejected")
     return result
+
+
+#: Part of every row hash: bump it when receive's conversion rules change, so rows accepted under the old
+#: rules are read into the store again once (2: trimmed keys, normalised emails, DECIMAL money).
+_RULES_VERSION = 2
+#: Columns of the reject table handed to ModelStore.record_rejects.
+_REJECT_SCHEMA = pa.schema(
+    [("key", pa.string()), ("fingerprint", pa.string()), ("reason", pa.string()), ("value", pa.string())]
+)
 
 
 def _row_hash(section: CrmSection, columns: list[str]) -> str:
@@ -201,6 +215,7 @@ def _row_hash(section: CrmSection, columns: list[str]) -> str:
     """
     mapping = repr(
         (
+            _RULES_VERSION,
             section.model.slug,
             section.planhat_key,
             section.warehouse_key,
@@ -211,6 +226,51 @@ def _row_hash(section: CrmSection, columns: list[str]) -> str:
     )
     fingerprint = hashlib.sha256(mapping.encode()).hexdigest()[:16]
     return f"hash({_lit(fingerprint)}, {', '.join(f'r.{q(c)}' for c in columns)})"
+
+
+def _source_hash(columns: list[str]) -> str:
+    """SQL hashing a staged source row's values alone: the stable part of a reject's fingerprint."""
+    return f"hash({', '.join(f'r.{q(c)}' for c in columns)})"
+
+
+def _is_email_key(section: CrmSection) -> bool:
+    spec = section.model.field(section.planhat_key)
+    return spec is not None and spec.type is FieldType.EMAIL
+
+
+def _key_sql(section: CrmSection, raw_key: str) -> str:
+    """SQL for the key a warehouse key value matches by: trimmed, and for an email also lower-cased."""
+    return email_sql(raw_key) if _is_email_key(section) else trim_sql(raw_key)
+
+
+def _key_error(section: CrmSection, raw_key: str, key: str) -> str:
+    """SQL for the reason a row's key is unusable (null/empty, not an email, duplicate), NULL when fine."""
+    column = _lit(repr(section.warehouse_key))
+    rows_of_key = f"count(*) OVER (PARTITION BY {key})"
+    email = _is_email_key(section)
+    # Say why two rows count as one key when the warehouse spells them differently (' C-1' and 'C-1').
+    spelled = f"min({raw_key}) OVER (PARTITION BY {key}) <> max({raw_key}) OVER (PARTITION BY {key})"
+    ignoring = _lit(f" (ignoring {'case and ' if email else ''}surrounding spaces)")
+    reason = _email_reason("field email", trim_sql(raw_key))
+    not_email = f"WHEN NOT regexp_full_match({key}, {_lit(EMAIL_PATTERN)}) THEN {reason} " if email else ""
+    return (
+        f"CASE WHEN {key} IS NULL THEN 'key column ' || {column} || ' is null or empty' {not_email}"
+        f"WHEN {rows_of_key} > 1 THEN 'duplicate key: column ' || {column} || ' holds ''' || {key} || '''' || "
+        f"CASE WHEN {spelled} THEN {ignoring} ELSE '' END || ' in ' || {rows_of_key} || ' rows' END"
+    )
+
+
+def _rejects(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """One reject record per rejected row of ``__crm_rows`` (the columns ModelStore.record_rejects takes).
+
+    The fingerprint is the hash of the row's source values plus ``#<n>``, its occurrence among identical
+    rows, so two identical bad rows are two records and an unchanged bad row keeps its record run to run.
+    """
+    return con.sql(
+        f"SELECT COALESCE(__key, {_lit(NULL_KEY)}) AS \"key\", printf('%016x', __hash) || '#' || "
+        "row_number() OVER (PARTITION BY __hash ORDER BY __err, __value) AS fingerprint, __err AS reason, "
+        '__value AS "value" FROM __crm_rows WHERE __err IS NOT NULL'
+    ).to_arrow_table()
 
 
 def _drop(con: duckdb.DuckDBPyConnection, *names: str) -> None:
@@ -265,6 +325,105 @@ class _Plan:
     error: str | None = None  # SQL text of the reason, NULL when the row is fine
     join: str = ""
     pending: str | None = None  # company parentId resolved later in this run (placeholder value)
+    shown: str = "NULL"  # SQL text of the offending value, recorded with the reject
+
+
+@dataclass(frozen=True)
+class _Source:
+    """SQL for one mapped warehouse column, read as JSON, as text and as the value a cast starts from."""
+
+    raw: str
+    js: str
+    text: str
+    typed: str
+    not_json: str | None  # true when a column that must hold JSON text does not
+
+    @property
+    def shown(self) -> str:
+        return f"left({self.text}, 100)"
+
+
+def _source(fm: FieldMapping, kind: ColumnKind) -> _Source:
+    raw = f"r.{q(fm.warehouse)}"
+    js_raw = f"TRY_CAST({raw} AS JSON)"
+
+    def json_text(js: str) -> str:
+        # A JSON string becomes its text; an object or array stays readable JSON text, never a repr.
+        return f"(CASE WHEN json_type({js}) = 'VARCHAR' THEN {js} ->> '$' ELSE CAST({js} AS VARCHAR) END)"
+
+    if fm.path:
+        picked = f"json_extract({js_raw}, {_lit(_json_path(fm.path))})"
+        js = f"(CASE WHEN json_type({picked}) = 'NULL' THEN NULL ELSE {picked} END)"
+        return _Source(raw, js, json_text(js), json_text(js), f"{raw} IS NOT NULL AND {js_raw} IS NULL")
+    if kind is ColumnKind.JSON:
+        js = f"(CASE WHEN json_type({js_raw}) = 'NULL' THEN NULL ELSE {js_raw} END)"
+        return _Source(raw, js, json_text(js), json_text(js), None)
+    if fm.planhat == "custom" and kind is ColumnKind.TEXT:
+        # JSON objects kept in a text column (issue 12): parse the text; a blank one holds nothing.
+        parsed = f"TRY_CAST({trim_sql(raw)} AS JSON)"
+        js = f"(CASE WHEN json_type({parsed}) = 'NULL' THEN NULL ELSE {parsed} END)"
+        return _Source(raw, js, f"CAST({raw} AS VARCHAR)", raw, f"{trim_sql(raw)} IS NOT NULL AND {parsed} IS NULL")
+    return _Source(raw, f"to_json({raw})", f"CAST({raw} AS VARCHAR)", raw, None)
+
+
+def _number_error(where: str, src: _Source, value: str, spec_type: FieldType) -> str:
+    """SQL for the reason a numeric value is refused: not a number, NaN, infinite or out of range.
+
+    A DOUBLE holds NaN and infinities and text such as '1e400' casts to one, but none is a value Planhat
+    can store or add up (an infinite license MRR made its company's MRR infinite), so each is rejected
+    with the field named.
+    """
+    num = f"TRY_CAST({src.typed} AS DOUBLE)"
+    quoted = f"{_lit(where + ': ' + chr(39))} || {src.shown} || {_lit(chr(39))}"
+    if spec_type is FieldType.MONEY:
+        limit = f"money holds at most {MONEY_INTEGER_DIGITS} digits before the decimal point"
+    else:
+        limit = "beyond the range of a DOUBLE"
+    spelled_inf = f"regexp_full_match(lower(trim({src.text})), '[+-]?inf(inity)?')"
+    return (
+        f"WHEN {src.text} IS NULL THEN NULL "
+        f"WHEN {num} IS NULL AND {value} IS NULL THEN {quoted} || {_lit(' is not ' + _TYPE_WORDS[spec_type])} "
+        f"WHEN isnan({num}) THEN {quoted} || ' is NaN (not a number)' "
+        f"WHEN isinf({num}) AND {spelled_inf} THEN {quoted} || ' is infinite (only finite numbers are accepted)' "
+        f"WHEN {value} IS NULL OR isinf({num}) THEN {quoted} || {_lit(' is out of range (' + limit + ')')} "
+    )
+
+
+def _standard_plan(section: CrmSection, fm: FieldMapping, kind: ColumnKind, src: _Source, bad_json: str) -> _Plan:
+    spec = section.model.field(fm.planhat)
+    assert spec is not None  # config validated it
+    where = f"field {fm.planhat}"
+    json_check = f"WHEN {src.not_json} THEN {bad_json} " if src.not_json else ""
+    if spec.type is FieldType.TEXT:
+        error = f"CASE {json_check}END" if json_check else None
+        return _Plan(fm, src.text, error, shown=src.shown)
+    if spec.type is FieldType.EMAIL:
+        value = email_sql(src.text)
+        error = (
+            f"CASE {json_check}WHEN {value} IS NOT NULL AND NOT regexp_full_match({value}, {_lit(EMAIL_PATTERN)}) "
+            f"THEN {_email_reason(where, trim_sql(src.text))} END"
+        )
+        return _Plan(fm, value, error, shown=src.shown)
+    if spec.type is FieldType.JSON:
+        value = src.js if (kind is ColumnKind.JSON or fm.path) else f"TRY_CAST({src.raw} AS JSON)"
+    else:
+        value = f"TRY_CAST({src.typed} AS {spec.type.duckdb_type})"
+    if spec.type in (FieldType.NUMBER, FieldType.MONEY):
+        checks = _number_error(where, src, value, spec.type)
+    else:
+        checks = (
+            f"WHEN {src.text} IS NOT NULL AND {value} IS NULL THEN {_lit(where + ': ' + chr(39))} || {src.shown} || "
+            f"{_lit(chr(39) + ' is not ' + _TYPE_WORDS[spec.type])} "
+        )
+    return _Plan(fm, value, f"CASE {json_check}{checks}END", shown=src.shown)
+
+
+def _email_reason(where: str, shown: str) -> str:
+    """SQL for the reason an email is refused, naming the field and the (trimmed) value."""
+    rule = (
+        " is not an email address (expected one '@' with text before it, a domain with a dot after it, and no spaces)"
+    )
+    return f"{_lit(where + ': ' + chr(39))} || {shown} || {_lit(chr(39) + rule)}"
 
 
 def _receive_plans(section: CrmSection, info: TableInfo) -> list[_Plan]:
@@ -279,86 +438,54 @@ def _receive_plans(section: CrmSection, info: TableInfo) -> list[_Plan]:
                 "Fix: keep one mapping, or narrow one of them to 'direction: send'"
             )
         seen.add(fm.planhat)
-        col = info.column(fm.warehouse)
-        raw = f"r.{q(fm.warehouse)}"
-        is_json = col.kind is ColumnKind.JSON
-        js_raw = f"TRY_CAST({raw} AS JSON)"
-        not_json: str | None = None
-        if fm.path:
-            path = _lit(_json_path(fm.path))
-            picked = f"json_extract({js_raw}, {path})"
-            js = f"(CASE WHEN json_type({picked}) = 'NULL' THEN NULL ELSE {picked} END)"
-            text = f"(CASE WHEN json_type({js}) = 'VARCHAR' THEN {js} ->> '$' ELSE CAST({js} AS VARCHAR) END)"
-            typed_src = text
-            not_json = f"{raw} IS NOT NULL AND {js_raw} IS NULL"
-        elif is_json:
-            js = f"(CASE WHEN json_type({js_raw}) = 'NULL' THEN NULL ELSE {js_raw} END)"
-            # A JSON string becomes its text; an object or array stays readable JSON text, never a repr.
-            text = f"(CASE WHEN json_type({js}) = 'VARCHAR' THEN {js} ->> '$' ELSE CAST({js} AS VARCHAR) END)"
-            typed_src = text
-        else:
-            js = f"to_json({raw})"
-            text = f"CAST({raw} AS VARCHAR)"
-            typed_src = raw
-        shown = f"left({text}, 100)"
+        kind = info.column(fm.warehouse).kind
+        src = _source(fm, kind)
         where = f"field {fm.planhat}"
         bad_json = f"{_lit(where + ': column ' + repr(fm.warehouse) + ' does not hold valid JSON')}"
         if fm.planhat == "custom":
-            type_word = f"lower(json_type({js}))"
             error: str | None = (
-                f"CASE WHEN {not_json or 'FALSE'} THEN {bad_json} "
-                f"WHEN {js} IS NOT NULL AND json_type({js}) <> 'OBJECT' THEN "
-                f"{_lit(where + ': column ' + repr(fm.warehouse) + ' holds ')} || {type_word} || "
+                f"CASE WHEN {src.not_json or 'FALSE'} THEN {bad_json} "
+                f"WHEN {src.js} IS NOT NULL AND json_type({src.js}) <> 'OBJECT' THEN "
+                f"{_lit(where + ': column ' + repr(fm.warehouse) + ' holds ')} || lower(json_type({src.js})) || "
                 f"{_lit(', not a JSON object whose keys become custom fields')} END"
             )
-            plans.append(_Plan(fm, f"(CASE WHEN json_type({js}) = 'OBJECT' THEN {js} END)", error))
+            value = f"(CASE WHEN json_type({src.js}) = 'OBJECT' THEN {src.js} END)"
+            plans.append(_Plan(fm, value, error, shown=src.shown))
         elif fm.is_custom:
-            error = f"CASE WHEN {not_json} THEN {bad_json} END" if not_json else None
-            plans.append(_Plan(fm, js, error))
+            checks = f"WHEN {src.not_json} THEN {bad_json} " if src.not_json else ""
+            if kind is ColumnKind.FLOAT and not fm.path:
+                # JSON has no NaN or infinity: such a number would make the stored custom fields invalid JSON.
+                checks += _number_error(where, src, src.raw, FieldType.NUMBER)
+            plans.append(_Plan(fm, src.js, f"CASE {checks}END" if checks else None, shown=src.shown))
         elif _is_relation(section, fm):
-            plans.append(_relation_plan(section, fm, i, text))
+            plans.append(_relation_plan(section, fm, i, src.text))
         else:
-            spec = section.model.field(fm.planhat)
-            assert spec is not None  # config validated it
-            if spec.type is FieldType.TEXT:
-                value = text
-                error = f"CASE WHEN {not_json} THEN {bad_json} END" if not_json else None
-            else:
-                if spec.type is FieldType.JSON:
-                    value = js if (is_json or fm.path) else f"TRY_CAST({raw} AS JSON)"
-                else:
-                    value = f"TRY_CAST({typed_src} AS {spec.type.duckdb_type})"
-                error = (
-                    f"CASE WHEN {not_json or 'FALSE'} THEN {bad_json} "
-                    f"WHEN {text} IS NOT NULL AND {value} IS NULL THEN "
-                    f"{_lit(where + ': ' + chr(39))} || {shown} || "
-                    f"{_lit(chr(39) + ' is not ' + _TYPE_WORDS[spec.type])} END"
-                )
-            plans.append(_Plan(fm, value, error))
+            plans.append(_standard_plan(section, fm, kind, src, bad_json))
     return plans
 
 
 def _relation_plan(section: CrmSection, fm: FieldMapping, i: int, text: str) -> _Plan:
     match = section.company_match
     alias = f"__rel{i}"
+    ref = trim_sql(text)  # references match exactly after trimming, like keys
     join = (
-        f"LEFT JOIN (SELECT CAST(c.{q(match)} AS VARCHAR) AS ref, min(c.id) AS id, count(*) AS n FROM company c "
-        f"WHERE c.{q(match)} IS NOT NULL GROUP BY 1) AS {alias} ON {alias}.ref = {text}"
+        f"LEFT JOIN (SELECT {trim_sql(f'CAST(c.{q(match)} AS VARCHAR)')} AS ref, min(c.id) AS id, count(*) AS n "
+        f"FROM company c WHERE c.{q(match)} IS NOT NULL GROUP BY 1) AS {alias} ON {alias}.ref = {ref}"
     )
     where = f"field {fm.planhat}: "
     # A parent arriving in this same batch is found by the section key when company_match is that key.
     in_batch = fm.planhat == "parentId" and match == section.planhat_key
-    batch_hit = f"{text} IN (SELECT __key FROM __crm_keys)" if in_batch else "FALSE"
+    batch_hit = f"{ref} IN (SELECT __key FROM __crm_keys)" if in_batch else "FALSE"
     error = (
-        f"CASE WHEN {text} IS NULL THEN NULL "
-        f"WHEN {alias}.n > 1 THEN {_lit(where + match + ' ' + chr(39))} || {text} || "
+        f"CASE WHEN {ref} IS NULL THEN NULL "
+        f"WHEN {alias}.n > 1 THEN {_lit(where + match + ' ' + chr(39))} || {ref} || "
         f"{_lit(chr(39) + ' matches ')} || {alias}.n || ' companies' "
         f"WHEN {alias}.id IS NULL AND NOT ({batch_hit}) THEN "
-        f"{_lit(where + 'no company has ' + match + ' ' + chr(39))} || {text} || "
+        f"{_lit(where + 'no company has ' + match + ' ' + chr(39))} || {ref} || "
         f"{_lit(chr(39) + ' (sync the companies first, or fix the reference)')} END"
     )
-    value = f"COALESCE({alias}.id, CASE WHEN {batch_hit} THEN {_lit(_PENDING_PARENT)} || {text} END)"
-    return _Plan(fm, value, error, join, pending=text if in_batch else None)
+    value = f"COALESCE({alias}.id, CASE WHEN {batch_hit} THEN {_lit(_PENDING_PARENT)} || {ref} END)"
+    return _Plan(fm, value, error, join, pending=ref if in_batch else None, shown=f"left({text}, 100)")
 
 
 def _custom_patch(section: CrmSection, plans: list[_Plan]) -> str | None:
@@ -368,11 +495,12 @@ def _custom_patch(section: CrmSection, plans: list[_Plan]) -> str | None:
     if not named and not wholes:
         return None
     empty = "CAST([] AS STRUCT(key VARCHAR, value JSON)[])"
-    names = ", ".join(_lit(str(n)) for n, _ in named) or "NULL"
+    names = ", ".join(_lit(str(n)) for n, _ in named)
+    # A named custom field wins over the same key of a whole object. (Without named fields there is no
+    # filter: "NOT IN (NULL)" is NULL, which used to drop every key of the object.)
+    keep = f"lambda e: e.key NOT IN ({names})" if named else "lambda e: TRUE"
     parts = [
-        f"COALESCE(list_filter(map_entries(TRY_CAST({w} AS MAP(VARCHAR, JSON))), "
-        f"lambda e: e.key NOT IN ({names})), {empty})"
-        for w in wholes
+        f"COALESCE(list_filter(map_entries(TRY_CAST({w} AS MAP(VARCHAR, JSON))), {keep}), {empty})" for w in wholes
     ]
     if named:
         parts.append("[" + ", ".join(f"struct_pack(key := {_lit(str(n))}, value := {v})" for n, v in named) + "]")
@@ -460,42 +588,42 @@ def receive(
             f"read {result.rows_read} rows from '{section.table}'"
             + (f" changed since cursor {cursor_before}" if change_set is not None else " (full read)")
         )
-        key = f"r.{q(section.warehouse_key)}"
+        raw_key = f"CAST(r.{q(section.warehouse_key)} AS VARCHAR)"
+        key = _key_sql(section, raw_key)
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE __crm_keys AS SELECT CAST({key} AS VARCHAR) AS __key FROM __crm_src r "
-            f"WHERE {key} IS NOT NULL AND trim(CAST({key} AS VARCHAR)) <> '' GROUP BY 1 HAVING count(*) = 1"
+            f"CREATE OR REPLACE TEMP TABLE __crm_keys AS SELECT {key} AS __key FROM __crm_src r "
+            f"WHERE {key} IS NOT NULL GROUP BY 1 HAVING count(*) = 1"
         )
         # Rows whose source values are unchanged since this section last accepted them skip all work below;
         # a full sync (the "Full sync" button) compares every row with the store again.
         row_hash = _row_hash(section, columns)
         con.execute(
             'CREATE OR REPLACE TEMP TABLE __crm_skip AS SELECT h."key" AS __key FROM __crm_src r '
-            'JOIN crm_source_hashes h ON h.section = ? AND h."key" = CAST('
-            f"{key} AS VARCHAR) AND h.hash = {row_hash} "
+            f'JOIN crm_source_hashes h ON h.section = ? AND h."key" = {key} AND h.hash = {row_hash} '
             'WHERE h."key" IN (SELECT __key FROM __crm_keys) AND NOT ?',
             [section.name, full],
         )
         skipped = int(con.execute("SELECT count(*) FROM __crm_skip").fetchall()[0][0])
         if skipped:
-            con.execute(f"DELETE FROM __crm_src r WHERE CAST({key} AS VARCHAR) IN (SELECT __key FROM __crm_skip)")
+            con.execute(f"DELETE FROM __crm_src r WHERE {key} IN (SELECT __key FROM __crm_skip)")
             result.log.append(f"{skipped} rows unchanged in the warehouse since the last sync: skipped")
         if skipped and skipped == result.rows_read:
             return _nothing_changed(section, store, result, run_id, new_cursor, full_read=change_set is None)
-        key_error = (
-            f"CASE WHEN {key} IS NULL OR trim(CAST({key} AS VARCHAR)) = '' THEN "
-            f"'key column ' || {_lit(repr(section.warehouse_key))} || ' is null or empty' "
-            f"WHEN count(*) OVER (PARTITION BY {key}) > 1 THEN 'duplicate key: column ' || "
-            f"{_lit(repr(section.warehouse_key))} || ' holds ''' || CAST({key} AS VARCHAR) || ''' in ' || "
-            f"count(*) OVER (PARTITION BY {key}) || ' rows' END"
-        )
+        key_error = _key_error(section, raw_key, key)
         field_errors = [p.error for p in plans if p.error]
         field_error = f"NULLIF(concat_ws('; ', {', '.join(field_errors)}), '')" if field_errors else "NULL"
+        # The offending value recorded with a reject: the key's for a key error, else the first bad field's.
+        bad_values = " ".join(f"WHEN ({p.error}) IS NOT NULL THEN {p.shown}" for p in plans if p.error)
+        field_value = f"CASE {bad_values} END" if bad_values else "NULL"
         values = ", ".join(f"{p.value} AS v{i}" for i, p in enumerate(plans))
         pendings = [p.pending for p in plans if p.pending]
         joins = " ".join(p.join for p in plans)
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE __crm_rows AS SELECT *, COALESCE(__key_error, __field_error) AS __err "
-            f"FROM (SELECT CAST({key} AS VARCHAR) AS __key, {key_error} AS __key_error, {field_error} AS __field_error"
+            "CREATE OR REPLACE TEMP TABLE __crm_rows AS SELECT * EXCLUDE (__field_value), "
+            "COALESCE(__key_error, __field_error) AS __err, "
+            "CASE WHEN __key_error IS NOT NULL THEN left(__raw_key, 100) ELSE __field_value END AS __value "
+            f"FROM (SELECT {key} AS __key, {raw_key} AS __raw_key, {key_error} AS __key_error, "
+            f"{field_error} AS __field_error, {field_value} AS __field_value, {_source_hash(columns)} AS __hash"
             f"{', ' + values if values else ''}, {pendings[0] if pendings else 'NULL'} AS __parent "
             f"FROM __crm_src r {joins})"
         )
@@ -504,7 +632,7 @@ def receive(
             while True:
                 changed = con.execute(
                     "UPDATE __crm_rows AS c SET __err = 'field parentId: parent ''' || c.__parent || "
-                    "''' was rejected in this run' FROM __crm_rows AS p WHERE c.__err IS NULL "
+                    "''' was rejected in this run', __value = c.__parent FROM __crm_rows AS p WHERE c.__err IS NULL "
                     "AND p.__err IS NOT NULL AND p.__key = c.__parent AND c.v"
                     + str(next(i for i, p in enumerate(plans) if p.pending))
                     + f" LIKE {_lit(_PENDING_PARENT + '%')}"
@@ -512,19 +640,15 @@ def receive(
                 if not changed:
                     break
         stats = con.execute(
-            "SELECT count(*) FILTER (WHERE __err IS NOT NULL), count(*) FILTER (WHERE __key_error IS NULL), "
-            "string_agg(DISTINCT __key_error, '; ') FROM __crm_rows"
+            "SELECT count(*) FILTER (WHERE __key_error IS NULL), string_agg(DISTINCT __key_error, '; ') FROM __crm_rows"
         ).fetchall()[0]
-        result.rejected = int(stats[0])
-        rejects = con.sql(
-            f"SELECT DISTINCT COALESCE(NULLIF(trim(__key), ''), {_lit(NULL_KEY)}) AS \"key\", __err AS reason "
-            "FROM __crm_rows WHERE __err IS NOT NULL"
-        ).to_arrow_table()
-        if result.rows_read and not stats[1] and not skipped:
+        rejects = _rejects(con)
+        result.rejected = rejects.num_rows  # one record per rejected row, so the counter is the records written
+        if result.rows_read and not stats[0] and not skipped:
             store.record_rejects(section.name, run_id, rejects, resolve_others=False)
             raise KeyValidationError(
                 f"section '{section.name}': none of the {result.rows_read} rows of '{section.table}' has a usable "
-                f"key in column '{section.warehouse_key}' ({stats[2]}). Fix: make '{section.warehouse_key}' unique "
+                f"key in column '{section.warehouse_key}' ({stats[1]}). Fix: make '{section.warehouse_key}' unique "
                 "and non-null text in the warehouse, or map another key column under 'keys: warehouse:'"
             )
 
@@ -547,15 +671,15 @@ def receive(
                 [section.name],
             )
             con.execute(
-                f"INSERT INTO crm_source_hashes SELECT ?, CAST({key} AS VARCHAR), {row_hash} FROM __crm_src r "
-                f"WHERE CAST({key} AS VARCHAR) IN (SELECT __key FROM __crm_rows WHERE __err IS NULL)",
+                f"INSERT INTO crm_source_hashes SELECT ?, {key}, {row_hash} FROM __crm_src r "
+                f"WHERE {key} IN (SELECT __key FROM __crm_rows WHERE __err IS NULL)",
                 [section.name],
             )
             counts = UpsertCounts(counts.inserted, counts.updated, counts.unchanged + skipped)
             if pendings:
                 con.execute(
                     f'UPDATE company AS t SET "parentId" = c.id FROM company AS c WHERE starts_with(t."parentId", '
-                    f"{_lit(_PENDING_PARENT)}) AND CAST(c.{q(section.company_match)} AS VARCHAR) = "
+                    f"{_lit(_PENDING_PARENT)}) AND {trim_sql(f'CAST(c.{q(section.company_match)} AS VARCHAR)')} = "
                     f'substr(t."parentId", {len(_PENDING_PARENT) + 1})'
                 )
             if section.model.slug in ("license", "company"):
@@ -567,7 +691,10 @@ def receive(
             result.cursor_after = new_cursor
         scope: list[str] | None = None
         if change_set is not None:
-            scope = [k for (k,) in con.sql(f"SELECT {q(section.planhat_key)} FROM __crm_ok").fetchall()]
+            # Every key this partial read saw: an open reject of one of them that was not recorded again
+            # (accepted now, or rejected with other values) is resolved. Null keys are never in scope: a
+            # partial read does not see every null-key row.
+            scope = [k for (k,) in con.sql("SELECT DISTINCT __key FROM __crm_rows WHERE __key IS NOT NULL").fetchall()]
         result.resolved_rejects = store.record_rejects(
             section.name, run_id, rejects, resolve_others=change_set is None, scope_keys=scope
         )
@@ -630,7 +757,10 @@ def send(
         col = info.column(fm.warehouse)
         target = "JSON" if col.kind is ColumnKind.JSON else _SEND_TYPES.get(col.kind, "VARCHAR")
         if col.kind is ColumnKind.DECIMAL:
-            target = "BIGINT" if col.scale == 0 else "DOUBLE"
+            # Exact all the way: a DOUBLE would round 1234567890123456.78 to ...456.80 before the warehouse
+            # cast it back. Scale as the column's (capped so 26 digits stay before the point).
+            scale = MONEY_SCALE if col.scale is None else min(col.scale, _MAX_SEND_SCALE)
+            target = "BIGINT" if col.scale == 0 else f"DECIMAL(38,{scale})"
         kinds[fm.warehouse] = target
         if fm.planhat == "custom":
             value = "CAST(m.custom AS JSON)"
@@ -675,15 +805,19 @@ def send(
             s = f"json(s.{q(c)})" if kinds[c] == "JSON" else f"s.{q(c)}"
             return s if section.null_overwrites else f"COALESCE({s}, {wh_value(c)})"
 
-        outs = [f"s.{q(wkey)} AS {q(wkey)}"] + [
+        # Keys match trimmed (emails also case-insensitively), as on receive; a matched row is written
+        # back under the warehouse's own spelling of its key, so the MERGE updates it instead of adding one.
+        wh_key = _key_sql(section, f"CAST(__crm_wh.{q(wkey)} AS VARCHAR)")
+        store_key = _key_sql(section, f"s.{q(wkey)}")
+        outs = [f"COALESCE(CAST(w.{q(wkey)} AS VARCHAR), s.{q(wkey)}) AS {q(wkey)}"] + [
             f"CAST({new_value(c)} AS {'VARCHAR' if kinds[c] == 'JSON' else kinds[c]}) AS {q(c)}" for c in kinds
         ]
         differs = " OR ".join(f"{new_value(c)} IS DISTINCT FROM {wh_value(c)}" for c in kinds)
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE __crm_out AS SELECT row_number() OVER () AS __i, {', '.join(outs)} "
-            "FROM __crm_send s LEFT JOIN (SELECT * FROM __crm_wh WHERE "
-            f"{q(wkey)} IN (SELECT {q(wkey)} FROM __crm_wh GROUP BY 1 HAVING count(*) = 1)) w "
-            f"ON CAST(w.{q(wkey)} AS VARCHAR) = s.{q(wkey)} WHERE w.{q(wkey)} IS NULL OR {differs}"
+            f"FROM __crm_send s LEFT JOIN (SELECT *, {wh_key} AS __wkey FROM __crm_wh "
+            f"QUALIFY count(*) OVER (PARTITION BY {wh_key}) = 1) w "
+            f"ON w.__wkey = {store_key} WHERE w.{q(wkey)} IS NULL OR {differs}"
         )
         total = int(con.execute("SELECT count(*) FROM __crm_send").fetchall()[0][0])
         pending = int(con.execute("SELECT count(*) FROM __crm_out").fetchall()[0][0])

@@ -210,7 +210,8 @@ def test_rejects_resolve_when_the_source_is_fixed(harness: WarehouseHarness, tmp
     assert (first.inserted, first.rejected) == (1, 2)
     seed_companies(harness, ["c1", "c2"])
     second = sync_section(sec, store, wh)
-    assert (second.inserted, second.unchanged, second.rejected, second.resolved_rejects) == (1, 1, 0, 1)
+    # One reject record per rejected row: both copies of the duplicate key resolve.
+    assert (second.inserted, second.unchanged, second.rejected, second.resolved_rejects) == (1, 1, 0, 2)
     assert store.open_rejects("s") == []
 
 
@@ -222,7 +223,7 @@ def test_all_keys_bad_fails_the_section_and_writes_nothing(
     with pytest.raises(KeyValidationError, match=r"section 'companies'.*column 'id'"):
         sync_section(sec, store, harness.warehouse())
     assert store.count("company") == 0
-    assert len(store.open_rejects("companies")) == 2
+    assert len(store.open_rejects("companies")) == 3  # one record per rejected row
     run = store.runs(section="companies")[0]
     assert run.status == "failed" and "usable key" in (run.error or "")
 
