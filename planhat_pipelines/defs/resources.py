@@ -9,7 +9,8 @@ from planhat_pipelines.store import ModelStore
 from planhat_pipelines.warehouses.base import Warehouse
 from planhat_pipelines.warehouses.factory import open_warehouse
 
-#: Every asset that writes the store runs in this pool; dagster.yaml limits it to one at a time,
+#: Every asset that writes the store runs in this pool; planhat_pipelines.instance_setup (run by make demo / make dev)
+#: limits it to one at a time,
 #: because DuckDB allows a single writer process.
 STORE_POOL = "planhat_store"
 

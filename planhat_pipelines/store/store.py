@@ -434,6 +434,19 @@ class ModelStore:
                 con.unregister("__rejects_in")
         return resolved
 
+    def known_rejects(self, section: str, rejects: pa.Table) -> int:
+        """How many of ``rejects`` (columns ``key``, ``fingerprint``) are open records already: seen again, unchanged."""
+        self.con.register("__rejects_known", rejects.select(["key", "fingerprint"]))
+        try:
+            rows = self.con.execute(
+                'SELECT count(*) FROM __rejects_known r JOIN rejected_rows t ON t.section = ? AND t."key" = r."key" '
+                "AND t.fingerprint = r.fingerprint AND t.resolved_at IS NULL",
+                [section],
+            ).fetchall()
+        finally:
+            self.con.unregister("__rejects_known")
+        return int(rows[0][0])
+
     def resolve_rejects(
         self,
         section: str,

@@ -104,12 +104,25 @@ class UsageProgress:
 ProgressFn = Callable[[UsageProgress], None]
 
 
+@dataclass(frozen=True)
+class _BatchCounts:
+    """What one batch did: rows inserted, already loaded, newly rejected, rejected again unchanged; rejects resolved."""
+
+    inserted: int
+    unchanged: int
+    rejected: int
+    still_rejected: int
+    resolved: int
+
+
 @dataclass
 class UsageResult:
     """What one usage run did, over all the ranges it loaded.
 
-    ``rows_read`` counts every row read (retries and the lookback included); it equals
-    ``inserted + unchanged + rejected``.
+    ``rows_read`` counts every row read (retries, the lookback and the invalid-key scan included); it equals
+    ``inserted + unchanged + rejected + still_rejected``. ``rejected`` counts rows this run rejected anew;
+    ``still_rejected`` counts rows of open rejects read again unchanged (same key, same values), so a bad row
+    that stays in the source is reported once, not by every run that reads it.
     """
 
     section: str
@@ -117,6 +130,7 @@ class UsageResult:
     inserted: int = 0
     unchanged: int = 0
     rejected: int = 0
+    still_rejected: int = 0
     resolved_rejects: int = 0
     batches: int = 0
     cursor_before: int | None = None
@@ -124,12 +138,13 @@ class UsageResult:
     ranges: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
-    def add(self, inserted: int, unchanged: int, rejected: int, resolved: int) -> None:
-        self.rows_read += inserted + unchanged + rejected
-        self.inserted += inserted
-        self.unchanged += unchanged
-        self.rejected += rejected
-        self.resolved_rejects += resolved
+    def add(self, counts: _BatchCounts) -> None:
+        self.rows_read += counts.inserted + counts.unchanged + counts.rejected + counts.still_rejected
+        self.inserted += counts.inserted
+        self.unchanged += counts.unchanged
+        self.rejected += counts.rejected
+        self.still_rejected += counts.still_rejected
+        self.resolved_rejects += counts.resolved
         self.batches += 1
 
     def metadata(self) -> dict[str, float | int | str]:
@@ -138,6 +153,7 @@ class UsageResult:
             "inserted": self.inserted,
             "unchanged": self.unchanged,
             "rejected": self.rejected,
+            "still_rejected": self.still_rejected,
             "resolved_rejects": self.resolved_rejects,
             "batches": self.batches,
             "ranges": len(self.ranges),
@@ -425,8 +441,8 @@ class _Pass:
         keys = [] if key_range.invalid_keys else self.warehouse.duplicate_keys(self.section.table, key_range)
         return pa.table({"dup_key": pa.array([str(k) for k in keys], pa.string())})
 
-    def load(self, batch: pa.RecordBatch, duplicates: pa.Table) -> tuple[int, int, int, int]:
-        """Validate and insert one batch; (inserted, unchanged, rejected, resolved). In the caller's transaction.
+    def load(self, batch: pa.RecordBatch, duplicates: pa.Table) -> _BatchCounts:
+        """Validate and insert one batch, in the caller's transaction.
 
         The common case (every row valid and new) costs one INSERT over the validating view; only a batch with
         rejects or already-loaded rows is materialised to count them and record the rejects.
@@ -446,7 +462,7 @@ class _Pass:
                     _insert_sql(section), [section.name, section.model.slug, self.run_id, section.name]
                 ).fetchall()[0][0]
             )
-            resolved = 0
+            resolved = known = 0
             if inserted == batch.num_rows:
                 accepted, rejected = inserted, 0
                 checked = "__usage_rows"
@@ -459,6 +475,7 @@ class _Pass:
                 ).fetchall()[0]
                 if rejected:
                     rejects = con.sql(_rejects_sql(section)).to_arrow_table()
+                    known = store.known_rejects(section.name, rejects)
                     store.record_rejects(section.name, self.run_id, rejects, resolve_others=False)
             if _has_open_rejects(store, section, self.run_id):
                 # Rejects of earlier runs whose rows this batch read again and did not reject again: resolved
@@ -475,7 +492,7 @@ class _Pass:
         finally:
             con.unregister("__usage_batch")
             con.unregister("__usage_dups_in")
-        return inserted, int(accepted) - inserted, int(rejected), int(resolved)
+        return _BatchCounts(inserted, int(accepted) - inserted, int(rejected) - known, known, int(resolved))
 
     def run(
         self,
@@ -490,8 +507,7 @@ class _Pass:
         read_started = time.perf_counter()
         for batch in self.read(key_range):
             with self.store.transaction():
-                counts = self.load(batch, dups)
-                self.result.add(*counts)
+                self.result.add(self.load(batch, dups))
                 top = None if key_range.invalid_keys else _max_key(batch)
                 if cursor_scope is not None and top is not None:
                     old = self.store.get_cursor(self.section.name, cursor_scope)
@@ -675,7 +691,8 @@ def run_usage(
         rejected=result.rejected,
         resolved_rejects=result.resolved_rejects,
         cursor_after=_str(result.cursor_after),
-        notes=f"{len(result.ranges)} range(s), {result.batches} batch(es)",
+        notes=f"{len(result.ranges)} range(s), {result.batches} batch(es), {result.still_rejected} row(s) still "
+        "rejected as before",
     )
     return result
 

@@ -430,3 +430,56 @@ def test_info_that_is_not_json_rejects_its_row(
     result = run_usage(section, store, duckdb_harness.warehouse(), [KeyRangeSpan(0, 99)])
     assert (result.inserted, result.rejected) == (1, 1)
     assert [(k, r) for _, k, r, _ in store.open_rejects("events")] == [("2", "info is not JSON (info)")]
+
+
+def test_a_retry_reads_exactly_the_rejected_keys_and_counts_them_once(
+    harness: WarehouseHarness, store: ModelStore, tmp_path: Path
+) -> None:
+    """Two rejects at the ends of a 300-key range: the retry reads 2 rows, not the range between them."""
+    section = _section(tmp_path, batch_size=1000, partition_span=1000)
+    keys = list(range(1, 301))
+    emails = ["ghost@x.io" if k in (1, 300) else "u0@x.io" for k in keys]
+    harness.create_table("events", _events(keys, emails), json_columns=["info"])
+    first = run_usage(section, store, harness.warehouse(), [KeyRangeSpan(0, 999)])
+    assert (first.rows_read, first.inserted, first.rejected) == (300, 298, 2)
+    # Nothing new: the retry alone reads the two rejected keys; they are still rejected, not rejected anew.
+    again = run_usage(section, store, harness.warehouse(), [KeyRangeSpan(0, 999)])
+    assert (again.rows_read, again.inserted, again.rejected, again.still_rejected) == (2, 0, 0, 2)
+    assert again.rows_read == again.inserted + again.unchanged + again.rejected + again.still_rejected
+    store.upsert("enduser", pa.table({"externalId": ["g"], "email": ["ghost@x.io"]}), "externalId")
+    fixed = run_usage(section, store, harness.warehouse(), [])
+    assert (fixed.rows_read, fixed.inserted, fixed.resolved_rejects) == (2, 2, 2)
+    assert store.open_rejects("events") == []
+    assert _loaded_keys(store) == keys
+
+
+def test_emails_match_whatever_their_case_and_padding(
+    harness: WarehouseHarness, store: ModelStore, tmp_path: Path
+) -> None:
+    section = _section(tmp_path)
+    harness.create_table("events", _events([1, 2, 3], ["U0@X.io", " u1@x.IO ", "nobody@x.io"]), json_columns=["info"])
+    result = run_usage(section, store, harness.warehouse(), [KeyRangeSpan(0, 99)])
+    assert (result.inserted, result.rejected) == (2, 1)
+    linked = store.con.execute(
+        'SELECT a."key", e.email FROM user_activities a JOIN enduser e ON e.id = a."recordId" ORDER BY 1'
+    ).fetchall()
+    assert linked == [(1, "u0@x.io"), (2, "u1@x.io")]
+
+
+def test_a_permanent_reject_is_not_retried_and_is_reported_once(
+    harness: WarehouseHarness, store: ModelStore, tmp_path: Path
+) -> None:
+    section = _section(tmp_path)
+    harness.create_table("events", _events([1, None, -4]), json_columns=["info"])
+    first = run_usage(section, store, harness.warehouse(), [KeyRangeSpan(0, 99)])
+    assert (first.inserted, first.rejected, first.still_rejected) == (1, 2, 0)
+    records = _reject_records(store)
+    assert [(k, permanent) for _, k, _, _, _, permanent in records] == [("(null)", True), ("-4", True)]
+    again = run_usage(section, store, harness.warehouse(), [])
+    # Only the invalid-key scan sees them (no retry reads them by key); unchanged, they are not new rejects.
+    assert (again.rows_read, again.rejected, again.still_rejected) == (2, 0, 2)
+    # The row changes (a key is given): the old record is resolved, the row loads.
+    harness.create_table("events", _events([1, 2, -4]), json_columns=["info"])
+    fixed = run_usage(section, store, harness.warehouse(), [KeyRangeSpan(0, 99)])
+    assert (fixed.inserted, fixed.resolved_rejects) == (1, 1)
+    assert [k for _, k, _, _ in store.open_rejects("events")] == ["-4"]
