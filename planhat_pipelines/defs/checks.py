@@ -22,6 +22,7 @@ Every check opens the store, so checks run in the store's pool (one writer proce
 No `from __future__ import annotations` here: Dagster reads the check context's annotation at runtime.
 """
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +34,7 @@ from planhat_pipelines.config import Config, CrmSection, UsageSection
 from planhat_pipelines.defs.resources import STORE_POOL, warehouse_resource_key
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.store.schema import USAGE_TABLES, q
-from planhat_pipelines.sync.ranges import KeyRangeSpan
+from planhat_pipelines.sync.ranges import KeyRangeSpan, range_of
 from planhat_pipelines.warehouses.base import KeyRange, Warehouse
 
 #: CRM sections sync hourly; a section is stale after two missed syncs.
@@ -153,6 +154,52 @@ def count_source_keys(warehouse: Warehouse, section: UsageSection, through: int)
     return rows, rows - repeated + len(dup_keys)
 
 
+def lowest_missing_key(
+    store: ModelStore, warehouse: Warehouse, section: UsageSection, through: int
+) -> tuple[int | None, int]:
+    """(lowest, count) of the source's valid keys up to ``through`` that are neither stored nor open rejects.
+
+    Streams only the key column, one batch at a time, anti-joined in the store (memory bounded by the batch).
+    """
+    target = USAGE_TABLES[section.kind]
+    lowest: int | None = None
+    missing = 0
+    key_range = KeyRange(section.key, after=None, through=through)
+    for batch in warehouse.read_batches(section.table, [section.key], batch_size=COUNT_BATCH_SIZE, key_range=key_range):
+        store.con.register("__check_keys", pa.table({"k": batch.column(0)}))
+        try:
+            low, n = store.con.execute(
+                "SELECT min(k), count(*) FROM (SELECT DISTINCT TRY_CAST(trim(CAST(k AS VARCHAR)) AS HUGEINT) AS k "
+                f'FROM __check_keys) b WHERE k NOT IN (SELECT "key" FROM {target} WHERE section = ?) '
+                'AND CAST(k AS VARCHAR) NOT IN (SELECT "key" FROM rejected_rows WHERE section = ? '
+                "AND resolved_at IS NULL)",
+                [section.name, section.name],
+            ).fetchall()[0]
+        finally:
+            store.con.unregister("__check_keys")
+        missing += int(n)
+        if low is not None:
+            lowest = int(low) if lowest is None else min(lowest, int(low))
+    return lowest, missing
+
+
+def _missing_keys_fix(section: UsageSection, lowest: int | None, missing: int, loaded: int | None) -> str:
+    """What fixes keys missing below the cursor: a lookback that covers them, and one re-read of their range."""
+    if lowest is None or loaded is None:
+        return f"Fix: re-read the closed ranges of '{section.name}' (materialize their partitions with `reread: true`)"
+    window = loaded - lowest + 1
+    partition = range_of(lowest, section.partition_span).partition_key
+    config = json.dumps({"ops": {f"usage__{section.name}": {"config": {"reread": True}}}})
+    return (
+        f"{missing} source key(s) are neither stored nor rejected, the lowest {lowest}, {window - 1} keys below the "
+        f"loaded-through cursor {loaded}: rows committed late with lower keys. Fix: set `lookback: {window}` (or "
+        f"more) on usage section '{section.name}' - every tick then re-reads that many keys below the cursor, "
+        "whatever range they are in - and load the missed rows now with one re-read of their range: "
+        f"`dagster asset materialize -m planhat_pipelines.definitions --select usage/{section.name} "
+        f"--partition {partition} --config-json '{config}'`"
+    )
+
+
 def _usage_checks(section: UsageSection) -> list[dg.AssetChecksDefinition]:
     asset = dg.AssetKey(["usage", section.name])
     target = USAGE_TABLES[section.kind]
@@ -224,14 +271,15 @@ def _usage_checks(section: UsageSection) -> list[dg.AssetChecksDefinition]:
             stored, rejected, accounted = store.con.execute(
                 f'WITH s AS (SELECT "key" FROM {target} WHERE section = ? AND "key" <= CAST(? AS HUGEINT)), '
                 'r AS (SELECT DISTINCT TRY_CAST("key" AS HUGEINT) AS "key" FROM rejected_rows WHERE section = ? '
-                'AND resolved_at IS NULL AND TRY_CAST("key" AS HUGEINT) <= CAST(? AS HUGEINT)) '
+                'AND resolved_at IS NULL AND NOT permanent AND TRY_CAST("key" AS HUGEINT) <= CAST(? AS HUGEINT)) '
                 '(SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM r WHERE "key" NOT IN (SELECT "key" FROM s)), '
                 '(SELECT count(*) FROM (SELECT "key" FROM s UNION SELECT "key" FROM r)))',
                 [section.name, str(through), section.name, str(through)],
             ).fetchall()[0]
-        with getattr(context.resources, wh_key).open() as warehouse:
-            source_rows, source_keys = count_source_keys(warehouse, section, through)
-        passed = int(accounted) == source_keys
+            with getattr(context.resources, wh_key).open() as warehouse:
+                source_rows, source_keys = count_source_keys(warehouse, section, through)
+                passed = int(accounted) == source_keys
+                lowest, missing = (None, 0) if passed else lowest_missing_key(store, warehouse, section, through)
         metadata: dict[str, Any] = {
             "closed_ranges": len(closed),
             "checked_through_key": str(through),
@@ -246,11 +294,8 @@ def _usage_checks(section: UsageSection) -> list[dg.AssetChecksDefinition]:
             f"{rejected} open rejects"
         )
         if not passed:
-            description += (
-                f". Fix: re-read the closed ranges of '{section.name}' (materialize their partitions with "
-                "`reread: true`); if keys below the cursor keep appearing in the source, its key is not "
-                "incrementing: raise the section's lookback"
-            )
+            metadata["lowest_missing_key"] = "" if lowest is None else str(lowest)
+            description += ". " + _missing_keys_fix(section, lowest, missing, loaded)
         return dg.AssetCheckResult(passed=passed, metadata=metadata, description=description)
 
     limit = 2 * section.cadence.interval_seconds

@@ -136,7 +136,11 @@ def test_usage_checks_pass_after_a_sync_then_a_deleted_row_fails_row_count(
     failed = results["row_count_matches_source"]
     assert not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR
     assert failed.metadata["difference"].value == 1
-    assert "reread: true" in (failed.description or "")
+    # The advice names what fixes it: a lookback that covers key 17 (35 - 17 + 1 keys) and one re-read of 10-19.
+    assert failed.metadata["lowest_missing_key"].value == "17"
+    description = failed.description or ""
+    assert "set `lookback: 19`" in description
+    assert f"--partition {10:032d}-{19:032d}" in description and '"reread": true' in description
     assert results["unique_keys"].passed
 
 
