@@ -86,6 +86,40 @@ def backfill_command(section: UsageSection, first: str, last: str, config: Confi
     )
 
 
+def runs_in_instance_order(instance_keys: Sequence[str], wanted: set[str]) -> list[tuple[str, str]]:
+    """``wanted`` keys as (first, last) spans of consecutive positions in the instance's partition order.
+
+    ``--partition-range A...B`` selects every partition between A and B in the order they were added to
+    the instance, not in key order. Ranges added out of key order, or a key that is not a range (added in the
+    UI) between two ranges, would fall inside a key-sorted first...last; each span returned here holds
+    only wanted keys.
+    """
+    spans: list[tuple[str, str]] = []
+    start: str | None = None
+    previous: str | None = None
+    for key in instance_keys:
+        if key in wanted:
+            start = key if start is None else start
+            previous = key
+        elif start is not None and previous is not None:
+            spans.append((start, previous))
+            start = None
+    if start is not None and previous is not None:
+        spans.append((start, previous))
+    return spans
+
+
+def _print_backfill(section: UsageSection, instance_keys: Sequence[str], wanted: set[str], config: Config) -> None:
+    spans = runs_in_instance_order(instance_keys, wanted)
+    if len(spans) > 1:
+        print(
+            f"# {len(spans)} commands: the ranges are not consecutive in the order the instance holds them "
+            "(`--partition-range` follows that order)"
+        )
+    for first, last in spans:
+        print(backfill_command(section, first, last, config))
+
+
 def _self_command(args: argparse.Namespace, *words: str) -> str:
     """This CLI invoked with ``words`` (and the same ``--config``), for hints."""
     config = f" --config {shlex.quote(args.config)}" if args.config else ""
@@ -199,7 +233,7 @@ def _ranges(args: argparse.Namespace) -> int:
     section = _usage_section(config, args.section)
     name = usage_partitions(section).name or ""
     with _instance() as instance:
-        keys = sorted(instance.get_dynamic_partitions(name))
+        keys = list(instance.get_dynamic_partitions(name))  # the instance's order: what a range selects by
         spans: dict[str, KeyRangeSpan] = {}
         invalid: list[str] = []
         for key in keys:
@@ -231,8 +265,7 @@ def _ranges(args: argparse.Namespace) -> int:
         if not spans:
             print(f"no registered ranges to backfill. Fix: `{register}` registers the pending ones", file=sys.stderr)
             return 1
-        ordered = sorted(spans)
-        print(backfill_command(section, ordered[0], ordered[-1], config))
+        _print_backfill(section, keys, set(spans), config)
         if invalid:
             print(invalid_note, file=sys.stderr)
         return 0
@@ -268,12 +301,13 @@ def _register_ranges(args: argparse.Namespace) -> int:
         if new:
             instance.add_dynamic_partitions(name, new)
         home = instance.root_directory
+        instance_keys = list(instance.get_dynamic_partitions(name))
     print(
         f"usage/{section.name}: registered {len(new)} new range(s) in {home} ({len(keys)} pending, "
         f"source max key {max_key})"
     )
-    print("load them in one run:")
-    print(backfill_command(section, keys[0], keys[-1], config))
+    print("load them:")
+    _print_backfill(section, instance_keys, set(keys), config)
     return 0
 
 

@@ -128,6 +128,29 @@ def test_register_ranges_then_the_printed_command_loads_them(config: Path, home:
     assert len(cursors) == 3, cursors  # one cursor per range
 
 
+def test_ranges_added_out_of_key_order_get_commands_that_select_only_ranges(config: Path, home: Path) -> None:
+    """`--partition-range A...B` follows the instance's insertion order: a key-sorted A...B would be wrong here."""
+    with instance_at(home) as instance:
+        # A sensor registered the newest range, then someone typed a name into the UI's backfill dialog.
+        instance.add_dynamic_partitions("usage_product_events_ranges", [RANGE_2, "my backfill"])
+    done = cli(config, "register-ranges", "product_events", dagster_home=home)
+    assert done.returncode == 0, done.stderr
+    commands = [line for line in done.stdout.splitlines() if "dagster asset materialize" in line]
+    assert len(commands) == 2, done.stdout
+    assert commands[0].endswith(f"--partition {RANGE_2}")
+    assert commands[1].endswith(f"--partition-range {RANGE_0}...{RANGE_1}")
+    listed = cli(config, "ranges", "product_events", "--command", dagster_home=home)
+    assert [line for line in listed.stdout.splitlines() if "dagster asset materialize" in line] == commands
+
+    for command in commands:
+        ran = subprocess.run(command, shell=True, env=clean_env(), capture_output=True, text=True, timeout=240)
+        assert ran.returncode == 0, ran.stderr[-3000:]
+    with ModelStore(config.parent / "planhat.duckdb", read_only=True) as store:
+        cursors = store.cursors("product_events")
+    # Each range read through its last key (the rows are rejected: no end users are synced in this test).
+    assert sorted(int(v) for v in cursors.values()) == [999, 1999, SMALL.events], cursors
+
+
 def test_register_ranges_of_an_unknown_section_names_the_choices(config: Path, home: Path) -> None:
     done = cli(config, "register-ranges", "product_event", dagster_home=home)
     assert done.returncode == 2
@@ -266,3 +289,23 @@ def test_the_message_for_a_run_that_stays_says_to_wait(store_path: Path) -> None
     message = str(caught.value)
     assert f"PID {run.pid}" in message and "Dagster run" in message and "wait" in message
     assert "planhat_store" in message
+
+
+@pytest.mark.parametrize(
+    ("argv", "kind"),
+    [
+        (["/venv/bin/python", "-m", "dagster", "api", "execute_run", "{}"], "run"),
+        (["/venv/bin/dagster", "asset", "materialize", "-m", "planhat_pipelines.definitions"], "run"),
+        (["/venv/bin/python", "-m", "planhat_pipelines.cli", "demo"], "run"),
+        (["/venv/bin/python", "-m", "dagster", "api", "grpc", "--lazy-load-user-code"], "dagster"),
+        (["/venv/bin/dagster-daemon", "run"], "dagster"),
+        (["/venv/bin/planhat-pipelines", "checkin", "leads", "3"], "dagster"),
+        (["duckdb", "/data/planhat.duckdb"], "other"),
+        (["/usr/bin/python3", "-m", "jupyter", "lab"], "other"),
+        (["/venv/bin/python"], "other"),
+    ],
+)
+def test_lock_holders_are_told_apart_by_their_command_line(argv: list[str], kind: str) -> None:
+    from planhat_pipelines.store.lock import classify
+
+    assert classify(argv).value == kind
