@@ -373,8 +373,10 @@ def _parser() -> argparse.ArgumentParser:
     register.add_argument("section", help="the usage section")
     register.set_defaults(handler=_register_ranges)
     from planhat_pipelines.okrs.cli import register as register_okrs
+    from planhat_pipelines.preflight import register as register_preflight
 
     register_okrs(sub)
+    register_preflight(sub)
     return parser
 
 
