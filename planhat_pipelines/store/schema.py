@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import duckdb
 
-from planhat_pipelines.models import MODELS, ModelSpec
+from planhat_pipelines.models import MODELS, FieldType, ModelSpec
+from planhat_pipelines.models.catalog import email_sql, trim_sql
 
 
 def q(name: str) -> str:
@@ -89,13 +90,44 @@ def _column_types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
 _FLOAT_TYPES = {"DOUBLE", "FLOAT", "REAL"}
 
 
+def _normalise_keys(con: duckdb.DuckDBPyConnection, model: ModelSpec) -> list[str]:
+    """Bring keys an older store kept as the warehouse spelled them into the form the CRM sync now matches.
+
+    sourceId/externalId lose surrounding whitespace, End User emails are also lower-cased (see
+    ``sync/crm.py``); otherwise the next sync, which matches the normalised form, would add a second
+    record beside ' C-1 ' or 'Ann@X.com'. A value is left alone when another record normalises to the same
+    key (two records would then share it); the CRM sync reports that key as a duplicate no more than before.
+    Cheap when there is nothing to do: one scan that finds no row.
+    """
+    applied: list[str] = []
+    for spec in model.all_fields:
+        if spec.name not in ("sourceId", "externalId") and spec.type is not FieldType.EMAIL:
+            continue
+        col = q(spec.name)
+        norm = email_sql(col) if spec.type is FieldType.EMAIL else trim_sql(col)
+        stale = f"{col} IS DISTINCT FROM {norm} AND {norm} IS NOT NULL"
+        if not con.execute(f"SELECT count(*) FROM {q(model.slug)} WHERE {stale}").fetchall()[0][0]:
+            continue
+        ddl = (
+            f"UPDATE {q(model.slug)} SET {col} = {norm} WHERE {stale} AND {norm} IN "
+            f"(SELECT {norm} FROM {q(model.slug)} WHERE {col} IS NOT NULL GROUP BY 1 HAVING count(*) = 1)"
+        )
+        changed = con.execute(ddl).fetchall()[0][0]
+        how = "trimmed and lower-cased" if spec.type is FieldType.EMAIL else "trimmed"
+        if changed:  # colliding values stay as they are and are found again each time: not a change
+            applied.append(f"{model.slug}.{spec.name}: {changed} values {how}")
+    return applied
+
+
 def migrate(con: duckdb.DuckDBPyConnection, models: dict[str, ModelSpec] | None = None) -> list[str]:
     """Create missing tables and add missing columns; returns the statements that changed something.
 
     The one change of a model column's type: money that an older store kept as DOUBLE becomes DECIMAL
     (``ALTER COLUMN ... TYPE``, rows kept). A DOUBLE that no DECIMAL can hold (NaN, an infinity, more
     than 32 digits before the point; only a bug could have stored one) becomes null, and the derived
-    Company fields are recomputed from the licenses on the next License or Company sync.
+    Company fields are recomputed from the licenses on the next License or Company sync. The one change
+    of data: keys an older store kept padded (and End User emails in mixed case) are normalised, see
+    :func:`_normalise_keys`.
     """
     applied: list[str] = []
     for model in (models or MODELS).values():
@@ -119,6 +151,7 @@ def migrate(con: duckdb.DuckDBPyConnection, models: dict[str, ModelSpec] | None 
                 continue
             con.execute(ddl)
             applied.append(ddl)
+        applied += _normalise_keys(con, model)
     applied += _migrate_rejected_rows(con)
     for ddl in SYSTEM_TABLES:
         con.execute(ddl)

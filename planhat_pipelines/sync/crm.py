@@ -23,12 +23,33 @@ Keys
     to STRING/VARCHAR in a view and point the section at the view (receive) - text keys keep leading
     zeros and never change when a number type is widened.
 
+Matching: how keys and references compare
+    sourceId, externalId and native ids (keys, and the ``company_match`` of a company reference) match
+    **exactly after trimming** surrounding whitespace (space, tab, CR, LF, VT, FF) on both sides: a
+    warehouse key ' C-1 ' is stored as 'C-1', matches 'C-1', and is a duplicate of a 'C-1' row; case
+    matters. End User **emails are normalised in the store**, not only compared: receive stores
+    ``lower(trim(email))`` (:func:`planhat_pipelines.models.catalog.email_sql`), whether email is the
+    section's key or a mapped field, so 'Ann@X.com ' arrives as 'ann@x.com', and 'ANN@x.com' is the same
+    End User (two such rows are one duplicate key). Anything that looks an End User up by email (the
+    usage sync) compares ``lower(trim(...))`` of its reference with the stored value. An email that is
+    not one (``EMAIL_PATTERN``: one '@', a non-empty part before it, a domain with a dot, no
+    whitespace - 'not-an-email@@', 'a b@c.com', '@x.com') rejects its row naming the field and value; a
+    blank email field is null. Send writes a record back under the warehouse's own spelling of a matched
+    key, so the MERGE updates the row ' C-1 ' or 'Ann@X.com ' instead of adding 'C-1' / 'ann@x.com'.
+
 Fields
     ``planhat: name`` maps a standard field, converted explicitly to the catalog type with TRY_CAST; a
     value that is present but does not convert rejects the row ("field mrr: 'abc' is not a number").
+    Numbers must be finite and fit: NaN, +/-inf (a DOUBLE column's or text such as 'inf') and values
+    out of range ('1e400', more than 32 digits before the point for money) reject the row with the
+    field named; so does a NaN/infinite DOUBLE mapped to a ``custom.<name>`` field (JSON has neither).
+    Money fields are DECIMAL(38,6) (see the catalog): a NUMERIC/DECIMAL column arrives exactly, more
+    than 6 decimals round half away from zero, and send writes a DECIMAL column as DECIMAL (never
+    through a DOUBLE), so 1234567890123456.78 stays exact both ways.
     ``planhat: custom.<name>`` maps one custom field (values keep their JSON type; a JSON object stays an
-    object). ``planhat: custom`` lands a whole JSON/VARIANT object in the custom fields (a non-object
-    rejects the row). ``path: plan.tier`` picks a nested attribute of a JSON/VARIANT column. A warehouse
+    object). ``planhat: custom`` lands a whole JSON object in the custom fields, from a JSON/VARIANT
+    column or a text column holding JSON text (a non-object, or text that is not JSON, rejects the row;
+    blank text holds nothing). ``path: plan.tier`` picks a nested attribute of a JSON/VARIANT column. A warehouse
     null leaves the stored value alone unless the section sets ``null_overwrites: true``; the same rule
     holds for send (a store null does not wipe a warehouse value unless ``null_overwrites``).
 
@@ -46,10 +67,14 @@ again; rejected rows have no hash and are retried every run. The remaining rows 
 store and only new or changed records are written. Receive runs in one store transaction per section,
 together with the derived Company fields (License and Company sections) and the change-tracking cursor:
 a failure leaves the store as it was. Rejects and the sync log are written outside that transaction, so
-a failed run is still logged. Warehouses with change tracking (``capabilities.change_tracking``) are read
-partially since the stored cursor; where that is unavailable the section falls back to a full read and
-says why in the log lines. Deletes reported by change tracking are logged and counted but **not**
-applied to the store (Planhat does not delete records from a warehouse sync).
+a failed run is still logged. Every rejected source row is its own reject record (key, reason, the
+offending value, and a fingerprint: the hash of the row's source values plus ``#<n>``, its occurrence
+among identical rows), so three null-key rows are three records, both copies of a duplicate key two,
+and ``rejected`` is the number of records the run wrote. Warehouses with change tracking
+(``capabilities.change_tracking``) are read partially since the stored cursor; where that is unavailable
+the section falls back to a full read and says why in the log lines. Deletes reported by change tracking
+are logged and counted but **not** applied to the store (Planhat does not delete records from a warehouse
+sync).
 
 Send writes only fields whose direction includes send, only for records that are new or differ from
 the warehouse, by ``Warehouse.merge`` on the warehouse key column in batches. Fields with a ``path`` are

@@ -240,6 +240,31 @@ def test_end_user_emails_send_back_to_the_row_spelled_the_warehouse_way(
     assert harness.fetch("SELECT email, first_name, position FROM crm_users") == [("Ann@X.com ", "Ann", "CFO")]
 
 
+def test_keys_an_older_store_kept_padded_or_mixed_case_are_normalised_so_the_next_sync_matches_them(
+    duckdb_harness: DuckDBHarness, tmp_path: Path
+) -> None:
+    path = tmp_path / "store.duckdb"
+    with ModelStore(path) as store:
+        # What the old rules stored: the warehouse's spelling. Two records that normalise to one key are
+        # left as they are (neither can take the key without making it ambiguous).
+        store.con.execute(
+            "INSERT INTO enduser (id, email, \"firstName\") VALUES ('u1', 'Ann@X.com ', 'Ann'), "
+            "('u2', 'Bo@y.io', 'Bo'), ('u3', 'bo@y.io ', 'Bo too')"
+        )
+        store.con.execute("INSERT INTO company (id, \"externalId\", name) VALUES ('c1', ' C-1 ', 'A')")
+    with ModelStore(path) as store:
+        assert rows(store, "SELECT id, email FROM enduser ORDER BY id") == [
+            ("u1", "ann@x.com"),
+            ("u2", "Bo@y.io"),
+            ("u3", "bo@y.io "),
+        ]
+        assert rows(store, 'SELECT "externalId" FROM company') == [("C-1",)]
+        seed_users(duckdb_harness, ["Ann@X.com "], ["Ann"])
+        result = sync_section(users_section(duckdb_harness, tmp_path), store, duckdb_harness.warehouse())
+        assert (result.inserted, result.unchanged) == (0, 1)  # the same End User, not a second one
+        assert migrate(store.con) == []  # the two colliding emails are not a change to apply each time
+
+
 # --- D: NaN, infinities and out-of-range numbers -----------------------------------------------------
 def license_section(duckdb_harness: DuckDBHarness, tmp_path: Path, fields: list[dict[str, Any]]) -> CrmSection:
     return section(
@@ -475,6 +500,51 @@ def test_money_is_sent_exactly_to_a_decimal_column(
         ("l1", Decimal("1234567890123456.78"), 1234567890123456.78),
         ("l2", Decimal("0.10"), 0.1),
     ]
+    assert sync_section(sec, store, wh).sent == 0  # compared exactly: nothing differs
+
+
+def test_money_round_trips_exactly_through_every_warehouse_decimal_column(
+    harness: WarehouseHarness, tmp_path: Path, store: ModelStore
+) -> None:
+    """Receive from and send to a NUMERIC(20,2) column on DuckDB, BigQuery and Snowflake: no float on the way."""
+    cid = seed_company(store)
+    amounts = [Decimal("1234567890123456.78"), Decimal("0.10")]
+    harness.create_table(
+        "crm_licenses",
+        pa.table(
+            {
+                "id": ["l1", "l2"],
+                "company_ref": ["c1", "c1"],
+                "from_date": ["2020-01-01"] * 2,
+                "arr": pa.array(amounts, pa.decimal128(20, 2)),
+                "mrr": pa.array([None, None], pa.decimal128(20, 2)),
+            }
+        ),
+    )
+    sec = section(
+        harness,
+        tmp_path,
+        model="license",
+        table="crm_licenses",
+        direction="both",
+        keys={"planhat": "externalId", "warehouse": "id"},
+        company_match="externalId",
+        fields=[
+            {"planhat": "companyId", "warehouse": "company_ref"},
+            {"planhat": "fromDate", "warehouse": "from_date"},
+            {"planhat": "arr", "warehouse": "arr", "direction": "receive"},
+            {"planhat": "mrr", "warehouse": "mrr", "direction": "send"},
+        ],
+    )
+    wh = harness.warehouse()
+    store.upsert("license", pa.table({"externalId": ["l1", "l2"], "companyId": [cid, cid]}), "externalId")
+    first = sync_section(sec, store, wh)
+    assert rows(store, 'SELECT arr FROM license ORDER BY "externalId"') == [(a,) for a in amounts]
+    store.con.execute("UPDATE license SET mrr = arr")
+    second = sync_section(sec, store, wh)
+    assert (first.sent, second.sent) == (0, 2)
+    got = sorted(harness.fetch("SELECT id, mrr FROM crm_licenses"))
+    assert [(k, Decimal(str(v))) for k, v in got] == [("l1", amounts[0]), ("l2", amounts[1])]
     assert sync_section(sec, store, wh).sent == 0  # compared exactly: nothing differs
 
 
