@@ -4,7 +4,21 @@ from __future__ import annotations
 
 
 class PlanhatPipelinesError(Exception):
-    """Base class of every error this package raises on purpose."""
+    """Base class of every error this package raises on purpose.
+
+    Attributes:
+        transient: Whether trying again later can succeed (a dropped connection, a busy store, a 5xx) — such a
+            failure is retried; every other one (a missing table, a view as a send target, a bad key column,
+            refused credentials, a config mistake) needs a person and fails at once.
+    """
+
+    transient: bool = False
+
+
+class TransientError(PlanhatPipelinesError):
+    """A failure that a retry can fix: the store is busy, a warehouse is briefly unreachable or overloaded."""
+
+    transient = True
 
 
 class ConfigError(PlanhatPipelinesError):
@@ -21,9 +35,10 @@ class ConfigError(PlanhatPipelinesError):
 class WarehouseError(PlanhatPipelinesError):
     """A warehouse refused an operation or an object does not fit the operation."""
 
-    def __init__(self, connection: str, obj: str, problem: str, fix: str) -> None:
+    def __init__(self, connection: str, obj: str, problem: str, fix: str, *, transient: bool = False) -> None:
         self.connection = connection
         self.obj = obj
+        self.transient = transient
         super().__init__(f"connection '{connection}', {obj}: {problem}. Fix: {fix}")
 
 

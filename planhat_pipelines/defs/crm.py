@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from planhat_pipelines.config import Config, ConnectionConfig, CrmSection
+from planhat_pipelines.defs.failures import SYNC_RETRY_POLICY, sync_failures
 from planhat_pipelines.defs.resources import STORE_POOL, warehouse_resource_key
 from planhat_pipelines.health import skip_reason_if_unhealthy
 from planhat_pipelines.sync.crm import CrmResult, sync_section
@@ -105,6 +106,7 @@ def build_crm_asset(section: CrmSection, config: Config) -> dg.AssetsDefinition:
         group_name="crm",
         kinds={connection.type},
         pool=STORE_POOL,
+        retry_policy=SYNC_RETRY_POLICY,
         deps=_company_deps(section, config),
         required_resource_keys={"store", wh_key},
         description=_describe(section, connection.type),
@@ -112,11 +114,20 @@ def build_crm_asset(section: CrmSection, config: Config) -> dg.AssetsDefinition:
     )
     def _crm_asset(context: dg.AssetExecutionContext, config: CrmSyncConfig) -> dg.MaterializeResult:
         started = time.monotonic()
-        with context.resources.store.open() as store, getattr(context.resources, wh_key).open() as warehouse:
+        with (
+            sync_failures(f"crm/{section.name}"),
+            context.resources.store.open() as store,
+            getattr(context.resources, wh_key).open() as warehouse,
+        ):
             result = sync_section(section, store, warehouse, full=config.full, dagster_run_id=context.run_id)
         for line in result.log:
             context.log.info(f"{section.name}: {line}")
-        return dg.MaterializeResult(metadata=_metadata(result, time.monotonic() - started))
+        metadata = _metadata(result, time.monotonic() - started)
+        metadata |= {
+            "connection": dg.MetadataValue.text(section.connection),
+            "warehouse": dg.MetadataValue.text(connection.type),
+        }
+        return dg.MaterializeResult(metadata=metadata)
 
     return _crm_asset
 

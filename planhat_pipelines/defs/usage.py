@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from planhat_pipelines.config import Config, UsageSection
+from planhat_pipelines.defs.failures import SYNC_RETRY_POLICY, sync_failures
 from planhat_pipelines.defs.resources import STORE_POOL, warehouse_resource_key
 from planhat_pipelines.health import skip_reason_if_unhealthy
 from planhat_pipelines.sync.ranges import KeyRangeSpan, range_of, span_at
@@ -57,6 +58,7 @@ def build_usage_asset(section: UsageSection, config: Config) -> dg.AssetsDefinit
         partitions_def=usage_partitions(section),
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=STORE_POOL,
+        retry_policy=SYNC_RETRY_POLICY,
         required_resource_keys={"store", wh_key},
         description=_describe(section, connection.type),
         tags={"domain": "usage"},
@@ -79,7 +81,11 @@ def build_usage_asset(section: UsageSection, config: Config) -> dg.AssetsDefinit
         def progress(p: UsageProgress) -> None:
             context.log.info(p.describe())
 
-        with context.resources.store.open() as store, getattr(context.resources, wh_key).open() as warehouse:
+        with (
+            sync_failures(f"usage/{section.name}"),
+            context.resources.store.open() as store,
+            getattr(context.resources, wh_key).open() as warehouse,
+        ):
             result = run_usage(
                 section,
                 store,
@@ -93,7 +99,8 @@ def build_usage_asset(section: UsageSection, config: Config) -> dg.AssetsDefinit
             f"{section.name}: {result.rows_read} read, {result.inserted} inserted, {result.unchanged} already "
             f"loaded, {result.rejected} rejected over {len(spans)} range(s)"
         )
-        return dg.MaterializeResult(metadata=result.metadata())
+        metadata = {**result.metadata(), "connection": section.connection, "warehouse": connection.type}
+        return dg.MaterializeResult(metadata=metadata)
 
     return _usage_asset
 

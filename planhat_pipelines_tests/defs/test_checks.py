@@ -248,6 +248,7 @@ def test_crm_checks_unique_keys_and_fresh(
 
 
 def test_every_sync_asset_gets_its_checks(tmp_path: Path, duckdb_harness: DuckDBHarness) -> None:
+    duckdb_harness.execute("CREATE TABLE placeholder (x INTEGER)")  # the warehouse file must exist to load
     config = _config(tmp_path, duckdb_harness, CRM)
     keys = {(c.asset_key.to_user_string(), c.name) for d in build_sync_checks(config) for c in d.check_keys}
     assert keys == {

@@ -24,7 +24,8 @@ from planhat_pipelines_tests.emulators.duckdb import DuckDBHarness
 def _config(tmp_path: Path, harness: DuckDBHarness) -> Config:
     raw = {
         "store": {"path": str(tmp_path / "store.duckdb")},
-        "connections": {"wh": {**harness.connection_config(), "crm_automation": True}},
+        # create: true - the file is missing at first (the broken connection), so loading must not refuse it.
+        "connections": {"wh": {**harness.connection_config(), "crm_automation": True, "create": True}},
         "crm": [
             {
                 "name": "companies",
