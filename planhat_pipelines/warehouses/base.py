@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 import pyarrow as pa
 
@@ -281,7 +282,7 @@ class Warehouse(ABC):
         return "?"
 
     @abstractmethod
-    def _key_rows(self, sql: str, params: list[tuple[str, int]], obj: str) -> list[tuple[object, ...]]:
+    def _key_rows(self, sql: str, params: list[tuple[str, int]], obj: str) -> list[tuple[Any, ...]]:
         """Run a small read-only query binding ``params`` (in order, by name for named dialects)."""
 
     def key_filter(self, info: TableInfo, key_range: KeyRange) -> tuple[str, str, list[tuple[str, int]]]:
@@ -312,8 +313,7 @@ class Warehouse(ABC):
         validate_identifier(self.name, column.name, "column")
         whole = self.integer_key_sql(column)
         rows = self._key_rows(
-            f"SELECT MIN({whole}), MAX({whole}) FROM {self.table_sql(table)} "
-            f"WHERE {self.valid_key_sql(column)}",
+            f"SELECT MIN({whole}), MAX({whole}) FROM {self.table_sql(table)} WHERE {self.valid_key_sql(column)}",
             [],
             f"table '{table}', key column '{column.name}'",
         )

@@ -168,7 +168,7 @@ class BigQueryWarehouse(Warehouse):
         if problem is not None:
             return CredentialsError(self.name, obj, f"{action} failed: {problem[0]}", problem[1])
         message = _error_text(exc)
-        return WarehouseError(self.name, obj, f"{action} failed: {message}", fix)
+        return WarehouseError(self.name, obj, f"{action} failed: {message}", fix, transient=_is_transient(exc))
 
     def _run(self, sql: str, config: bigquery.QueryJobConfig, obj: str, fix: str) -> bigquery.QueryJob:
         try:
@@ -301,7 +301,7 @@ class BigQueryWarehouse(Warehouse):
     def table_sql(self, table: str) -> str:
         return self._quoted(table)
 
-    def _key_rows(self, sql: str, params: list[tuple[str, int]], obj: str) -> list[tuple[object, ...]]:
+    def _key_rows(self, sql: str, params: list[tuple[str, int]], obj: str) -> list[tuple[Any, ...]]:
         job = self._run(sql, self._job_config(query_parameters=_key_parameters(params)), obj, "check the key column")
         return [tuple(row.values()) for row in job.result()]
 
@@ -443,6 +443,19 @@ class BigQueryWarehouse(Warehouse):
 
 
 _INT64_MAX = 2**63 - 1
+#: Client errors a later attempt can get past: 5xx, rate limits, dropped connections and timeouts.
+_TRANSIENT = (
+    api_exceptions.ServerError,
+    api_exceptions.TooManyRequests,
+    requests.ConnectionError,
+    requests.Timeout,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, _TRANSIENT)
 
 
 def _key_parameters(named: list[tuple[str, int]]) -> list[bigquery.ScalarQueryParameter]:

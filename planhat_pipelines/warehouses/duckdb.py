@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -160,7 +161,7 @@ class DuckDBWarehouse(Warehouse):
         self._split(table)
         return quote(table)
 
-    def _key_rows(self, sql: str, params: list[tuple[str, int]], obj: str) -> list[tuple[object, ...]]:
+    def _key_rows(self, sql: str, params: list[tuple[str, int]], obj: str) -> list[tuple[Any, ...]]:
         try:
             return [tuple(r) for r in self.con.execute(sql, [v for _, v in params]).fetchall()]
         except duckdb.Error as exc:

@@ -376,7 +376,7 @@ class SnowflakeWarehouse(Warehouse):
     def table_sql(self, table: str) -> str:
         return self._fqn(table)
 
-    def _key_rows(self, sql: str, params: list[tuple[str, int]], obj: str) -> list[tuple[object, ...]]:
+    def _key_rows(self, sql: str, params: list[tuple[str, int]], obj: str) -> list[tuple[Any, ...]]:
         return self._rows(sql, [str(v) for _, v in params], obj=obj, fix="check that the key column holds numbers")
 
     def query(self, sql: str, *, timeout_seconds: float | None = None, max_bytes_billed: int | None = None) -> pa.Table:
