@@ -55,11 +55,11 @@ def _okrs(args: argparse.Namespace) -> int:
 def summary_text(config: Config, now: datetime | None = None) -> str:
     """The OKR table for ``config`` as of ``now`` (default: the current time), read from its store.
 
-    Opens (and closes) the model store at ``config.store_path``.
+    Opens (and closes) the model store at ``config.store_path`` read-only: no migration, nothing written.
     """
     if not config.objectives:
         return f"No OKRs are configured in {config.path} (add an 'okrs:' section)."
-    with ModelStore(config.store_path) as store:
+    with ModelStore(config.store_path, read_only=True) as store:
         return format_summary(current_values(store, config, now or datetime.now(UTC)))
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from planhat_pipelines.errors import PlanhatPipelinesError
+from planhat_pipelines.errors import PlanhatPipelinesError, TransientError
 from planhat_pipelines.models import MODELS, ModelSpec
 from planhat_pipelines.store.derived import refresh_company_fields
 from planhat_pipelines.store.lock import SHELL_GRACE_S, lock_holder, lock_message
@@ -122,7 +122,10 @@ class ModelStore:
                 holder = lock_holder(str(exc))
                 limit = lock_timeout if holder.waits_by_itself else min(lock_timeout, SHELL_GRACE_S)
                 if time.monotonic() + delay > started + limit:
-                    raise PlanhatPipelinesError(lock_message(self.path, holder, exc)) from exc
+                    # Another run lets go by itself, so a later attempt can succeed (transient: the step retries);
+                    # a person's shell does not, and the message says to close it.
+                    error = TransientError if holder.waits_by_itself else PlanhatPipelinesError
+                    raise error(lock_message(self.path, holder, exc)) from exc
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
