@@ -318,8 +318,7 @@ class ModelStore:
             where.append("dagster_run_id = ?")
             params.append(dagster_run_id)
         rows = self.con.execute(
-            "UPDATE sync_runs SET status = 'failed', ended_at = now(), error = ? "
-            f"WHERE {' AND '.join(where)}",
+            f"UPDATE sync_runs SET status = 'failed', ended_at = now(), error = ? WHERE {' AND '.join(where)}",
             [DEAD_WORKER_ERROR, *params],
         ).fetchall()
         return int(rows[0][0])
@@ -412,7 +411,7 @@ class ModelStore:
         """
         con = self.con
         names = set(rejects.column_names)
-        fingerprint = 'CAST(fingerprint AS VARCHAR)' if "fingerprint" in names else "reason"
+        fingerprint = "CAST(fingerprint AS VARCHAR)" if "fingerprint" in names else "reason"
         value = 'CAST("value" AS VARCHAR)' if "value" in names else "NULL"
         permanent = "COALESCE(CAST(permanent AS BOOLEAN), false)" if "permanent" in names else "false"
         with self.transaction():
@@ -438,7 +437,7 @@ class ModelStore:
         return resolved
 
     def known_rejects(self, section: str, rejects: pa.Table) -> int:
-        """How many of ``rejects`` (columns ``key``, ``fingerprint``) are open records already: seen again, unchanged."""
+        """How many of ``rejects`` (columns ``key``, ``fingerprint``) are open records already (seen again, unchanged)."""
         self.con.register("__rejects_known", rejects.select(["key", "fingerprint"]))
         try:
             rows = self.con.execute(
