@@ -437,7 +437,7 @@ class ModelStore:
         return resolved
 
     def known_rejects(self, section: str, rejects: pa.Table) -> int:
-        """How many of ``rejects`` (columns ``key``, ``fingerprint``) are open records already (seen again, unchanged)."""
+        """How many of ``rejects`` (columns ``key``, ``fingerprint``) are open records seen again, unchanged."""
         self.con.register("__rejects_known", rejects.select(["key", "fingerprint"]))
         try:
             rows = self.con.execute(
