@@ -63,9 +63,9 @@ def crm_defs(config: Config) -> dg.Definitions:
 @pytest.fixture
 def two_connections(tmp_path: Path) -> Config:
     connections = {
-        "wh": {"type": "duckdb", "path": str(tmp_path / "wh.duckdb"), "crm_automation": True},
-        "other": {"type": "duckdb", "path": str(tmp_path / "other.duckdb")},
-        "unused": {"type": "duckdb", "path": str(tmp_path / "unused.duckdb")},
+        "wh": {"type": "duckdb", "path": str(tmp_path / "wh.duckdb"), "crm_automation": True, "create": True},
+        "other": {"type": "duckdb", "path": str(tmp_path / "other.duckdb"), "create": True},
+        "unused": {"type": "duckdb", "path": str(tmp_path / "unused.duckdb"), "create": True},
     }
     users = {
         "name": "users",
@@ -121,7 +121,7 @@ def test_whole_definitions_load(two_connections: Config) -> None:
 
 
 def test_no_sections_no_crm_definitions(tmp_path: Path) -> None:
-    config = write_config(tmp_path, {"wh": {"type": "duckdb", "path": str(tmp_path / "wh.duckdb")}}, [])
+    config = write_config(tmp_path, {"wh": {"type": "duckdb", "path": str(tmp_path / "wh.duckdb"), "create": True}}, [])
     assert not list(build_crm_defs(config).assets or [])
 
 

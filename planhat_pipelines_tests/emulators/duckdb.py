@@ -56,7 +56,8 @@ class DuckDBHarness:
         return list(self._run(lambda con: con.execute(sql).fetchall()))
 
     def connection_config(self) -> dict[str, Any]:
-        return {"type": "duckdb", "path": str(self.path)}
+        # The harness creates its file on first use: exactly what `create: true` allows.
+        return {"type": "duckdb", "path": str(self.path), "create": True}
 
     def close(self) -> None:
         for wh in self._open:

@@ -45,7 +45,7 @@ def make_config(tmp_path: Path) -> MakeConfig:
     WarehouseResource reads the file named by ``config.path``."""
 
     def make(warehouse: dict[str, Any] | None = None, objectives: list[dict[str, Any]] | None = None) -> Config:
-        wh = warehouse or {"type": "duckdb", "path": str(tmp_path / "warehouse.duckdb")}
+        wh = warehouse or {"type": "duckdb", "path": str(tmp_path / "warehouse.duckdb"), "create": True}
         data = config_data(wh, tmp_path / "store.duckdb", objectives)
         path = tmp_path / "config.yaml"
         path.write_text(yaml.safe_dump(data))
