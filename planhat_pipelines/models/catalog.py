@@ -60,21 +60,25 @@ MONEY_INTEGER_DIGITS = 38 - MONEY_SCALE
 #: before it, a domain after it with at least one dot between non-empty labels, and no whitespace anywhere.
 #: Deliberately simple: it catches typos and junk ('not-an-email@@', 'a b@c.com', '@x.com'), not every RFC rule.
 EMAIL_PATTERN = r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+"
-#: The whitespace trimmed around keys, references and emails (ASCII: space, tab, LF, VT, FF, CR).
-WHITESPACE_SQL = "(' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13))"
+#: The whitespace trimmed around keys, references and emails: RE2's ``\s`` (space, tab, LF, FF, CR).
+TRIM_PATTERN = r"^\s+|\s+$"
 
 
 def trim_sql(expr: str) -> str:
-    """DuckDB SQL for ``expr`` (text) without surrounding whitespace; NULL when nothing is left."""
-    return f"NULLIF(trim({expr}, {WHITESPACE_SQL}), '')"
+    """DuckDB SQL for ``expr`` (text) without surrounding whitespace; NULL when nothing is left.
+
+    A regular expression rather than ``trim(x, chars)``: DuckDB's ``trim`` alone strips only spaces, and
+    with a character list it is about twice as slow as this on a million keys.
+    """
+    return f"NULLIF(regexp_replace({expr}, '{TRIM_PATTERN}', '', 'g'), '')"
 
 
 def email_sql(expr: str) -> str:
     """DuckDB SQL for the stored form of an email: trimmed and lower-cased; NULL when blank.
 
     Every End User email the CRM sync writes is in this form, so a lookup by email compares
-    ``email_sql(reference)`` (or ``lower(trim(reference))`` for references without tabs or line breaks)
-    with the stored value.
+    ``email_sql(reference)`` (``lower(trim(reference))`` is the same for references whose surrounding
+    whitespace is spaces only) with the stored value.
     """
     return f"lower({trim_sql(expr)})"
 

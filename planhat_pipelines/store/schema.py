@@ -90,6 +90,10 @@ def _column_types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
 _FLOAT_TYPES = {"DOUBLE", "FLOAT", "REAL"}
 
 
+#: The column comment that marks a key column as normalised, so the scan runs once per store, not per open.
+_NORMALISED = "planhat_pipelines: keys normalised (trimmed; emails lower-cased)"
+
+
 def _normalise_keys(con: duckdb.DuckDBPyConnection, model: ModelSpec) -> list[str]:
     """Bring keys an older store kept as the warehouse spelled them into the form the CRM sync now matches.
 
@@ -97,24 +101,29 @@ def _normalise_keys(con: duckdb.DuckDBPyConnection, model: ModelSpec) -> list[st
     ``sync/crm.py``); otherwise the next sync, which matches the normalised form, would add a second
     record beside ' C-1 ' or 'Ann@X.com'. A value is left alone when another record normalises to the same
     key (two records would then share it); the CRM sync reports that key as a duplicate no more than before.
-    Cheap when there is nothing to do: one scan that finds no row.
+    Each column is done once: a column comment marks it, so opening the store does not scan it again.
     """
+    comments = dict(
+        con.execute(
+            "SELECT column_name, comment FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = ?",
+            [model.slug],
+        ).fetchall()
+    )
     applied: list[str] = []
     for spec in model.all_fields:
         if spec.name not in ("sourceId", "externalId") and spec.type is not FieldType.EMAIL:
             continue
+        if comments.get(spec.name) == _NORMALISED:
+            continue
         col = q(spec.name)
         norm = email_sql(col) if spec.type is FieldType.EMAIL else trim_sql(col)
-        stale = f"{col} IS DISTINCT FROM {norm} AND {norm} IS NOT NULL"
-        if not con.execute(f"SELECT count(*) FROM {q(model.slug)} WHERE {stale}").fetchall()[0][0]:
-            continue
-        ddl = (
-            f"UPDATE {q(model.slug)} SET {col} = {norm} WHERE {stale} AND {norm} IN "
-            f"(SELECT {norm} FROM {q(model.slug)} WHERE {col} IS NOT NULL GROUP BY 1 HAVING count(*) = 1)"
-        )
-        changed = con.execute(ddl).fetchall()[0][0]
-        how = "trimmed and lower-cased" if spec.type is FieldType.EMAIL else "trimmed"
-        if changed:  # colliding values stay as they are and are found again each time: not a change
+        changed = con.execute(
+            f"UPDATE {q(model.slug)} SET {col} = {norm} WHERE {col} IS DISTINCT FROM {norm} AND {norm} IS NOT NULL "
+            f"AND {norm} IN (SELECT {norm} FROM {q(model.slug)} WHERE {col} IS NOT NULL GROUP BY 1 HAVING count(*) = 1)"
+        ).fetchall()[0][0]
+        con.execute(f"COMMENT ON COLUMN {q(model.slug)}.{col} IS '{_NORMALISED}'")
+        if changed:
+            how = "trimmed and lower-cased" if spec.type is FieldType.EMAIL else "trimmed"
             applied.append(f"{model.slug}.{spec.name}: {changed} values {how}")
     return applied
 
@@ -136,6 +145,7 @@ def migrate(con: duckdb.DuckDBPyConnection, models: dict[str, ModelSpec] | None 
             ddl = model_table_ddl(model)
             con.execute(ddl)
             applied.append(ddl)
+            _normalise_keys(con, model)  # nothing to change in a new table: it only marks its key columns
             continue
         wanted = [(f.name, f.type.duckdb_type) for f in model.all_fields]
         wanted += [("custom", "JSON"), ("_updated_at", "TIMESTAMP")]

@@ -189,8 +189,13 @@ def _json_path(path: str) -> str:
     return "$" + "".join('."' + part.replace('"', '\\"') + '"' for part in path.split("."))
 
 
-def _stage(con: duckdb.DuckDBPyConnection, name: str, batches: Iterable[pa.RecordBatch], columns: list[str]) -> int:
-    """Stream ``batches`` into temp table ``name`` (columns renamed to ``columns``); returns its row count."""
+def _stage(
+    con: duckdb.DuckDBPyConnection, name: str, batches: Iterable[pa.RecordBatch], columns: list[str], extra: str = ""
+) -> int:
+    """Stream ``batches`` into temp table ``name`` (columns renamed to ``columns``); returns its row count.
+
+    ``extra`` adds computed columns (SQL select items over the rows as ``r``, with a leading comma).
+    """
     it: Iterator[pa.RecordBatch] = iter(batches)
     first = next(it, None)
     if first is None:
@@ -202,7 +207,7 @@ def _stage(con: duckdb.DuckDBPyConnection, name: str, batches: Iterable[pa.Recor
         reader = pa.RecordBatchReader.from_batches(schema, renamed)
     con.register("__crm_in", reader)
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM __crm_in")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT *{extra} FROM __crm_in r")
     finally:
         con.unregister("__crm_in")
     return int(con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0])
@@ -608,13 +613,14 @@ def receive(
                 )
         else:
             batches = warehouse.read_batches(section.table, columns, batch_size=batch_size)
-        result.rows_read = _stage(con, "__crm_src", batches, columns)
+        raw_key = f"CAST(r.{q(section.warehouse_key)} AS VARCHAR)"
+        # The normalised key, computed once while staging: every match below uses it.
+        result.rows_read = _stage(con, "__crm_src", batches, columns, f", {_key_sql(section, raw_key)} AS __nkey")
         result.log.append(
             f"read {result.rows_read} rows from '{section.table}'"
             + (f" changed since cursor {cursor_before}" if change_set is not None else " (full read)")
         )
-        raw_key = f"CAST(r.{q(section.warehouse_key)} AS VARCHAR)"
-        key = _key_sql(section, raw_key)
+        key = "r.__nkey"
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE __crm_keys AS SELECT {key} AS __key FROM __crm_src r "
             f"WHERE {key} IS NOT NULL GROUP BY 1 HAVING count(*) = 1"

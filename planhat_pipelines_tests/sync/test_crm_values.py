@@ -252,6 +252,9 @@ def test_keys_an_older_store_kept_padded_or_mixed_case_are_normalised_so_the_nex
             "('u2', 'Bo@y.io', 'Bo'), ('u3', 'bo@y.io ', 'Bo too')"
         )
         store.con.execute("INSERT INTO company (id, \"externalId\", name) VALUES ('c1', ' C-1 ', 'A')")
+        # An older store has no mark on its key columns (the mark makes the scan run once per store).
+        for table, column in (("enduser", "email"), ("company", "externalId")):
+            store.con.execute(f'COMMENT ON COLUMN {table}."{column}" IS NULL')
     with ModelStore(path) as store:
         assert rows(store, "SELECT id, email FROM enduser ORDER BY id") == [
             ("u1", "ann@x.com"),
