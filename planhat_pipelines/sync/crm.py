@@ -25,7 +25,7 @@ Keys
 
 Matching: how keys and references compare
     sourceId, externalId and native ids (keys, and the ``company_match`` of a company reference) match
-    **exactly after trimming** surrounding whitespace (space, tab, CR, LF, VT, FF) on both sides: a
+    **exactly after trimming** surrounding whitespace (space, tab, CR, LF, FF) on both sides: a
     warehouse key ' C-1 ' is stored as 'C-1', matches 'C-1', and is a duplicate of a 'C-1' row; case
     matters. End User **emails are normalised in the store**, not only compared: receive stores
     ``lower(trim(email))`` (:func:`planhat_pipelines.models.catalog.email_sql`), whether email is the
@@ -36,6 +36,8 @@ Matching: how keys and references compare
     whitespace - 'not-an-email@@', 'a b@c.com', '@x.com') rejects its row naming the field and value; a
     blank email field is null. Send writes a record back under the warehouse's own spelling of a matched
     key, so the MERGE updates the row ' C-1 ' or 'Ann@X.com ' instead of adding 'C-1' / 'ann@x.com'.
+    A store written before these rules has its keys and emails normalised once when it is opened
+    (``store/schema.py``), so its records keep matching.
 
 Fields
     ``planhat: name`` maps a standard field, converted explicitly to the catalog type with TRY_CAST; a
