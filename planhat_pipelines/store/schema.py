@@ -1,7 +1,10 @@
 """DDL for the model store, built from the model catalog.
 
-Migrations only ever add: a new standard field becomes ``ALTER TABLE ... ADD COLUMN``; custom
-fields live in the ``custom`` JSON column and need no DDL. Nothing is dropped or rewritten.
+Migrations add what is missing: a new standard field becomes ``ALTER TABLE ... ADD COLUMN``; custom fields
+live in the ``custom`` JSON column and need no DDL. Three exceptions rewrite, each once and without losing a
+row: money columns an older store kept as DOUBLE become DECIMAL (``ALTER COLUMN ... TYPE``), keys an older
+store kept padded (and End User emails in mixed case) are normalised, and a first-release ``rejected_rows`` is
+rebuilt with one record per source row.
 """
 
 from __future__ import annotations
@@ -188,7 +191,7 @@ def _migrate_rejected_rows(con: duckdb.DuckDBPyConnection) -> list[str]:
         con.execute("ALTER TABLE rejected_rows RENAME TO rejected_rows_v1")
         con.execute(REJECTED_ROWS_DDL)
         con.execute(
-            'INSERT INTO rejected_rows SELECT section, "key", \'v1:\' || reason, reason, NULL, run_id, first_seen, '
+            "INSERT INTO rejected_rows SELECT section, \"key\", 'v1:' || reason, reason, NULL, run_id, first_seen, "
             "last_seen, resolved_at, false FROM rejected_rows_v1"
         )
         con.execute("DROP TABLE rejected_rows_v1")
