@@ -6,6 +6,7 @@ No `from __future__ import annotations` here: Dagster reads the run-config annot
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 
@@ -14,7 +15,7 @@ from planhat_pipelines.defs.failures import SYNC_RETRY_POLICY, sync_failures
 from planhat_pipelines.defs.resources import STORE_POOL, warehouse_resource_key
 from planhat_pipelines.health import skip_reason_if_unhealthy
 from planhat_pipelines.sync.ranges import KeyRangeSpan, range_of, span_at
-from planhat_pipelines.sync.usage import UsageProgress, check_source, run_usage
+from planhat_pipelines.sync.usage import UsageProgress, UsageResult, check_source, run_usage
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -99,10 +100,24 @@ def build_usage_asset(section: UsageSection, config: Config) -> dg.AssetsDefinit
             f"{section.name}: {result.rows_read} read, {result.inserted} inserted, {result.unchanged} already "
             f"loaded, {result.rejected} rejected over {len(spans)} range(s)"
         )
-        metadata = {**result.metadata(), "connection": section.connection, "warehouse": connection.type}
-        return dg.MaterializeResult(metadata=metadata)
+        return dg.MaterializeResult(metadata=materialization_metadata(context, result, section, connection.type))
 
     return _usage_asset
+
+
+def materialization_metadata(
+    context: dg.AssetExecutionContext, result: UsageResult, section: UsageSection, warehouse_type: str
+) -> dict[str, Any]:
+    """Each range partition gets its own counts; every partition also gets the run's totals as ``run_*``.
+
+    A single-run backfill materializes every partition of the run: the range's own ``rows_read`` /
+    ``inserted`` / ``rejected`` go on that partition (so a 96k-key range does not show the whole run's
+    3 million rows); the run's totals (retries, lookback and invalid-key scan included) go on all of them.
+    """
+    for key, counts in result.per_range.items():
+        context.add_asset_metadata(counts.metadata(), partition_key=key)
+    totals = {f"run_{name}": value for name, value in result.metadata().items()}
+    return {**totals, "connection": section.connection, "warehouse": warehouse_type}
 
 
 def parse_partition_keys(keys: Iterable[str]) -> tuple[list[KeyRangeSpan], list[str]]:

@@ -115,6 +115,35 @@ class _BatchCounts:
     resolved: int
 
 
+@dataclass(frozen=True)
+class RangeCounts:
+    """What a run did in one key range (or, for :meth:`UsageResult.counts`, in all so far)."""
+
+    rows_read: int = 0
+    inserted: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    still_rejected: int = 0
+
+    def __sub__(self, other: RangeCounts) -> RangeCounts:
+        return RangeCounts(
+            self.rows_read - other.rows_read,
+            self.inserted - other.inserted,
+            self.unchanged - other.unchanged,
+            self.rejected - other.rejected,
+            self.still_rejected - other.still_rejected,
+        )
+
+    def metadata(self) -> dict[str, int]:
+        return {
+            "rows_read": self.rows_read,
+            "inserted": self.inserted,
+            "unchanged": self.unchanged,
+            "rejected": self.rejected,
+            "still_rejected": self.still_rejected,
+        }
+
+
 @dataclass
 class UsageResult:
     """What one usage run did, over all the ranges it loaded.
@@ -136,7 +165,12 @@ class UsageResult:
     cursor_before: int | None = None
     cursor_after: int | None = None
     ranges: list[str] = field(default_factory=list)
+    per_range: dict[str, RangeCounts] = field(default_factory=dict)
     seconds: float = 0.0
+
+    def counts(self) -> RangeCounts:
+        """The run's counts so far (to tell one range's share by difference)."""
+        return RangeCounts(self.rows_read, self.inserted, self.unchanged, self.rejected, self.still_rejected)
 
     def add(self, counts: _BatchCounts) -> None:
         self.rows_read += counts.inserted + counts.unchanged + counts.rejected + counts.still_rejected
@@ -589,8 +623,10 @@ def _load_span(one: _Pass, span: KeyRangeSpan, *, reread: bool) -> None:
     after = span.start - 1
     if cursor is not None and not reread:
         after = max(after, int(cursor))
+    before = one.result.counts()
     one.run(KeyRange(one.section.key, after=after, through=span.end), "range", cursor_scope=scope)
     one.result.ranges.append(scope)
+    one.result.per_range[scope] = one.result.counts() - before
 
 
 def _lookback(one: _Pass) -> None:

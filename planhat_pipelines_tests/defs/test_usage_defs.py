@@ -122,9 +122,17 @@ def test_single_run_backfill_of_many_ranges_is_one_run(setup: tuple[Config, Duck
         job = defs.resolve_job_def("usage_events_job")
         result = job.execute_in_process(instance=instance, tags={RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]})
         assert result.success
-        (mat,) = [e.materialization for e in result.get_asset_materialization_events()][:1]
-        assert mat.metadata["inserted"].value == 35
-        assert mat.metadata["ranges"].value == 4
+        mats = {e.materialization.partition: e.materialization for e in result.get_asset_materialization_events()}
+        # Each range carries its own counts (range 0-9 holds keys 1..9, 30-39 holds 30..35); the run's totals
+        # and the connection are on every one.
+        assert [mats[k].metadata["inserted"].value for k in keys] == [9, 10, 10, 6]
+        assert [mats[k].metadata["rows_read"].value for k in keys] == [9, 10, 10, 6]
+        assert all(
+            m.metadata["run_inserted"].value == 35 and m.metadata["run_ranges"].value == 4 for m in mats.values()
+        )
+        assert {(m.metadata["connection"].value, m.metadata["warehouse"].value) for m in mats.values()} == {
+            ("wh", "duckdb")
+        }
         assert len(instance.get_runs()) == 1
         # Every range partition is marked materialized by that one run.
         materialized = instance.get_materialized_partitions(dg.AssetKey(["usage", "events"]))
