@@ -3,7 +3,12 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-export DAGSTER_HOME := $(CURDIR)/.dagster_home
+# `make demo WAREHOUSE=bigquery|snowflake`: the same demo against a local emulator, configured by
+# examples/demo_$(WAREHOUSE).yaml (fakesnow accepts any password: a dummy one is exported). Each emulator demo
+# has its own Dagster instance (.dagster_home_bigquery, .dagster_home_snowflake), so the runs, partitions and
+# metadata plots of the three demos never mix.
+WAREHOUSE ?= duckdb
+export DAGSTER_HOME := $(CURDIR)/.dagster_home$(if $(filter duckdb,$(WAREHOUSE)),,_$(WAREHOUSE))
 export PLANHAT_PIPELINES_CONFIG ?= $(CURDIR)/planhat_pipelines.yaml
 
 .PHONY: install demo dev test lint bench emulators clean
@@ -22,10 +27,6 @@ emulators: $(STAMP)
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
-
-# `make demo WAREHOUSE=bigquery|snowflake`: the same demo against a local emulator, configured by
-# examples/demo_$(WAREHOUSE).yaml (fakesnow accepts any password: a dummy one is exported).
-WAREHOUSE ?= duckdb
 
 demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml $(if $(filter bigquery,$(WAREHOUSE)),emulators)
 	$(PY) -m planhat_pipelines.instance_setup
@@ -61,4 +62,5 @@ bench: $(STAMP) emulators
 	$(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) .emulators .data .dagster_home/storage .dagster_home/history .dagster_home/schedules
+	rm -rf $(VENV) .emulators .data .dagster_home/storage .dagster_home/history .dagster_home/schedules \
+		.dagster_home_bigquery .dagster_home_snowflake
