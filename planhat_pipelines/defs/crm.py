@@ -19,6 +19,7 @@ import dagster as dg
 from planhat_pipelines.config import Config, ConnectionConfig, CrmSection
 from planhat_pipelines.defs.failures import SYNC_RETRY_POLICY, sync_failures
 from planhat_pipelines.defs.resources import STORE_POOL, warehouse_resource_key
+from planhat_pipelines.errors import SyncError
 from planhat_pipelines.health import skip_reason_if_unhealthy
 from planhat_pipelines.sync.crm import CrmResult, sync_section
 
@@ -135,7 +136,7 @@ def build_crm_asset(section: CrmSection, config: Config) -> dg.AssetsDefinition:
 def _hourly_schedule(
     name: str, connection: ConnectionConfig, job: "dg.UnresolvedAssetJobDefinition"
 ) -> dg.ScheduleDefinition:
-    """The hourly sync of one connection; skipped with the reason while its credentials fail."""
+    """The hourly sync of one connection; while its credentials fail, each tick fails with the status and fix."""
 
     @dg.schedule(
         name=crm_schedule_name(name),
@@ -145,11 +146,14 @@ def _hourly_schedule(
             dg.DefaultScheduleStatus.RUNNING if connection.crm_automation else dg.DefaultScheduleStatus.STOPPED
         ),
         description=f"Hourly CRM sync of '{name}' (on when the connection sets crm_automation: true); "
-        "skipped with the reason while the connection's credentials fail.",
+        "while the connection's credentials fail, its ticks fail naming the error and the fix.",
     )
-    def _hourly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+    def _hourly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        # A failed tick (red, with this message) rather than a grey skip: nobody misses a broken connection.
         reason = skip_reason_if_unhealthy(connection, datetime.now(UTC))
-        return dg.SkipReason(reason) if reason else dg.RunRequest()
+        if reason:
+            raise SyncError(reason)
+        return dg.RunRequest()
 
     return _hourly
 

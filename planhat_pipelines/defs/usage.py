@@ -13,6 +13,7 @@ import dagster as dg
 from planhat_pipelines.config import Config, UsageSection
 from planhat_pipelines.defs.failures import SYNC_RETRY_POLICY, sync_failures
 from planhat_pipelines.defs.resources import STORE_POOL, warehouse_resource_key
+from planhat_pipelines.errors import SyncError
 from planhat_pipelines.health import skip_reason_if_unhealthy
 from planhat_pipelines.sync.ranges import KeyRangeSpan, range_of, span_at
 from planhat_pipelines.sync.usage import UsageProgress, UsageResult, check_source, run_usage
@@ -143,7 +144,8 @@ def build_usage_sensor(section: UsageSection, config: Config) -> dg.SensorDefini
     a run even when nothing new arrived, so late rows below the cursor are caught within one cadence.
 
     A source that cannot be planned (a missing table, an unusable key column) fails the tick with the
-    same error the run gives; an unreachable warehouse skips it with the connection's status.
+    same error the run gives; a failing connection (unreachable, refused credentials) fails it with the
+    connection's status and fix.
     """
     partitions = usage_partitions(section)
     wh_key = warehouse_resource_key(section.connection)
@@ -166,10 +168,9 @@ def build_usage_sensor(section: UsageSection, config: Config) -> dg.SensorDefini
             return dg.SkipReason(f"not due: {section.cadence.describe()}, last tick {state['last_tick']}")
         unhealthy = skip_reason_if_unhealthy(connection, now)
         if unhealthy:
-            # Remember the tick, so a failing connection is probed once per cadence tick, not every minute.
-            state["last_tick"] = due.isoformat()
-            context.update_cursor(json.dumps(state))
-            return dg.SkipReason(unhealthy)
+            # A failed tick (red, with the status and the fix), not a grey skip. The cursor is not moved, so the
+            # next evaluation (a minute later) probes again and the sensor resumes as soon as the fix lands.
+            raise SyncError(unhealthy)
         requested = None if state.get("requested_through") is None else int(state["requested_through"])
         with getattr(context.resources, wh_key).open() as warehouse:
             check_source(section, warehouse)  # raises the run's own KeyValidationError / WarehouseError

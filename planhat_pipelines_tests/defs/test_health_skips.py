@@ -11,11 +11,13 @@ from typing import Any
 
 import dagster as dg
 import pyarrow as pa
+import pytest
 import yaml
 
 from planhat_pipelines.config import Config, load_config
 from planhat_pipelines.definitions import build_definitions
 from planhat_pipelines.defs.resources import build_resources
+from planhat_pipelines.errors import SyncError
 from planhat_pipelines.health import check_connection, record_health
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines_tests.emulators.duckdb import DuckDBHarness
@@ -72,13 +74,13 @@ def test_broken_credentials_skip_schedule_and_sensor_then_resume(tmp_path: Path,
             ctx = dg.build_sensor_context(instance=instance, definitions=defs, resources=build_resources(config))
             return sensor.evaluate_tick(ctx)
 
-        # The warehouse file does not exist yet: the connection fails.
-        skipped = tick_schedule()
-        assert not skipped.run_requests
-        assert "connection 'wh'" in (skipped.skip_message or "")
-        assert "does not exist" in (skipped.skip_message or "")
-        sensor_skip = tick_sensor()
-        assert not sensor_skip.run_requests and "connection 'wh'" in (sensor_skip.skip_message or "")
+        # The warehouse file does not exist yet: the connection fails, and so does each tick, with the message
+        # (a red tick in the UI, not a grey "0 runs requested").
+        for tick in (tick_schedule, tick_sensor):
+            with pytest.raises(Exception) as failed:
+                tick()
+            message = _root(failed.value)
+            assert "connection 'wh'" in message and "does not exist" in message and "Fix:" in message
         with ModelStore(config.store_path) as store:
             record_health(store, check_connection(config.connection("wh"), _now()))
 
@@ -110,6 +112,16 @@ def test_broken_credentials_skip_schedule_and_sensor_then_resume(tmp_path: Path,
     lines = [line for line in done.stdout.splitlines() if " wh " in f" {line} "]
     assert [line.split()[3] for line in lines] == ["ok", "failing"]
     assert "does not exist" in lines[1] and "Fix:" in lines[1]
+
+
+def _root(error: BaseException) -> str:
+    """The message of the project error inside Dagster's wrapping of a failed evaluation."""
+    while not isinstance(error, SyncError):
+        inner = error.__cause__ or getattr(error, "user_exception", None)
+        if inner is None:
+            return str(error)
+        error = inner
+    return str(error)
 
 
 def _now() -> datetime:
