@@ -8,6 +8,8 @@ each warehouse's own client.
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from planhat_pipelines_tests.harness import WarehouseHarness
 
 def _write(tmp_path: Path, connection: dict[str, Any], **sections: Any) -> Config:
     raw = {"store": {"path": str(tmp_path / "store.duckdb")}, "connections": {"wh": connection}, **sections}
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "planhat_pipelines.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return load_config(path)
@@ -298,3 +301,20 @@ def test_against_each_warehouse_a_missing_table_is_reported_in_its_own_words(
     assert missing.endswith(f". Fix: {fix}"), missing
     if info.value.__cause__ is not None:  # BigQuery: Google's own "Not found" follows the adapter's words
         assert "Not found" in missing, missing
+
+
+def test_check_through_the_cli_as_a_user_types_it(tmp_path: Path, duckdb_harness: DuckDBHarness) -> None:
+    """`planhat-pipelines check` in a subprocess: exit 0 on a good config, 1 with one FAIL line per problem."""
+    duckdb_harness.create_table("accounts", pa.table({"company_key": ["a"], "name": ["Acme"]}))
+    duckdb_harness.close()
+    good = _write(tmp_path / "good", duckdb_harness.connection_config(), crm=[_crm("companies", "accounts")])
+    bad = _write(tmp_path / "bad", duckdb_harness.connection_config(), crm=[_crm("companies", "acounts")])
+    cli = Path(sys.executable).with_name("planhat-pipelines")
+    ok = subprocess.run([str(cli), "--config", str(good.path), "check"], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert any(line.startswith("ok   crm/companies") for line in ok.stdout.splitlines())
+    failed = subprocess.run([str(cli), "--config", str(bad.path), "check"], capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    (line,) = [x for x in failed.stdout.splitlines() if x.startswith("FAIL")]
+    assert "crm/companies" in line and "'acounts'" in line and "does not exist" in line and "Fix:" in line
+    assert "Traceback" not in failed.stdout + failed.stderr
