@@ -114,13 +114,23 @@ def build_crm_asset(section: CrmSection, config: Config) -> dg.AssetsDefinition:
         tags={"domain": "crm"},
     )
     def _crm_asset(context: dg.AssetExecutionContext, config: CrmSyncConfig) -> dg.MaterializeResult:
+        from planhat_pipelines.sync.crm import CrmProgress
+
         started = time.monotonic()
+
+        def progress(p: CrmProgress) -> None:
+            # As it happens (every batch read, the store write, every send batch), so a long run shows
+            # movement in its log in the UI and the CLI, not only the summary lines at the end.
+            context.log.info(p.describe())
+
         with (
             sync_failures(f"crm/{section.name}"),
             context.resources.store.open() as store,
             getattr(context.resources, wh_key).open() as warehouse,
         ):
-            result = sync_section(section, store, warehouse, full=config.full, dagster_run_id=context.run_id)
+            result = sync_section(
+                section, store, warehouse, full=config.full, dagster_run_id=context.run_id, progress=progress
+            )
         for line in result.log:
             context.log.info(f"{section.name}: {line}")
         metadata = _metadata(result, time.monotonic() - started)

@@ -89,7 +89,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 import duckdb
@@ -180,6 +180,76 @@ class CrmResult:
             cursor_after=other.cursor_after,
             log=[*self.log, *other.log],
         )
+
+
+@dataclass(frozen=True)
+class CrmProgress:
+    """Where a running section is: after every batch read from the warehouse, the store upsert, every send batch.
+
+    Attributes:
+        section: The section's name.
+        phase: ``read`` (warehouse rows staged: receive's source rows, or send's comparison read of the
+            target), ``write`` (the store upsert is done) or ``send`` (records merged into the warehouse).
+        rows: Rows done so far in this phase.
+        total: Rows the phase will handle, when known (a change-tracking read, the upsert, the send);
+            None for a full read, whose size the warehouse is not asked for.
+        seconds: Time since the phase started.
+    """
+
+    section: str
+    phase: str
+    rows: int
+    total: int | None
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        """Rows per second in this phase so far."""
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def seconds_left(self) -> float | None:
+        """Time left in this phase at the rate so far (None when the total or the rate is unknown)."""
+        if self.total is None or self.rows <= 0 or self.seconds <= 0:
+            return None
+        return max(self.total - self.rows, 0) / self.rate
+
+    def describe(self) -> str:
+        """One log line: rows so far (of the total, with a percentage, when known), rate and time left."""
+        text = f"{self.section} ({self.phase}): {self.rows:,}"
+        if self.total is not None:
+            share = 100 * self.rows // self.total if self.total else 100
+            text += f" of {self.total:,} rows ({share}%)"
+        else:
+            text += " rows"
+        text += f"; {self.rate:,.0f} rows/s"
+        left = self.seconds_left
+        return text if left is None else text + f"; about {left:,.0f} s left"
+
+
+CrmProgressFn = Callable[[CrmProgress], None]
+
+
+class _Reporter:
+    """Hands one phase's running row count to a progress callback (a no-op without one)."""
+
+    def __init__(self, section: str, progress: CrmProgressFn | None, phase: str, total: int | None = None) -> None:
+        self.section, self.progress, self.phase, self.total = section, progress, phase, total
+        self.rows = 0
+        self.started = time.perf_counter()
+
+    def add(self, rows: int) -> None:
+        """Count ``rows`` more as done and report."""
+        self.rows += rows
+        if self.progress is not None:
+            seconds = time.perf_counter() - self.started
+            self.progress(CrmProgress(self.section, self.phase, self.rows, self.total, seconds))
+
+    def counted(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        """``batches`` unchanged, reporting after each one is read (one call per batch, never per row)."""
+        for batch in batches:
+            self.add(batch.num_rows)
+            yield batch
 
 
 # --- small SQL helpers ---------------------------------------------------------------------------------
@@ -551,6 +621,7 @@ def receive(
     run_id: str,
     full: bool,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: CrmProgressFn | None = None,
 ) -> CrmResult:
     """Bring new and changed warehouse rows of ``section`` into the store.
 
@@ -563,6 +634,8 @@ def receive(
             with the store (no row-hash skip): the "Full sync" button, which also repairs records that
             something else changed in the store.
         batch_size: Rows per read batch and per upsert chunk.
+        progress: Called after every batch read from the warehouse (phase ``read``) and once the store
+            upsert has committed (phase ``write``).
 
     Returns:
         The counts, cursors and log lines of the run.
@@ -615,6 +688,8 @@ def receive(
                 )
         else:
             batches = warehouse.read_batches(section.table, columns, batch_size=batch_size)
+        total = change_set.rows.num_rows if change_set is not None else None
+        batches = _Reporter(section.name, progress, "read", total).counted(batches)
         raw_key = f"CAST(r.{q(section.warehouse_key)} AS VARCHAR)"
         # The normalised key, computed once while staging: every match below uses it.
         result.rows_read = _stage(con, "__crm_src", batches, columns, f", {_key_sql(section, raw_key)} AS __nkey")
@@ -693,6 +768,7 @@ def receive(
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE __crm_ok AS SELECT {', '.join(out)} FROM __crm_rows WHERE __err IS NULL"
         )
+        writing = _Reporter(section.name, progress, "write")
         with store.transaction():
             # One set-based pass over the staged rows: no Arrow round trip, one join with the model table.
             counts = store.upsert(
@@ -719,6 +795,9 @@ def receive(
                 store.refresh_company_fields()
             if new_cursor is not None:
                 store.set_cursor(section.name, "", new_cursor)
+        # The upsert is one statement, so its progress is one line once it has committed.
+        writing.total = counts.inserted + counts.updated + counts.unchanged - skipped
+        writing.add(writing.total)
         result.inserted, result.updated, result.unchanged = counts.inserted, counts.updated, counts.unchanged
         if new_cursor is not None:
             result.cursor_after = new_cursor
@@ -748,6 +827,7 @@ def send(
     *,
     run_id: str,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: CrmProgressFn | None = None,
 ) -> CrmResult:
     """Write the store's send fields of ``section`` to its warehouse table, new or changed records only.
 
@@ -757,6 +837,8 @@ def send(
         warehouse: The section's warehouse.
         run_id: The sync-log run id (kept for symmetry with :func:`receive`).
         batch_size: Rows per merge batch.
+        progress: Called after every batch of the target read for the comparison (phase ``read``) and
+            after every merge batch (phase ``send``).
 
     Returns:
         The run's ``sent`` count and log lines.
@@ -828,7 +910,10 @@ def send(
         if missing[0][0]:
             result.log.append(f"{missing[0][0]} records have no {section.planhat_key} and were not sent")
         wh_cols = [wkey, *kinds]
-        _stage(con, "__crm_wh", warehouse.read_batches(section.table, wh_cols, batch_size=batch_size), wh_cols)
+        target_rows = _Reporter(section.name, progress, "read").counted(
+            warehouse.read_batches(section.table, wh_cols, batch_size=batch_size)
+        )
+        _stage(con, "__crm_wh", target_rows, wh_cols)
 
         def wh_value(c: str) -> str:
             t = kinds[c]
@@ -855,12 +940,14 @@ def send(
         total = int(con.execute("SELECT count(*) FROM __crm_send").fetchall()[0][0])
         pending = int(con.execute("SELECT count(*) FROM __crm_out").fetchall()[0][0])
         names = ", ".join(q(c) for c in [wkey, *kinds])
+        sending = _Reporter(section.name, progress, "send", pending)
         for start in range(0, pending, batch_size):
             chunk = con.sql(
                 f"SELECT {names} FROM __crm_out WHERE __i > {start} AND __i <= {start + batch_size}"
             ).to_arrow_table()
             merged = warehouse.merge(section.table, chunk, wkey, batch_size=batch_size)
             result.sent += merged.inserted + merged.updated
+            sending.add(chunk.num_rows)
         result.log.append(f"sent {result.sent} records to '{section.table}' ({total - pending} already up to date)")
         return result
     finally:
@@ -875,8 +962,12 @@ def sync_section(
     full: bool = False,
     dagster_run_id: str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: CrmProgressFn | None = None,
 ) -> CrmResult:
     """Run one section: receive then send (as its direction says), logged in the store's sync log.
+
+    ``progress`` is called as :func:`receive` and :func:`send` describe (every batch read, the store
+    write, every merge batch), so a long run shows movement in its log.
 
     A send target that is a view is refused before receive runs, so a refused section writes nothing.
     The sync-log row is finished with status ``success`` or ``failed`` (with the error) either way.
@@ -892,9 +983,12 @@ def sync_section(
         if section.direction.sends and section.send_fields():
             check_send_target(section, warehouse)
         if section.direction.receives:
-            result = result.combine(receive(section, store, warehouse, run_id=run_id, full=full, batch_size=batch_size))
+            received = receive(
+                section, store, warehouse, run_id=run_id, full=full, batch_size=batch_size, progress=progress
+            )
+            result = result.combine(received)
         if section.direction.sends:
-            sent = send(section, store, warehouse, run_id=run_id, batch_size=batch_size)
+            sent = send(section, store, warehouse, run_id=run_id, batch_size=batch_size, progress=progress)
             sent.cursor_after = result.cursor_after
             result = result.combine(sent)
     except Exception as exc:
