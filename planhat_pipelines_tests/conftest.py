@@ -12,6 +12,40 @@ from planhat_pipelines_tests.harness import WarehouseHarness
 
 WAREHOUSE_KINDS = ["duckdb", "bigquery", "snowflake"]
 
+#: Test tiers (``pytest -m "not emulator"`` is the quick loop). Each test gets exactly one, by what it needs:
+#: ``emulator`` (the BigQuery emulator or fakesnow), ``e2e`` (the demo, the daemon or the CLI in subprocesses),
+#: ``dagster`` (Dagster definitions, runs, sensors), ``store`` (a real DuckDB store or warehouse), ``pure``.
+TIERS = ("pure", "store", "dagster", "e2e", "emulator")
+_EMULATOR_FIXTURES = {"bigquery_harness", "snowflake_harness", "bigquery_emulator", "snowflake_emulator"}
+_E2E_MODULES = {"test_demo", "test_demo_emulators", "test_demo_seeding", "test_run_monitoring", "test_cli"}
+_STORE_FIXTURES = {"store", "duckdb_harness", "tmp_path"}
+
+
+def _tier(item: pytest.Item) -> str:
+    fixtures = set(getattr(item, "fixturenames", ()))
+    callspec = getattr(item, "callspec", None)
+    kind = callspec.params.get("harness") if callspec is not None else None
+    if fixtures & _EMULATOR_FIXTURES or kind in ("bigquery", "snowflake"):
+        return "emulator"
+    module = item.module.__name__.rsplit(".", 1)[-1] if getattr(item, "module", None) else ""
+    if module in _E2E_MODULES:
+        return "e2e"
+    if ".defs." in item.nodeid.replace("/", ".") or module in ("test_alerts", "test_defs", "test_health_skips"):
+        return "dagster"
+    if fixtures & _STORE_FIXTURES or "harness" in fixtures:
+        return "store"
+    return "pure"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for tier in TIERS:
+        config.addinivalue_line("markers", f"{tier}: test tier (see planhat_pipelines_tests/conftest.py)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(getattr(pytest.mark, _tier(item)))
+
 
 @pytest.fixture(params=WAREHOUSE_KINDS)
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WarehouseHarness]:
