@@ -289,9 +289,15 @@ class Objective:
 
 @dataclass(frozen=True)
 class AlertsConfig:
-    """Where alerts go (log by default, or a webhook) and when a section's rejects alert."""
+    """Where alerts go (log by default, or a webhook) and when a section's rejects alert.
 
-    webhook_url: str | None = None
+    Attributes:
+        webhook_url: The incoming-webhook URL, a secret (its path carries the token): only ever
+            ``{env: NAME}``, read when an alert is sent.
+        rejected_share_threshold: A sync that rejects more than this share of the rows it read alerts.
+    """
+
+    webhook_url: EnvRef | None = None
     rejected_share_threshold: float = 0.05
 
 
@@ -914,7 +920,14 @@ def parse_config(data: Any, path: Path, *, require_existing_warehouses: bool = F
                 "write a number between 0 and 1, e.g. 0.05",
                 "rejected_share_threshold",
             )
-        alerts = AlertsConfig(webhook_url=a.get("webhook_url", str), rejected_share_threshold=threshold)
+        if isinstance(a.data.get("webhook_url"), str):
+            # Not env()'s generic message: name the variable to use, and never echo the URL (it is the secret).
+            a.fail(
+                "is written in plain text, but the URL is a secret (its path carries the webhook's token)",
+                "write webhook_url: {env: PLANHAT_ALERTS_WEBHOOK} and export the URL",
+                "webhook_url",
+            )
+        alerts = AlertsConfig(webhook_url=a.env("webhook_url"), rejected_share_threshold=threshold)
         a.done()
     root.done()
     _check_names(root, crm, usage, [kr.name for o in objectives for kr in o.key_results])

@@ -1,17 +1,33 @@
 """Alert sensors: failed sync runs, and syncs that reject too large a share of the rows they read.
 
-Both send through :func:`planhat_pipelines.alerts.send_alert` (logged, or POSTed to ``alerts.webhook_url``).
+Both send through :func:`planhat_pipelines.alerts.send_alert` (logged, or POSTed to ``alerts.webhook_url``
+with retries). An alert the webhook did not accept is never dropped:
+
+- ``rejected_share_alert_sensor`` keeps its own cursor (a storage id). It judges new materializations oldest
+  first and stops at the first one whose alert was not delivered: the cursor ends just before it (records
+  judged before it, sent or under the threshold, still advance it) and the tick's skip message says what
+  failed. The next tick judges that materialization again and sends it.
+- ``sync_failure_alert_sensor`` is a Dagster run-failure sensor, whose cursor Dagster manages. In Dagster 1.13
+  (``run_status_sensor_definition.py``) an ordinary exception from the sensor function is caught: the tick is
+  marked failed but the cursor still moves past the run, so the alert would be lost. A ``DagsterError``
+  passes through that boundary instead (``user_code_error_boundary`` re-raises it): the whole evaluation fails,
+  and the sensor daemon keeps the previous cursor of a failed tick. So an undelivered alert raises
+  :class:`AlertNotDeliveredError`: the tick fails visibly with the reason and the next tick sees the run again.
+  Runs delivered earlier in that evaluation are remembered in this process, so they are not sent twice
+  (after a code-server restart in between they could be: a duplicate rather than a lost alert).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import heapq
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import dagster as dg
 import duckdb
 
-from planhat_pipelines.alerts import send_alert
+from planhat_pipelines.alerts import RETRY_DELAYS_SECONDS, AlertDeliveryError, send_alert
 from planhat_pipelines.config import Config
 from planhat_pipelines.errors import PlanhatPipelinesError
 from planhat_pipelines.store import ModelStore
@@ -19,6 +35,12 @@ from planhat_pipelines.store import ModelStore
 #: How often the rejected-share sensor looks at new materializations.
 REJECTED_SHARE_INTERVAL_SECONDS = 300
 _PAGE = 200
+#: Failed runs whose alert this process delivered, remembered so a re-evaluated tick does not send them twice.
+_DELIVERED_RUNS_KEPT = 1000
+
+
+class AlertNotDeliveredError(dg.DagsterError):
+    """A failed run's alert was not delivered: raised so the tick fails and Dagster keeps the cursor before it."""
 
 
 def sync_asset_keys(config: Config) -> list[dg.AssetKey]:
@@ -82,8 +104,19 @@ def close_sync_log_rows(config: Config, dagster_run_id: str) -> str:
     return f"closed {closed} sync-log row(s) the run left running"
 
 
-def build_failure_alert_sensor(config: Config) -> dg.SensorDefinition:
-    """``sync_failure_alert_sensor``: one alert per failed run of this code location."""
+def build_failure_alert_sensor(
+    config: Config, *, retry_delays: Sequence[float] = RETRY_DELAYS_SECONDS
+) -> dg.SensorDefinition:
+    """``sync_failure_alert_sensor``: one alert per failed run of this code location.
+
+    Args:
+        config: The parsed config (its ``alerts`` section and the store).
+        retry_delays: Seconds between webhook attempts (see :func:`send_alert`).
+
+    A run whose alert is not delivered fails the tick with :class:`AlertNotDeliveredError` and is seen again
+    by the next tick (see the module docstring).
+    """
+    delivered_runs: OrderedDict[str, None] = OrderedDict()
 
     @dg.run_failure_sensor(
         name="sync_failure_alert_sensor",
@@ -91,10 +124,23 @@ def build_failure_alert_sensor(config: Config) -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def _sensor(context: dg.RunFailureSensorContext) -> None:
+        run_id = context.dagster_run.run_id
+        # First: closing the sync log must not wait for the webhook (and runs again harmlessly on a retry).
+        context.log.info(close_sync_log_rows(config, run_id))
+        if run_id in delivered_runs:
+            context.log.info(f"alert for run {run_id} already sent")
+            return
         title, text = failure_alert_text(context)
-        delivered = send_alert(config.alerts, title, text)
+        try:
+            delivered = send_alert(config.alerts, title, text, retry_delays=retry_delays)
+        except AlertDeliveryError as exc:
+            raise AlertNotDeliveredError(
+                f"alert for failed run {run_id} not delivered; this tick fails and the next one tries again: {exc}"
+            ) from exc
+        delivered_runs[run_id] = None
+        while len(delivered_runs) > _DELIVERED_RUNS_KEPT:
+            delivered_runs.popitem(last=False)
         context.log.info(f"{'sent' if delivered else 'logged'} alert: {title}")
-        context.log.info(close_sync_log_rows(config, context.dagster_run.run_id))
 
     return _sensor
 
@@ -121,8 +167,42 @@ def _new_records(instance: dg.DagsterInstance, key: dg.AssetKey, after: int | No
         cursor = page.cursor
 
 
-def build_rejected_share_sensor(config: Config) -> dg.SensorDefinition:
-    """``rejected_share_alert_sensor``: judges each new CRM/usage materialization once by rejected / rows_read."""
+def _new_records_in_order(
+    instance: dg.DagsterInstance, keys: Sequence[dg.AssetKey], after: int | None
+) -> Iterator[tuple[dg.AssetKey, dg.EventLogRecord]]:
+    """The new materializations of every key, oldest first across keys, so one cursor can stop at any of them."""
+
+    def stream(key: dg.AssetKey) -> Iterator[tuple[dg.AssetKey, dg.EventLogRecord]]:
+        for record in _new_records(instance, key, after):
+            yield key, record
+
+    yield from heapq.merge(*(stream(key) for key in keys), key=lambda pair: pair[1].storage_id)
+
+
+def _rejected_share_alert(
+    key: dg.AssetKey, run_id: str, rows: float, rejected: float, threshold: float
+) -> tuple[str, str]:
+    share = rejected / rows
+    return (
+        f"{key.to_user_string()} rejected {share:.1%} of rows",
+        f"run {run_id} read {rows:.0f} rows and rejected {rejected:.0f} ({share:.1%}, "
+        f"threshold {threshold:.1%}). See the run's log and the store's rejected_rows table for "
+        "the reasons; fix the source rows (or the section's mapping) and run it again.",
+    )
+
+
+def build_rejected_share_sensor(
+    config: Config, *, retry_delays: Sequence[float] = RETRY_DELAYS_SECONDS
+) -> dg.SensorDefinition:
+    """``rejected_share_alert_sensor``: judges each new CRM/usage materialization once by rejected / rows_read.
+
+    Args:
+        config: The parsed config (its sections and ``alerts`` section).
+        retry_delays: Seconds between webhook attempts (see :func:`send_alert`).
+
+    An alert that is not delivered stops the tick with the cursor just before its materialization, so the
+    next tick judges it again (see the module docstring).
+    """
     keys = sync_asset_keys(config)
     threshold = config.alerts.rejected_share_threshold
 
@@ -139,38 +219,40 @@ def build_rejected_share_sensor(config: Config) -> dg.SensorDefinition:
         after = int(context.cursor) if context.cursor else None
         newest = after or 0
         judged = alerted = 0
-        for key in keys:
-            # A single-run backfill of many usage ranges materializes each partition with the run's totals:
-            # judge each (asset, run) once.
-            seen_runs: set[str] = set()
-            for record in _new_records(context.instance, key, after):
-                newest = max(newest, record.storage_id)
-                materialization = record.asset_materialization
-                if materialization is None or record.run_id in seen_runs:
-                    continue
-                seen_runs.add(record.run_id)
+        undelivered = ""
+        # A single-run backfill of many usage ranges materializes each partition with the run's totals:
+        # judge each (asset, run) once.
+        seen_runs: set[tuple[dg.AssetKey, str]] = set()
+        for key, record in _new_records_in_order(context.instance, keys, after):
+            materialization = record.asset_materialization
+            rows = rejected = None
+            if materialization is not None and (key, record.run_id) not in seen_runs:
+                seen_runs.add((key, record.run_id))
                 rows = _numeric(materialization.metadata, "rows_read")
                 rejected = _numeric(materialization.metadata, "rejected")
-                if rows is None or rejected is None or rows <= 0:
-                    continue
+            if rows is not None and rejected is not None and rows > 0:
                 judged += 1
-                share = rejected / rows
-                if share > threshold:
+                if rejected / rows > threshold:
+                    title, text = _rejected_share_alert(key, record.run_id, rows, rejected, threshold)
+                    try:
+                        send_alert(config.alerts, title, text, retry_delays=retry_delays)
+                    except AlertDeliveryError as exc:
+                        # Stop here: the cursor stays before this record, the next tick judges it again.
+                        newest = max(newest, record.storage_id - 1)
+                        undelivered = f"; alert not delivered, tried again next tick: {exc}"
+                        context.log.error(str(exc))
+                        break
                     alerted += 1
-                    send_alert(
-                        config.alerts,
-                        f"{key.to_user_string()} rejected {share:.1%} of rows",
-                        f"run {record.run_id} read {rows:.0f} rows and rejected {rejected:.0f} ({share:.1%}, "
-                        f"threshold {threshold:.1%}). See the run's log and the store's rejected_rows table for "
-                        "the reasons; fix the source rows (or the section's mapping) and run it again.",
-                    )
+            newest = max(newest, record.storage_id)
         if newest:
             context.update_cursor(str(newest))
-        return dg.SkipReason(f"judged {judged} new materialization(s), {alerted} over {threshold:.1%} rejected")
+        return dg.SkipReason(
+            f"judged {judged} new materialization(s), {alerted} over {threshold:.1%} rejected{undelivered}"
+        )
 
     return _sensor
 
 
 def build_alert_sensors(config: Config) -> list[dg.SensorDefinition]:
-    """The failed-run and rejected-share alert sensors."""
+    """The failed-run and rejected-share alert sensors (webhook retries with the default delays)."""
     return [build_failure_alert_sensor(config), build_rejected_share_sensor(config)]
