@@ -164,11 +164,19 @@ def _seed(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from planhat_pipelines.demo.run import run_all, seed
+    from planhat_pipelines.progress import stderr_printer
     from planhat_pipelines.summary import store_summary
 
     config = load_config(args.config)
     _require_demo_config(config, args, "demo")
     with contextlib.ExitStack() as stack:
+        # Progress goes to stderr (a bar on a terminal, plain lines in a pipe or log); results to stdout.
+        printer = stack.enter_context(stderr_printer())
+
+        def echo(line: str) -> None:
+            printer.finish()  # a run's result line starts below its progress bar, not on top of it
+            print(line, flush=True)  # in order with the progress lines when both streams go to one log
+
         if args.emulator:
             # The config's bigquery/snowflake connection names the emulator's ports; it runs until the end.
             from planhat_pipelines.demo.emulators import demo_emulator, seed_emulator
@@ -176,9 +184,9 @@ def _demo(args: argparse.Namespace) -> int:
             stack.enter_context(demo_emulator(config, args.emulator))
             seed_emulator(config, args.emulator)
         else:
-            seed(config)
+            seed(config, echo)
         with _instance() as instance:
-            run_all(config, instance)
+            run_all(config, instance, echo, progress=printer.update)
     with ModelStore(config.store_path, read_only=True) as store:
         print()
         print(store_summary(store, config))

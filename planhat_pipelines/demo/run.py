@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -11,6 +13,7 @@ from planhat_pipelines.config import Config, DuckDBSettings
 from planhat_pipelines.definitions import build_definitions
 from planhat_pipelines.defs.usage import RANGE_END_TAG, RANGE_START_TAG, usage_partitions
 from planhat_pipelines.demo.generate import seed_demo
+from planhat_pipelines.progress import is_progress_line
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.sync.usage import pending_ranges
 from planhat_pipelines.warehouses.factory import open_warehouse
@@ -59,14 +62,52 @@ def seed(config: Config, echo: Callable[[str], None] = print, *, only_missing: b
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def run_all(config: Config, instance: dg.DagsterInstance, echo: Callable[[str], None] = print) -> None:
-    """Run the CRM full sync, every usage section's pending ranges, and the OKR refresh, in Dagster."""
+def _execute(
+    job: dg.JobDefinition,
+    instance: dg.DagsterInstance,
+    progress: Callable[[str], None] | None,
+    *,
+    run_config: Mapping[str, Any],
+    tags: Mapping[str, str] | None = None,
+) -> dg.ExecuteInProcessResult:
+    """Run ``job`` in this process, handing the progress lines its assets log to ``progress`` as they happen.
+
+    The lines reach the run's event log through ``context.log``; a listener on the instance for this run's
+    id sees each one when it is stored, so nothing about the assets or the loggers changes for the CLI.
+    """
+    run_id = str(uuid.uuid4())
+    if progress is not None:
+        report = progress
+
+        def forward(entry: dg.EventLogEntry) -> None:
+            if entry.dagster_event is None and is_progress_line(entry.user_message):
+                report(entry.user_message)
+
+        instance.add_event_listener(run_id, forward)
+    return job.execute_in_process(
+        instance=instance, run_id=run_id, raise_on_error=False, run_config=run_config, tags=tags
+    )
+
+
+def run_all(
+    config: Config,
+    instance: dg.DagsterInstance,
+    echo: Callable[[str], None] = print,
+    progress: Callable[[str], None] | None = None,
+) -> None:
+    """Run the CRM full sync, every usage section's pending ranges, and the OKR refresh, in Dagster.
+
+    Args:
+        config: The demo config.
+        instance: The Dagster instance the runs are recorded in.
+        echo: Where the one line per run goes.
+        progress: Where the syncs' progress lines go as they are logged (a :class:`ProgressPrinter`'s
+            ``update``); None to leave them in the runs' logs only.
+    """
     defs = build_definitions(config)
     if config.crm:
         full = {"ops": {f"crm__{s.name}": {"config": {"full": True}} for s in config.crm}}
-        result = defs.resolve_job_def("crm_full_sync").execute_in_process(
-            instance=instance, raise_on_error=False, run_config={**QUIET, **full}
-        )
+        result = _execute(defs.resolve_job_def("crm_full_sync"), instance, progress, run_config={**QUIET, **full})
         echo(f"crm_full_sync: {'success' if result.success else 'FAILED'} (run {result.run_id})")
     for section in config.usage:
         with ModelStore(config.store_path) as store, open_warehouse(config.connection(section.connection)) as wh:
@@ -80,13 +121,11 @@ def run_all(config: Config, instance: dg.DagsterInstance, echo: Callable[[str], 
         instance.add_dynamic_partitions(partitions.name or "", [k for k in keys if k not in existing])
         job = defs.resolve_job_def(f"usage_{section.name}_job")
         tags = {RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]}
-        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False, run_config=QUIET)
+        result = _execute(job, instance, progress, run_config=QUIET, tags=tags)
         echo(
             f"usage/{section.name}: {len(keys)} range(s) up to key {max_key}: "
             f"{'success' if result.success else 'FAILED'} (run {result.run_id})"
         )
     if config.key_results:
-        result = defs.resolve_job_def("okrs_refresh").execute_in_process(
-            instance=instance, raise_on_error=False, run_config=QUIET
-        )
+        result = _execute(defs.resolve_job_def("okrs_refresh"), instance, progress, run_config=QUIET)
         echo(f"okrs_refresh: {'success' if result.success else 'FAILED'} (run {result.run_id})")

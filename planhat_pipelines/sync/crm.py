@@ -209,8 +209,8 @@ class CrmProgress:
 
     @property
     def seconds_left(self) -> float | None:
-        """Time left in this phase at the rate so far (None when the total or the rate is unknown)."""
-        if self.total is None or self.rows <= 0 or self.seconds <= 0:
+        """Time left in this phase at the rate so far (None when done, or when the total or rate is unknown)."""
+        if self.total is None or self.rows <= 0 or self.seconds <= 0 or self.rows >= self.total:
             return None
         return max(self.total - self.rows, 0) / self.rate
 

@@ -93,6 +93,7 @@ def test_send_reports_every_merge_batch(duckdb_harness: DuckDBHarness, tmp_path:
     sends = [p for p in seen if p.phase == "send"]
     assert [(p.rows, p.total) for p in sends] == [(10, 25), (20, 25), (25, 25)]
     assert sends[0].describe().startswith("export (send): 10 of 25 rows (40%); ")
+    assert " s left" in sends[0].describe() and "left" not in sends[-1].describe()  # no estimate once done
     # The empty target's comparison read is reported before anything is sent.
     assert [p.phase for p in seen] == [p.phase for p in seen if p.phase == "read"] + ["send"] * 3
 
