@@ -385,3 +385,22 @@ def test_a_failure_alert_that_fails_fails_the_tick_and_is_sent_by_the_next(
             assert len(broken.bodies) == 4
     finally:
         broken.stop()
+
+
+def test_rejected_share_of_a_usage_run_is_judged_on_the_runs_totals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, receiver: Receiver
+) -> None:
+    """A range partition shows its own counts (10 read, 0 rejected); the run rejected 50 of 100: that alerts."""
+    monkeypatch.setenv(WEBHOOK_ENV, receiver.url)
+    config = _config(tmp_path, WEBHOOK_ENV, threshold=0.1)
+    sensor = build_rejected_share_sensor(config)
+
+    @dg.asset(key=["usage", "events"])
+    def events() -> dg.MaterializeResult:
+        return dg.MaterializeResult(metadata={"rows_read": 10, "rejected": 0, "run_rows_read": 100, "run_rejected": 50})
+
+    with dg.instance_for_test() as instance:
+        dg.materialize([events], instance=instance)
+        sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+    (body,) = receiver.bodies
+    assert body["title"] == "usage/events rejected 50.0% of rows"

@@ -87,6 +87,7 @@ def test_the_shipped_configs_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
         "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE",
         "PLANHAT_TEST_SNOWFLAKE_PASSWORD",
         "DEMO_SNOWFLAKE_PASSWORD",
+        "PLANHAT_ALERTS_WEBHOOK",
     ):
         monkeypatch.setenv(var, "x")
     demo = load_config(ROOT / "planhat_pipelines.yaml")

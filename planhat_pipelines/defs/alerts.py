@@ -220,16 +220,19 @@ def build_rejected_share_sensor(
         newest = after or 0
         judged = alerted = 0
         undelivered = ""
-        # A single-run backfill of many usage ranges materializes each partition with the run's totals:
-        # judge each (asset, run) once.
+        # A single-run backfill of many usage ranges materializes every partition of the run (each with its
+        # range's own counts and the run's totals as run_*): judge each (asset, run) once, on the totals.
         seen_runs: set[tuple[dg.AssetKey, str]] = set()
         for key, record in _new_records_in_order(context.instance, keys, after):
             materialization = record.asset_materialization
             rows = rejected = None
             if materialization is not None and (key, record.run_id) not in seen_runs:
                 seen_runs.add((key, record.run_id))
-                rows = _numeric(materialization.metadata, "rows_read")
-                rejected = _numeric(materialization.metadata, "rejected")
+                # Usage runs put each range's own counts on its partition and the run's totals in run_*.
+                metadata = materialization.metadata
+                rows = _numeric(metadata, "run_rows_read") or _numeric(metadata, "rows_read")
+                rejected = _numeric(metadata, "run_rejected")
+                rejected = _numeric(metadata, "rejected") if rejected is None else rejected
             if rows is not None and rejected is not None and rows > 0:
                 judged += 1
                 if rejected / rows > threshold:
