@@ -347,7 +347,6 @@ class Warehouse(ABC):
     def describe(self, table: str) -> TableInfo:
         """Columns of ``table`` and whether it is a view; WarehouseError if it does not exist."""
 
-    @abstractmethod
     def read_batches(
         self,
         table: str,
@@ -358,8 +357,40 @@ class Warehouse(ABC):
     ) -> Iterator[pa.RecordBatch]:
         """Stream ``columns`` of ``table`` as record batches of at most ``batch_size`` rows.
 
-        With ``key_range``, only its rows (:meth:`key_filter`), in key order. JSON-like
-        columns (VARIANT, JSON, OBJECT, ARRAY, STRUCT) come back as JSON text.
+        Written once for every adapter: describe, select list, key filter and ORDER BY here; the
+        adapter's :meth:`_arrow_stream` only runs the query and streams its Arrow result.
+
+        Args:
+            table: The table or view, as the section names it.
+            columns: The columns to read; JSON-like columns (VARIANT, JSON, OBJECT, ARRAY, STRUCT)
+                come back as JSON text.
+            batch_size: The most rows one batch may hold.
+            key_range: Only the rows whose key is in ``(after, through]`` (:meth:`key_filter`), in
+                key order; None reads every row in no particular order.
+
+        Yields:
+            Record batches whose columns carry the names asked for.
+        """
+        info = self.describe(table)
+        sql = f"SELECT {self.select_list(info, columns)} FROM {self.table_sql(table)}"
+        params: list[tuple[str, int]] = []
+        if key_range is not None:
+            where, order, params = self.key_filter(info, key_range)
+            sql += f" WHERE {where} ORDER BY {order}"
+        yield from self._arrow_stream(sql, params, batch_size, ordered=key_range is not None, obj=f"table '{table}'")
+
+    @abstractmethod
+    def _arrow_stream(
+        self, sql: str, params: list[tuple[str, int]], batch_size: int, *, ordered: bool, obj: str
+    ) -> Iterator[pa.RecordBatch]:
+        """Run the read query ``sql`` binding ``params`` and stream its result in batches of at most ``batch_size``.
+
+        Args:
+            sql: The SELECT :meth:`read_batches` built.
+            params: (name, value) key parameters, in the order their markers appear.
+            batch_size: The most rows one batch may hold.
+            ordered: Whether the query has an ORDER BY the stream must keep (no parallel streams).
+            obj: How error messages name what is read (``table 'x'``).
         """
 
     def max_key(self, table: str, key: str) -> int | None:
@@ -381,10 +412,37 @@ class Warehouse(ABC):
         """
         return ChangesUnavailable(f"{self.kind} has no change tracking")
 
+    def _query_timed_out(self, timeout_seconds: float | None) -> WarehouseError:
+        """The error :meth:`query` raises, in every adapter, when the query runs past ``timeout_seconds``."""
+        return WarehouseError(
+            self.name,
+            "query",
+            f"timed out after {timeout_seconds} s",
+            "simplify the query or raise timeout_seconds",
+        )
+
     # --- writing -------------------------------------------------------------------------
     @abstractmethod
     def _merge(self, table: str, data: pa.Table, key: str, info: TableInfo) -> MergeResult:
         """Adapter-specific MERGE of ``data`` into ``table`` on ``key`` (target checked already)."""
+
+    def merge_actions(self, values: dict[str, str], key: str) -> str:
+        """The ``WHEN MATCHED ... WHEN NOT MATCHED ...`` clauses of a MERGE writing ``values``.
+
+        Args:
+            values: Target column name -> the SQL expression of its new value, in insert order.
+            key: The key column (matched on, so never updated); when it is the only column, a match
+                changes nothing and the UPDATE clause is left out.
+
+        Returns:
+            The clauses, ready to follow ``MERGE INTO ... ON ...``.
+        """
+        sets = ", ".join(f"{self.quote(c)} = {expr}" for c, expr in values.items() if c != key)
+        matched = f"WHEN MATCHED THEN UPDATE SET {sets} " if sets else ""
+        return (
+            f"{matched}WHEN NOT MATCHED THEN INSERT ({', '.join(self.quote(c) for c in values)}) "
+            f"VALUES ({', '.join(values.values())})"
+        )
 
     def merge(self, table: str, data: pa.Table, key: str, *, batch_size: int = 50_000) -> MergeResult:
         """Upsert ``data`` into ``table`` by ``key`` in batches (staging + MERGE).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,6 @@ from planhat_pipelines.warehouses.base import (
     Capabilities,
     Column,
     ColumnKind,
-    KeyRange,
     MergeResult,
     TableInfo,
     Warehouse,
@@ -167,22 +166,10 @@ class DuckDBWarehouse(Warehouse):
         except duckdb.Error as exc:
             raise WarehouseError(self.name, obj, f"key query failed: {exc}", "check the key column") from exc
 
-    def read_batches(
-        self,
-        table: str,
-        columns: Sequence[str],
-        *,
-        batch_size: int,
-        key_range: KeyRange | None = None,
+    def _arrow_stream(
+        self, sql: str, params: list[tuple[str, int]], batch_size: int, *, ordered: bool, obj: str
     ) -> Iterator[pa.RecordBatch]:
-        info = self.describe(table)
-        sql = f"SELECT {self.select_list(info, columns)} FROM {quote(table)}"
-        params: list[object] = []
-        if key_range is not None:
-            where, order, named = self.key_filter(info, key_range)
-            params = [value for _, value in named]
-            sql += f" WHERE {where} ORDER BY {order}"
-        rel = self.con.sql(sql, params=params or None)
+        rel = self.con.sql(sql, params=[value for _, value in params] or None)
         assert rel is not None
         yield from rel.to_arrow_reader(batch_size)
 
@@ -195,12 +182,7 @@ class DuckDBWarehouse(Warehouse):
             rel = con.sql(sql)
             return rel.to_arrow_table() if rel is not None else pa.table({})
         except duckdb.InterruptException as exc:
-            raise WarehouseError(
-                self.name,
-                "query",
-                f"timed out after {timeout_seconds} s",
-                "simplify the query or raise timeout_seconds",
-            ) from exc
+            raise self._query_timed_out(timeout_seconds) from exc
         except duckdb.Error as exc:
             raise WarehouseError(self.name, "query", f"failed: {exc}", "fix the SQL") from exc
         finally:
@@ -218,14 +200,10 @@ class DuckDBWarehouse(Warehouse):
                 f"SELECT count(*) FROM __planhat_staged __src WHERE NOT EXISTS "
                 f"(SELECT 1 FROM {quote(table)} __tgt WHERE __tgt.{key_q} = __src.{quote(key)})"
             ).fetchall()[0][0]
-            sets = ", ".join(f"{quote(c)} = __src.{quote(c)}" for c in cols if c != key)
-            col_list = ", ".join(quote(c) for c in cols)
-            values = ", ".join(f"__src.{quote(c)}" for c in cols)
-            matched = f"WHEN MATCHED THEN UPDATE SET {sets} " if sets else ""
+            actions = self.merge_actions({c: f"__src.{quote(c)}" for c in cols}, key)
             con.execute(
                 f"MERGE INTO {quote(table)} __tgt USING __planhat_staged __src "
-                f"ON __tgt.{key_q} = __src.{quote(key)} "
-                f"{matched}WHEN NOT MATCHED THEN INSERT ({col_list}) VALUES ({values})"
+                f"ON __tgt.{key_q} = __src.{quote(key)} {actions}"
             )
             con.execute("COMMIT")
         except duckdb.Error as exc:

@@ -1,37 +1,21 @@
-"""BigQuery as the warehouse, through google-cloud-bigquery (REST) and the Storage Read API (gRPC).
-
-Tables are named relative to the connection's dataset (``events``), or qualified once or twice
-(``other_dataset.events``, ``project.dataset.events``). Identifiers are validated and backtick-quoted;
-values are always query parameters. Nothing here reads the environment or opens a client at import
-time: :func:`open_bigquery` does that when it is called.
-"""
+"""The BigQuery adapter: table naming, reads (Storage API or REST), queries, Parquet-staged MERGE, probe."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import concurrent.futures
 import contextlib
 import io
-import json
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-import google.auth
-import google.auth.exceptions
 import pyarrow as pa
 import pyarrow.parquet as pq
-import requests
 from google.api_core import exceptions as api_exceptions
-from google.auth.credentials import AnonymousCredentials
-from google.auth.credentials import Credentials as BaseCredentials
 from google.cloud import bigquery
 
-from planhat_pipelines.config import BigQuerySettings, EnvRef
+from planhat_pipelines.config import BigQuerySettings
 from planhat_pipelines.errors import CredentialsError, WarehouseError
 from planhat_pipelines.warehouses.base import (
     KEY_LIMIT,
@@ -44,63 +28,19 @@ from planhat_pipelines.warehouses.base import (
     Warehouse,
     validate_identifier,
 )
+from planhat_pipelines.warehouses.bigquery.auth import credentials_for
+from planhat_pipelines.warehouses.bigquery.client_errors import (
+    CLIENT_ERRORS,
+    credentials_problem,
+    error_text,
+    is_transient,
+)
+from planhat_pipelines.warehouses.bigquery.dialect import CASTABLE, bigquery_column, key_parameters, quote
 
-#: Where OAuth refresh tokens are exchanged unless the settings say otherwise.
-DEFAULT_OAUTH_TOKEN_URI = "https://oauth2.googleapis.com/token"
-_SCOPES = ("https://www.googleapis.com/auth/bigquery", "https://www.googleapis.com/auth/cloud-platform")
 #: How long the credentials probe may take, retries included (the client's default retry runs 10 minutes).
 PROBE_TIMEOUT_SECONDS = 30.0
 #: How long a staging table lives if a run dies before dropping it.
 STAGING_TTL = timedelta(hours=6)
-
-# BigQuery's REST API reports legacy type names; these are the standard SQL names used in CASTs.
-_STANDARD_TYPE = {
-    "INTEGER": "INT64",
-    "FLOAT": "FLOAT64",
-    "BOOLEAN": "BOOL",
-    "RECORD": "STRUCT",
-}
-_KINDS = {
-    "INT64": ColumnKind.INTEGER,
-    "FLOAT64": ColumnKind.FLOAT,
-    "BOOL": ColumnKind.BOOLEAN,
-    "STRING": ColumnKind.TEXT,
-    "DATE": ColumnKind.DATE,
-    "TIMESTAMP": ColumnKind.TIMESTAMP,
-    "DATETIME": ColumnKind.TIMESTAMP,
-    "JSON": ColumnKind.JSON,
-    "STRUCT": ColumnKind.JSON,
-}
-#: What the client raises for a refused request, a failed token refresh or an unreachable host.
-_CLIENT_ERRORS = (api_exceptions.GoogleAPIError, google.auth.exceptions.GoogleAuthError, requests.RequestException)
-_CASTABLE = frozenset(
-    {"INT64", "FLOAT64", "BOOL", "STRING", "BYTES", "NUMERIC", "BIGNUMERIC", "DATE", "DATETIME", "TIME", "TIMESTAMP"}
-)
-# Scales BigQuery uses when a NUMERIC/BIGNUMERIC column has no declared parameters.
-_DEFAULT_SCALE = {"NUMERIC": 9, "BIGNUMERIC": 38}
-
-
-def quote(name: str) -> str:
-    """Backtick-quote a (possibly dotted) identifier for BigQuery's standard SQL."""
-    if "`" in name or "\\" in name:
-        raise ValueError(f"identifier {name!r} contains a backtick or backslash")
-    return ".".join(f"`{part}`" for part in name.split("."))
-
-
-def bigquery_column(field: bigquery.SchemaField) -> Column:
-    """Reduce a BigQuery schema field to a Column (kind, standard SQL type text and decimal scale)."""
-    base = _STANDARD_TYPE.get(field.field_type.upper(), field.field_type.upper())
-    kind = _KINDS.get(base, ColumnKind.OTHER)
-    scale: int | None = 0 if kind is ColumnKind.INTEGER else None
-    type_text = base
-    if base in _DEFAULT_SCALE:
-        kind = ColumnKind.DECIMAL
-        scale = field.scale if field.scale is not None else _DEFAULT_SCALE[base]
-        if field.precision is not None:
-            type_text = f"{base}({field.precision}, {scale})"
-    if field.mode == "REPEATED":
-        return Column(field.name, f"ARRAY<{type_text}>", ColumnKind.JSON, None)
-    return Column(field.name, type_text, kind, scale)
 
 
 class BigQueryWarehouse(Warehouse):
@@ -164,17 +104,17 @@ class BigQueryWarehouse(Warehouse):
     def _fail(self, obj: str, action: str, exc: Exception, fix: str) -> WarehouseError:
         if isinstance(exc, CredentialsError):
             return exc
-        problem = _credentials_problem(exc)
+        problem = credentials_problem(exc)
         if problem is not None:
             return CredentialsError(self.name, obj, f"{action} failed: {problem[0]}", problem[1])
-        message = _error_text(exc)
-        return WarehouseError(self.name, obj, f"{action} failed: {message}", fix, transient=_is_transient(exc))
+        message = error_text(exc)
+        return WarehouseError(self.name, obj, f"{action} failed: {message}", fix, transient=is_transient(exc))
 
     def _run(self, sql: str, config: bigquery.QueryJobConfig, obj: str, fix: str) -> bigquery.QueryJob:
         try:
             job = self.client.query(sql, job_config=config)
             job.result()
-        except _CLIENT_ERRORS as exc:
+        except CLIENT_ERRORS as exc:
             raise self._fail(obj, "query", exc, fix) from exc
         return job
 
@@ -216,7 +156,7 @@ class BigQueryWarehouse(Warehouse):
                 f"does not exist ({table_id})",
                 "create it, or fix the table name (relative to the connection's dataset) in the section",
             ) from exc
-        except _CLIENT_ERRORS as exc:
+        except CLIENT_ERRORS as exc:
             raise self._fail(f"table '{table}'", "describe", exc, "check the table name and permissions") from exc
         columns = tuple(bigquery_column(f) for f in bq_table.schema)
         return TableInfo(self.name, table, columns, is_view=bq_table.table_type in ("VIEW", "MATERIALIZED_VIEW"))
@@ -238,24 +178,22 @@ class BigQueryWarehouse(Warehouse):
         batch_size: int,
         key_range: KeyRange | None = None,
     ) -> Iterator[pa.RecordBatch]:
+        """:meth:`Warehouse.read_batches`, refusing a batch size below 1 before any request."""
         if batch_size < 1:
             raise ValueError("batch_size must be positive")
-        info = self.describe(table)
-        sql = f"SELECT {self.select_list(info, columns)} FROM {self._quoted(table)}"
-        params: list[bigquery.ScalarQueryParameter] = []
-        if key_range is not None:
-            where, order, named = self.key_filter(info, key_range)
-            params = _key_parameters(named)
-            sql += f" WHERE {where} ORDER BY {order}"
-        obj = f"table '{table}'"
-        job = self._run(sql, self._job_config(query_parameters=params), obj, "check the mapped columns")
+        yield from super().read_batches(table, columns, batch_size=batch_size, key_range=key_range)
+
+    def _arrow_stream(
+        self, sql: str, params: list[tuple[str, int]], batch_size: int, *, ordered: bool, obj: str
+    ) -> Iterator[pa.RecordBatch]:
+        job = self._run(sql, self._job_config(query_parameters=key_parameters(params)), obj, "check the mapped columns")
         try:
             rows = job.result(page_size=batch_size)
             if self.storage_api:
                 # One stream keeps ORDER BY; unordered reads may use parallel streams. The library still
                 # serves results that fit in the first REST page from that page.
                 batches = rows.to_arrow_iterable(
-                    bqstorage_client=self._storage_client(), max_stream_count=1 if key_range is not None else None
+                    bqstorage_client=self._storage_client(), max_stream_count=1 if ordered else None
                 )
             else:
                 batches = rows.to_arrow_iterable()
@@ -263,7 +201,7 @@ class BigQueryWarehouse(Warehouse):
                 # Storage API batches are sized by the server: cut them to the caller's bound.
                 for start in range(0, batch.num_rows, batch_size):
                     yield batch.slice(start, batch_size)
-        except _CLIENT_ERRORS as exc:
+        except CLIENT_ERRORS as exc:
             fix = "check storage_grpc_endpoint, or set storage_api: false to read over REST"
             raise self._fail(obj, "read", exc, fix) from exc
 
@@ -302,7 +240,7 @@ class BigQueryWarehouse(Warehouse):
         return self._quoted(table)
 
     def _key_rows(self, sql: str, params: list[tuple[str, int]], obj: str) -> list[tuple[Any, ...]]:
-        job = self._run(sql, self._job_config(query_parameters=_key_parameters(params)), obj, "check the key column")
+        job = self._run(sql, self._job_config(query_parameters=key_parameters(params)), obj, "check the key column")
         return [tuple(row.values()) for row in job.result()]
 
     def query_job_config(
@@ -327,13 +265,8 @@ class BigQueryWarehouse(Warehouse):
         except concurrent.futures.TimeoutError as exc:
             if self.last_query_job is not None:
                 self.last_query_job.cancel()
-            raise WarehouseError(
-                self.name,
-                "query",
-                f"timed out after {timeout_seconds} s",
-                "simplify the query or raise timeout_seconds",
-            ) from exc
-        except _CLIENT_ERRORS as exc:
+            raise self._query_timed_out(timeout_seconds) from exc
+        except CLIENT_ERRORS as exc:
             fix = "fix the SQL (tables are relative to the connection's dataset)"
             if "bytes billed" in str(exc).lower():
                 fix = "narrow the query or raise max_bytes_billed"
@@ -365,7 +298,7 @@ class BigQueryWarehouse(Warehouse):
                     data.schema.field(name).type
                 )
                 assignments[col.name] = f"PARSE_JSON({source})" if is_text else f"TO_JSON({source})"
-            elif col.type.split("(")[0] in _CASTABLE:
+            elif col.type.split("(")[0] in CASTABLE:
                 # The staged column has Parquet's type (FLOAT64 for a double, ...): cast to the target's.
                 assignments[col.name] = f"CAST({source} AS {col.type.split('(')[0]})"
             else:
@@ -376,18 +309,14 @@ class BigQueryWarehouse(Warehouse):
         obj = f"table '{table}'"
         try:
             self._load_staging(stage_id, data, obj)
-            sets = ", ".join(f"{quote(c)} = {expr}" for c, expr in assignments.items() if c != key_col)
-            matched = f"WHEN MATCHED THEN UPDATE SET {sets} " if sets else ""
             sql = (
                 f"MERGE {target} AS __tgt USING {quote(stage_id)} AS __src "
-                f"ON __tgt.{quote(key_col)} = {assignments[key_col]} "
-                f"{matched}WHEN NOT MATCHED THEN INSERT ({', '.join(quote(c) for c in assignments)}) "
-                f"VALUES ({', '.join(assignments.values())})"
+                f"ON __tgt.{quote(key_col)} = {assignments[key_col]} {self.merge_actions(assignments, key_col)}"
             )
             job = self._run(sql, self._job_config(), obj, "check that the mapped columns have compatible types")
         finally:
             # A failed drop must not hide the MERGE's outcome: the table expires after STAGING_TTL anyway.
-            with contextlib.suppress(*_CLIENT_ERRORS):
+            with contextlib.suppress(*CLIENT_ERRORS):
                 self.client.delete_table(stage_id, not_found_ok=True)
         stats = job.dml_stats
         if stats is not None:
@@ -417,7 +346,7 @@ class BigQueryWarehouse(Warehouse):
             staged = self.client.get_table(stage_id)
             staged.expires = datetime.now(UTC) + STAGING_TTL
             self.client.update_table(staged, ["expires"])
-        except _CLIENT_ERRORS as exc:
+        except CLIENT_ERRORS as exc:
             fix = "check that the connection may create tables in the dataset"
             raise self._fail(obj, "staging load", exc, fix) from exc
 
@@ -435,178 +364,11 @@ class BigQueryWarehouse(Warehouse):
                 "check the endpoint and BigQuery's status",
             ) from exc
         except Exception as exc:
-            problem = _credentials_problem(exc)
+            problem = credentials_problem(exc)
             if problem is None:
-                message = _error_text(exc)
+                message = error_text(exc)
                 problem = (f"a trivial query failed ({message})", "check the project, dataset and permissions")
             raise CredentialsError(self.name, f"project '{self.project}'", *problem) from exc
-
-
-_INT64_MAX = 2**63 - 1
-#: Client errors a later attempt can get past: 5xx, rate limits, dropped connections and timeouts.
-_TRANSIENT = (
-    api_exceptions.ServerError,
-    api_exceptions.TooManyRequests,
-    requests.ConnectionError,
-    requests.Timeout,
-    ConnectionError,
-    TimeoutError,
-)
-
-
-def _is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, _TRANSIENT)
-
-
-def _key_parameters(named: list[tuple[str, int]]) -> list[bigquery.ScalarQueryParameter]:
-    """Key bounds as query parameters: INT64 where they fit, BIGNUMERIC for longer keys (up to 32 digits)."""
-    return [
-        bigquery.ScalarQueryParameter(name, "INT64", value)
-        if abs(value) <= _INT64_MAX
-        else bigquery.ScalarQueryParameter(name, "BIGNUMERIC", Decimal(value))
-        for name, value in named
-    ]
-
-
-def _error_text(exc: BaseException) -> str:
-    """The server's own error messages, without the client's job-id and location trailer."""
-    errors = getattr(exc, "errors", None) or []
-    messages = list(dict.fromkeys(e["message"] for e in errors if isinstance(e, dict) and e.get("message")))
-    if messages:
-        return "; ".join(messages)
-    text = str(getattr(exc, "message", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _credentials_problem(exc: BaseException) -> tuple[str, str] | None:
-    """(problem, fix) when ``exc`` means the credentials or the endpoint do not work, else None."""
-    if isinstance(exc, google.auth.exceptions.DefaultCredentialsError):
-        return (
-            f"no application default credentials ({exc})",
-            "run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a key file, "
-            "or use auth: service_account",
-        )
-    if isinstance(exc, google.auth.exceptions.RefreshError):
-        return (
-            f"the token refresh was refused ({exc})",
-            "re-authorise (a new OAuth refresh token) or rotate the service-account key, then update its env var",
-        )
-    if isinstance(exc, api_exceptions.Unauthorized):
-        return (f"the credentials were rejected ({exc.message})", "re-authorise or rotate the key")
-    if isinstance(exc, api_exceptions.Forbidden):
-        return (
-            f"access was denied ({exc.message})",
-            "grant the account BigQuery Job User and Data Editor on the project/dataset",
-        )
-    if isinstance(exc, google.auth.exceptions.TransportError | requests.ConnectionError | api_exceptions.RetryError):
-        return (f"BigQuery cannot be reached ({exc})", "check the endpoint setting and the network")
-    if isinstance(exc, api_exceptions.ServiceUnavailable):
-        return (f"BigQuery is unavailable ({exc.message})", "check the endpoint (or storage_grpc_endpoint) and retry")
-    return None
-
-
-# --- opening a connection ------------------------------------------------------------------------------
-def _env_value(name: str, ref: EnvRef | None, setting: str) -> str:
-    value = ref.value().strip() if ref is not None else ""
-    if not value:
-        where = f"environment variable {ref.name}" if ref is not None else f"setting '{setting}'"
-        raise CredentialsError(
-            name, setting, f"{where} is empty or unset", f"set it ({'export ' + ref.name + '=...' if ref else setting})"
-        )
-    return value
-
-
-def _service_account_info(name: str, ref: EnvRef | None) -> dict[str, Any]:
-    """The key JSON from a key file path or base64-encoded JSON (as dagster-gcp's gcp_credentials takes)."""
-    value = _env_value(name, ref, "service_account_key")
-    var = ref.name if ref is not None else "service_account_key"
-    path = Path(value).expanduser()
-    looks_like_path = value.startswith(("/", "./", "../", "~")) or value.endswith(".json")
-    try:
-        is_file = path.is_file()
-    except OSError:  # e.g. a base64 key is longer than a file name may be
-        is_file = False
-    if is_file:
-        source = f"key file '{path}' (from {var})"
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise CredentialsError(
-                name, "service_account_key", f"{source} cannot be read ({exc})", "fix its permissions"
-            ) from exc
-    elif looks_like_path:
-        raise CredentialsError(
-            name,
-            "service_account_key",
-            f"key file '{path}' (from {var}) does not exist",
-            f"point {var} at the downloaded JSON key file, or set it to the base64-encoded key JSON",
-        )
-    else:
-        source = f"the base64 key in {var}"
-        try:
-            text = base64.b64decode(value, validate=True).decode("utf-8")
-        except (binascii.Error, ValueError):
-            raise CredentialsError(
-                name,
-                "service_account_key",
-                f"{var} is neither an existing key file nor base64-encoded key JSON",
-                f"set {var} to the key file's path or to the output of `base64 -w0 key.json`",
-            ) from None
-    try:
-        info = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CredentialsError(
-            name,
-            "service_account_key",
-            f"{source} is not JSON ({exc.msg} at line {exc.lineno})",
-            "download a new JSON key for the service account (rotate the key) and update the setting",
-        ) from exc
-    if not isinstance(info, dict):
-        raise CredentialsError(
-            name, "service_account_key", f"{source} is not a JSON object", "use the JSON key file Google issued"
-        )
-    info["__source__"] = source
-    return info
-
-
-def _credentials(name: str, settings: BigQuerySettings) -> BaseCredentials:
-    auth = settings.auth
-    if auth == "service_account":
-        from google.oauth2 import service_account
-
-        info = _service_account_info(name, settings.service_account_key)
-        source = info.pop("__source__")
-        try:
-            return service_account.Credentials.from_service_account_info(info, scopes=_SCOPES)
-        except (ValueError, KeyError) as exc:
-            raise CredentialsError(
-                name,
-                "service_account_key",
-                f"{source} is not a usable service-account key ({exc})",
-                "download a new JSON key for the service account (rotate the key) and update the setting",
-            ) from exc
-    if auth == "oauth":
-        from google.oauth2.credentials import Credentials as OAuthCredentials
-
-        return OAuthCredentials(
-            token=None,
-            refresh_token=_env_value(name, settings.oauth_refresh_token, "oauth_refresh_token"),
-            client_id=_env_value(name, settings.oauth_client_id, "oauth_client_id"),
-            client_secret=_env_value(name, settings.oauth_client_secret, "oauth_client_secret"),
-            token_uri=settings.oauth_token_uri or DEFAULT_OAUTH_TOKEN_URI,
-            scopes=list(_SCOPES),
-        )
-    if auth == "adc":
-        if settings.endpoint:
-            # A custom endpoint is the local emulator: it takes no credentials.
-            return AnonymousCredentials()
-        try:
-            credentials, _ = google.auth.default(scopes=list(_SCOPES))
-        except google.auth.exceptions.DefaultCredentialsError as exc:
-            problem, fix = _credentials_problem(exc) or (str(exc), "")
-            raise CredentialsError(name, "auth: adc", problem, fix) from exc
-        return credentials
-    raise CredentialsError(name, "auth", f"unknown auth '{auth}'", "use service_account, oauth or adc")
 
 
 def open_bigquery(name: str, settings: BigQuerySettings) -> BigQueryWarehouse:
@@ -619,7 +381,7 @@ def open_bigquery(name: str, settings: BigQuerySettings) -> BigQueryWarehouse:
     Raises:
         CredentialsError: A key or token is missing or malformed, or no default credentials exist.
     """
-    credentials = _credentials(name, settings)
+    credentials = credentials_for(name, settings)
     client_options = {"api_endpoint": settings.endpoint} if settings.endpoint else None
     client = bigquery.Client(
         project=settings.project,

@@ -1,15 +1,6 @@
-"""Snowflake through snowflake-connector-python: Arrow reads, JSON-staged MERGE, change tracking.
+"""The Snowflake adapter: connection, table lookup, reads, change tracking, JSON-staged MERGE, probe.
 
-Identifier case: Snowflake stores unquoted identifiers upper-case, and configs name them the way
-people type them (``crm_companies`` for a table created as ``CREATE TABLE crm_companies``, stored as
-``CRM_COMPANIES``). So a table (and schema) name from the config is first looked up upper-cased;
-only if no such object exists is its exact spelling tried, which finds objects created with a
-quoted lower- or mixed-case name. Database names in three-part names are upper-cased. Column
-names match case-insensitively, and the columns of returned Arrow batches carry the names the
-caller asked for, not Snowflake's upper-case spelling.
-
-Values are always bound (``paramstyle="qmark"``: the server binds them); identifiers are checked
-with :func:`validate_identifier` and double-quoted.
+Identifier case rules are in the package docstring (:mod:`planhat_pipelines.warehouses.snowflake`).
 """
 
 from __future__ import annotations
@@ -19,11 +10,9 @@ import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import snowflake.connector
 from snowflake.connector import SnowflakeConnection
 from snowflake.connector.cursor import SnowflakeCursor
@@ -36,21 +25,29 @@ from planhat_pipelines.warehouses.base import (
     ChangesUnavailable,
     Column,
     ColumnKind,
-    KeyRange,
     MergeResult,
     TableInfo,
     Warehouse,
     validate_identifier,
+)
+from planhat_pipelines.warehouses.snowflake.auth import snowflake_connect_args
+from planhat_pipelines.warehouses.snowflake.dialect import (
+    KEY,
+    STAGE_SEQ,
+    changes_sql,
+    enable_change_tracking_sql,
+    is_string,
+    jsonable,
+    quote,
+    show_tables_sql,
+    snowflake_kind,
+    split_changes,
 )
 
 ConnectionFactory = Callable[[], SnowflakeConnection]
 
 #: Upper bound of one bound JSON parameter while staging a merge (Snowflake accepts 16 MB strings).
 STAGE_CHUNK_BYTES = 8_000_000
-#: Login timeout used by :func:`open_snowflake` unless ``connect_args`` says otherwise (the connector's is 120 s).
-#: 30 s keeps a credentials probe of an unreachable account inside Dagster's 60 s sensor evaluation limit.
-DEFAULT_LOGIN_TIMEOUT = 30
-
 # Snowflake error numbers the server or the connector uses when it refuses credentials.
 _AUTH_ERRNOS = {
     390100,  # incorrect username or password
@@ -71,89 +68,6 @@ _CHANGES_UNAVAILABLE = re.compile(
     r"|not available for time travel",
     re.IGNORECASE,
 )
-
-_STAGE_SEQ = "__PLANHAT_SEQ"
-_ACTION = "__planhat_action"
-_KEY = "__planhat_key"
-
-
-def quote(name: str) -> str:
-    """Double-quote one identifier part for Snowflake (case preserved)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def snowflake_kind(type_text: str, scale: int | None = None) -> tuple[ColumnKind, int | None]:
-    """Reduce a Snowflake type (``NUMBER(38,0)``, ``TEXT``, ``TIMESTAMP_NTZ(9)``, ``VARIANT``...) to a ColumnKind.
-
-    Args:
-        type_text: The type as information_schema, DESCRIBE or SHOW spells it.
-        scale: The decimal scale when known separately (information_schema.columns.numeric_scale).
-
-    Returns:
-        The kind and, for numbers, the scale.
-    """
-    t = type_text.strip().upper()
-    base = t.split("(", 1)[0].strip()
-    if base in {"NUMBER", "DECIMAL", "NUMERIC", "FIXED"}:
-        if scale is None:
-            match = re.match(r"^\w+\(\s*\d+\s*,\s*(\d+)\s*\)$", t)
-            scale = int(match.group(1)) if match else 0
-        return (ColumnKind.INTEGER, 0) if scale == 0 else (ColumnKind.DECIMAL, scale)
-    if base in {"INT", "INTEGER", "BIGINT", "SMALLINT", "TINYINT", "BYTEINT"}:
-        return ColumnKind.INTEGER, 0
-    if base in {"FLOAT", "FLOAT4", "FLOAT8", "DOUBLE", "DOUBLE PRECISION", "REAL", "DECFLOAT"}:
-        return ColumnKind.FLOAT, None
-    if base in {"TEXT", "VARCHAR", "STRING", "CHAR", "CHARACTER", "NCHAR", "NVARCHAR", "NVARCHAR2", "CHAR VARYING"}:
-        return ColumnKind.TEXT, None
-    if base == "BOOLEAN":
-        return ColumnKind.BOOLEAN, None
-    if base == "DATE":
-        return ColumnKind.DATE, None
-    if base.startswith(("TIMESTAMP", "DATETIME")):
-        return ColumnKind.TIMESTAMP, None
-    if base in {"VARIANT", "OBJECT", "ARRAY"}:
-        return ColumnKind.JSON, None
-    return ColumnKind.OTHER, None
-
-
-# --- SQL kept small and separate: fakesnow cannot run it, so tests parse it with sqlglot ------------
-def show_tables_sql(database: str, schema: str, table: str) -> str:
-    """``SHOW TABLES`` for one table (its ``change_tracking`` column says ON or OFF).
-
-    SHOW takes no bind variables; ``table`` is a validated identifier, and the caller still
-    filters the rows by exact name because ``_`` is a LIKE wildcard.
-    """
-    pattern = table.replace("'", "''")
-    return f"SHOW TABLES LIKE '{pattern}' IN SCHEMA {quote(database)}.{quote(schema)}"
-
-
-def changes_sql(qualified_table: str, select_list: str) -> str:
-    """Rows changed since the bound timestamp, with Snowflake's ``METADATA$ACTION`` (INSERT/DELETE).
-
-    ``TO_TIMESTAMP_LTZ(?)`` rather than ``?::TIMESTAMP_LTZ``: same meaning, and sqlglot parses it.
-    """
-    return (
-        f'SELECT {select_list}, "METADATA$ACTION" AS {quote(_ACTION)} FROM {qualified_table} '
-        "CHANGES(INFORMATION => DEFAULT) AT(TIMESTAMP => TO_TIMESTAMP_LTZ(?))"
-    )
-
-
-def enable_change_tracking_sql(qualified_table: str) -> str:
-    """What an owner runs to let :meth:`SnowflakeWarehouse.changes_since` read partial changes."""
-    return f"ALTER TABLE {qualified_table} SET CHANGE_TRACKING = TRUE"
-
-
-def split_changes(changes: pa.Table, columns: Sequence[str]) -> tuple[pa.Table, pa.Array]:
-    """Split a CHANGES result (with the action and key columns :func:`changes_sql` adds) into rows and deleted keys.
-
-    An update is a DELETE plus an INSERT of the same key, so a key is deleted only when it has a
-    DELETE and no INSERT.
-    """
-    action = changes.column(_ACTION)
-    inserted = changes.filter(pc.equal(action, "INSERT"))
-    deleted = pc.unique(changes.filter(pc.equal(action, "DELETE")).column(_KEY).combine_chunks())
-    gone = deleted.filter(pc.invert(pc.is_in(deleted, value_set=inserted.column(_KEY).combine_chunks())))
-    return inserted.select(list(columns)), gone
 
 
 class SnowflakeWarehouse(Warehouse):
@@ -335,22 +249,11 @@ class SnowflakeWarehouse(Warehouse):
         # fakesnow and some connector paths return Python objects, so say it explicitly.
         return f"TO_JSON({column_sql})"
 
-    def read_batches(
-        self,
-        table: str,
-        columns: Sequence[str],
-        *,
-        batch_size: int,
-        key_range: KeyRange | None = None,
+    def _arrow_stream(
+        self, sql: str, params: list[tuple[str, int]], batch_size: int, *, ordered: bool, obj: str
     ) -> Iterator[pa.RecordBatch]:
-        info = self.describe(table)
-        sql = f"SELECT {self.select_list(info, columns)} FROM {self._fqn(table)}"
-        params: list[Any] = []
-        if key_range is not None:
-            where, order, named = self.key_filter(info, key_range)
-            params = [str(value) for _, value in named]
-            sql += f" WHERE {where} ORDER BY {order}"
-        cur = self._run(sql, params, obj=f"table '{table}'", fix="check the mapped columns")
+        # Keys are bound as text (see placeholder); one server-side cursor keeps ORDER BY either way.
+        cur = self._run(sql, [str(value) for _, value in params], obj=obj, fix="check the mapped columns")
         try:
             for chunk in cur.fetch_arrow_batches():
                 yield from chunk.to_batches(max_chunksize=batch_size)
@@ -392,12 +295,7 @@ class SnowflakeWarehouse(Warehouse):
             return cur.fetch_arrow_all(force_return_table=True)
         except snowflake.connector.errors.Error as exc:
             if getattr(exc, "errno", None) in _CANCELLED_ERRNOS:
-                raise WarehouseError(
-                    self.name,
-                    "query",
-                    f"timed out after {timeout_seconds} s",
-                    "simplify the query or raise timeout_seconds",
-                ) from exc
+                raise self._query_timed_out(timeout_seconds) from exc
             raise WarehouseError(self.name, "query", f"failed: {exc}", "fix the SQL") from exc
         finally:
             cur.close()
@@ -430,7 +328,7 @@ class SnowflakeWarehouse(Warehouse):
                 f"{enable_change_tracking_sql(fqn)}"
             )
         key_col = info.column(key)
-        select = self.select_list(info, columns) + f", {quote(key_col.name)} AS {quote(_KEY)}"
+        select = self.select_list(info, columns) + f", {quote(key_col.name)} AS {quote(KEY)}"
         now = self._rows("SELECT CURRENT_TIMESTAMP()", obj=self.target, fix="check the connection")[0][0]
         until = now.isoformat() if isinstance(now, datetime) else str(now)
         if since is None:
@@ -439,7 +337,7 @@ class SnowflakeWarehouse(Warehouse):
                 empty = cur.fetch_arrow_all(force_return_table=True)
             finally:
                 cur.close()
-            return ChangeSet(empty.select(list(columns)), empty.column(_KEY).combine_chunks(), until)
+            return ChangeSet(empty.select(list(columns)), empty.column(KEY).combine_chunks(), until)
         cur = self.con.cursor()
         try:
             cur.execute(changes_sql(fqn, select), [since])
@@ -469,18 +367,18 @@ class SnowflakeWarehouse(Warehouse):
         obj = f"table '{table}'"
         fix = "check that the mapped columns exist with compatible types"
         col_defs = ", ".join(f"{quote(c.name)} {c.type}" for c in targets)
-        self._rows(f"CREATE TEMPORARY TABLE {stage} ({col_defs}, {quote(_STAGE_SEQ)} NUMBER(38,0))", obj=obj, fix=fix)
+        self._rows(f"CREATE TEMPORARY TABLE {stage} ({col_defs}, {quote(STAGE_SEQ)} NUMBER(38,0))", obj=obj, fix=fix)
         try:
-            prepared = _jsonable(data)
+            prepared = jsonable(data)
             exprs = []
             for i, (col, field) in enumerate(zip(targets, data.schema, strict=True)):
                 value = f"f.value[{i}]"
                 if col.kind is ColumnKind.JSON:
-                    exprs.append(f"PARSE_JSON({value}::VARCHAR)" if _is_string(field.type) else value)
+                    exprs.append(f"PARSE_JSON({value}::VARCHAR)" if is_string(field.type) else value)
                 else:
                     exprs.append(f"{value}::{col.type}")
             insert = (
-                f"INSERT INTO {stage} ({', '.join(quote(c.name) for c in targets)}, {quote(_STAGE_SEQ)}) "
+                f"INSERT INTO {stage} ({', '.join(quote(c.name) for c in targets)}, {quote(STAGE_SEQ)}) "
                 f"SELECT {', '.join(exprs)}, f.index + ? FROM TABLE(FLATTEN(INPUT => PARSE_JSON(?))) f"
             )
             per_chunk = max(1, int(STAGE_CHUNK_BYTES / max(1.0, 1.5 * prepared.nbytes / max(1, prepared.num_rows))))
@@ -488,15 +386,11 @@ class SnowflakeWarehouse(Warehouse):
                 text = prepared.slice(start, per_chunk).to_pandas().to_json(orient="values", force_ascii=False)
                 self._rows(insert, [start, text], obj=obj, fix=fix)
             key_q = quote(key_col.name)
-            sets = ", ".join(f"{quote(c.name)} = s.{quote(c.name)}" for c in targets if c.name != key_col.name)
-            col_list = ", ".join(quote(c.name) for c in targets)
-            values = ", ".join(f"s.{quote(c.name)}" for c in targets)
-            matched = f"WHEN MATCHED THEN UPDATE SET {sets} " if sets else ""
+            actions = self.merge_actions({c.name: f"s.{quote(c.name)}" for c in targets}, key_col.name)
             # Last row wins when a key repeats: Snowflake refuses a MERGE whose source matches a row twice.
             cur = self._run(
                 f"MERGE INTO {fqn} t USING (SELECT * FROM {stage} QUALIFY ROW_NUMBER() OVER "
-                f"(PARTITION BY {key_q} ORDER BY {quote(_STAGE_SEQ)} DESC) = 1) s ON t.{key_q} = s.{key_q} "
-                f"{matched}WHEN NOT MATCHED THEN INSERT ({col_list}) VALUES ({values})",
+                f"(PARTITION BY {key_q} ORDER BY {quote(STAGE_SEQ)} DESC) = 1) s ON t.{key_q} = s.{key_q} {actions}",
                 obj=obj,
                 fix=fix,
             )
@@ -520,130 +414,6 @@ class SnowflakeWarehouse(Warehouse):
             cur.fetchall()
         finally:
             cur.close()
-
-
-def _is_string(t: pa.DataType) -> bool:
-    return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
-
-
-def _jsonable(data: pa.Table) -> pa.Table:
-    """``data`` with numbers, dates and times as text, so JSON keeps every digit and Snowflake casts them."""
-    arrays = []
-    for col in data.columns:
-        t = col.type
-        if pa.types.is_boolean(t) or _is_string(t) or pa.types.is_nested(t):
-            arrays.append(col)
-        else:
-            arrays.append(pc.cast(col, pa.string()))
-    return pa.table(arrays, names=data.column_names)
-
-
-# --- building a connection from the config ----------------------------------------------------------
-def _private_key_der(name: str, settings: SnowflakeSettings) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    if settings.private_key_path is not None and settings.private_key_path.value():
-        path = Path(settings.private_key_path.value()).expanduser()
-        source = f"private key file '{path}' (env {settings.private_key_path.name})"
-        if not path.is_file():
-            raise CredentialsError(
-                name, source, "does not exist", f"set {settings.private_key_path.name} to the .p8 file"
-            )
-        try:
-            pem = path.read_bytes()
-        except OSError as exc:
-            raise CredentialsError(name, source, f"cannot be read ({exc})", "check the file's permissions") from exc
-    elif settings.private_key is not None and settings.private_key.value():
-        source = f"private key in env {settings.private_key.name}"
-        pem = settings.private_key.value().replace("\\n", "\n").encode()
-    else:
-        raise CredentialsError(
-            name,
-            "key pair",
-            "no private key is set",
-            "set the env var named by private_key_path (a .p8 file) or private_key (PEM text)",
-        )
-    passphrase_ref = settings.private_key_passphrase
-    passphrase = passphrase_ref.value().encode() if passphrase_ref is not None and passphrase_ref.value() else None
-    try:
-        key = serialization.load_pem_private_key(pem, password=passphrase)
-    except TypeError as exc:  # encrypted without a passphrase, or a passphrase for a plain key
-        if passphrase is None:
-            raise CredentialsError(
-                name,
-                source,
-                "is encrypted but no passphrase is set",
-                "add 'private_key_passphrase: {env: ...}' to the connection and set that variable",
-            ) from exc
-        raise CredentialsError(
-            name,
-            source,
-            "is not encrypted but a passphrase is set",
-            "remove private_key_passphrase from the connection",
-        ) from exc
-    except ValueError as exc:
-        text = str(exc).lower()
-        if passphrase is not None and ("password" in text or "decrypt" in text):
-            raise CredentialsError(
-                name,
-                source,
-                "cannot be decrypted with the passphrase",
-                f"check the passphrase in {passphrase_ref.name if passphrase_ref else 'the passphrase variable'}",
-            ) from exc
-        raise CredentialsError(
-            name,
-            source,
-            f"is not a readable PEM private key ({exc})",
-            "use the PKCS#8 .p8 file generated for the Snowflake user (-----BEGIN ... PRIVATE KEY-----)",
-        ) from exc
-    return key.private_bytes(
-        encoding=serialization.Encoding.DER,
-        format=serialization.PrivateFormat.PKCS8,
-        encryption_algorithm=serialization.NoEncryption(),
-    )
-
-
-def snowflake_connect_args(name: str, settings: SnowflakeSettings) -> tuple[dict[str, Any], str]:
-    """The ``snowflake.connector.connect`` keyword arguments for ``settings`` and the fix for refused credentials.
-
-    Reads the password or private key now (env vars, key file); raises CredentialsError naming
-    what is missing or unreadable.
-    """
-    args: dict[str, Any] = {
-        "account": settings.account,
-        "user": settings.user,
-        "database": settings.database,
-        "schema": settings.schema,
-        "paramstyle": "qmark",
-        "application": "planhat_pipelines",
-        "login_timeout": DEFAULT_LOGIN_TIMEOUT,
-    }
-    for field in ("warehouse", "role", "host", "port", "protocol"):
-        value = getattr(settings, field)
-        if value is not None:
-            args[field] = value
-    if settings.auth == "key_pair":
-        args["authenticator"] = "SNOWFLAKE_JWT"
-        args["private_key"] = _private_key_der(name, settings)
-        fix = (
-            f"check that the private key matches the public key registered for user {settings.user} "
-            "(DESCRIBE USER shows RSA_PUBLIC_KEY_FP); if the key was rotated, update the key file or variable "
-            "and its passphrase"
-        )
-    elif settings.auth == "password":
-        ref = settings.password
-        if ref is None or not ref.value():
-            raise CredentialsError(
-                name,
-                f"user '{settings.user}'",
-                f"no password is set{f' (env {ref.name} is empty)' if ref else ''}",
-                f"set {ref.name if ref else 'the password env var'} to the user's password",
-            )
-        args["password"] = ref.value()
-        fix = f"set {ref.name} to the current password of Snowflake user {settings.user}"
-    else:
-        raise CredentialsError(name, "auth", f"unknown auth '{settings.auth}'", "use 'password' or 'key_pair'")
-    return args, fix
 
 
 def open_snowflake(
