@@ -56,6 +56,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check planhat_pipelines planhat_pipelines_tests benchmarks
 	$(VENV)/bin/ruff format --check planhat_pipelines planhat_pipelines_tests benchmarks
 	$(VENV)/bin/mypy
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/dg check defs
 
 bench: $(STAMP) emulators
 	$(PY) -m pip install --quiet -e '.[bench]'
