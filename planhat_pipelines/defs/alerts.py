@@ -29,6 +29,7 @@ import duckdb
 
 from planhat_pipelines.alerts import RETRY_DELAYS_SECONDS, AlertDeliveryError, send_alert
 from planhat_pipelines.config import Config
+from planhat_pipelines.defs.naming import sync_asset_keys
 from planhat_pipelines.errors import PlanhatPipelinesError
 from planhat_pipelines.store import ModelStore
 
@@ -41,11 +42,6 @@ _DELIVERED_RUNS_KEPT = 1000
 
 class AlertNotDeliveredError(dg.DagsterError):
     """A failed run's alert was not delivered: raised so the tick fails and Dagster keeps the cursor before it."""
-
-
-def sync_asset_keys(config: Config) -> list[dg.AssetKey]:
-    """``crm/<section>`` and ``usage/<section>`` for every section of the config."""
-    return [dg.AssetKey(["crm", s.name]) for s in config.crm] + [dg.AssetKey(["usage", s.name]) for s in config.usage]
 
 
 def _innermost(error: Any) -> Any:

@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from planhat_pipelines.config import Config, CrmSection, UsageSection
+from planhat_pipelines.defs.naming import crm_asset_key, reread_run_config, usage_asset_key
 from planhat_pipelines.defs.resources import STORE_POOL, warehouse_resource_key
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.store.schema import USAGE_TABLES, q
@@ -77,7 +78,7 @@ def _fresh_result(section: str, ended_at: Any, age: float | None, limit: float, 
 
 # --- CRM -------------------------------------------------------------------------------------------------
 def _crm_checks(section: CrmSection) -> list[dg.AssetChecksDefinition]:
-    asset = dg.AssetKey(["crm", section.name])
+    asset = crm_asset_key(section)
     table, key = q(section.model.slug), q(section.planhat_key)
 
     @dg.asset_check(
@@ -189,7 +190,7 @@ def _missing_keys_fix(section: UsageSection, lowest: int | None, missing: int, l
         return f"Fix: re-read the closed ranges of '{section.name}' (materialize their partitions with `reread: true`)"
     window = loaded - lowest + 1
     partition = range_of(lowest, section.partition_span).partition_key
-    config = json.dumps({"ops": {f"usage__{section.name}": {"config": {"reread": True}}}})
+    config = json.dumps(reread_run_config(section))
     return (
         f"{missing} source key(s) are neither stored nor rejected, the lowest {lowest}, {window - 1} keys below the "
         f"loaded-through cursor {loaded}: rows committed late with lower keys. Fix: set `lookback: {window}` (or "
@@ -201,7 +202,7 @@ def _missing_keys_fix(section: UsageSection, lowest: int | None, missing: int, l
 
 
 def _usage_checks(section: UsageSection) -> list[dg.AssetChecksDefinition]:
-    asset = dg.AssetKey(["usage", section.name])
+    asset = usage_asset_key(section)
     target = USAGE_TABLES[section.kind]
     wh_key = warehouse_resource_key(section.connection)
 

@@ -18,10 +18,11 @@ import dagster as dg
 
 from planhat_pipelines.config import Config, ConnectionConfig, CrmSection
 from planhat_pipelines.defs.failures import SYNC_RETRY_POLICY, sync_failures
+from planhat_pipelines.defs.naming import CRM_GROUP, crm_asset_key, mapping_version, table_metadata
 from planhat_pipelines.defs.resources import STORE_POOL, warehouse_resource_key
 from planhat_pipelines.errors import SyncError
 from planhat_pipelines.health import skip_reason_if_unhealthy
-from planhat_pipelines.sync.crm import CrmResult, sync_section
+from planhat_pipelines.sync.crm import CrmProgress, CrmResult, sync_section
 
 HOURLY_CRON = "0 * * * *"
 FULL_SYNC_JOB = "crm_full_sync"
@@ -32,10 +33,6 @@ class CrmSyncConfig(dg.Config):
 
     full: bool = False
     """Read the whole table even where the warehouse offers change tracking (the "Full sync" button)."""
-
-
-def crm_asset_key(section: CrmSection) -> dg.AssetKey:
-    return dg.AssetKey(["crm", section.name])
 
 
 def crm_job_name(connection: str) -> str:
@@ -104,7 +101,9 @@ def build_crm_asset(section: CrmSection, config: Config) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=crm_asset_key(section),
-        group_name="crm",
+        group_name=CRM_GROUP,
+        code_version=mapping_version(section),
+        metadata=table_metadata(section.model),
         kinds={connection.type},
         pool=STORE_POOL,
         retry_policy=SYNC_RETRY_POLICY,
@@ -114,8 +113,6 @@ def build_crm_asset(section: CrmSection, config: Config) -> dg.AssetsDefinition:
         tags={"domain": "crm"},
     )
     def _crm_asset(context: dg.AssetExecutionContext, config: CrmSyncConfig) -> dg.MaterializeResult:
-        from planhat_pipelines.sync.crm import CrmProgress
-
         started = time.monotonic()
 
         def progress(p: CrmProgress) -> None:
@@ -131,12 +128,14 @@ def build_crm_asset(section: CrmSection, config: Config) -> dg.AssetsDefinition:
             result = sync_section(
                 section, store, warehouse, full=config.full, dagster_run_id=context.run_id, progress=progress
             )
+            stored_rows = store.count(section.model.slug)
         for line in result.log:
             context.log.info(f"{section.name}: {line}")
         metadata = _metadata(result, time.monotonic() - started)
         metadata |= {
             "connection": dg.MetadataValue.text(section.connection),
             "warehouse": dg.MetadataValue.text(connection.type),
+            "dagster/row_count": dg.MetadataValue.int(stored_rows),
         }
         return dg.MaterializeResult(metadata=metadata)
 

@@ -27,6 +27,7 @@ import duckdb
 from planhat_pipelines.config import Config, ConnectionConfig
 from planhat_pipelines.defs.alerts import build_alert_sensors
 from planhat_pipelines.defs.checks import build_sync_checks
+from planhat_pipelines.defs.naming import sync_asset_keys
 from planhat_pipelines.errors import PlanhatPipelinesError
 from planhat_pipelines.health import HealthStatus, check_connection, record_health
 
@@ -151,8 +152,7 @@ FRESHNESS_JOB = "sync_freshness_checks"
 
 def build_freshness_schedule(config: Config) -> dg.ScheduleDefinition | None:
     """An hourly job that evaluates the ``fresh`` check of every CRM and usage asset (None without sections)."""
-    keys = [dg.AssetCheckKey(dg.AssetKey(["crm", s.name]), "fresh") for s in config.crm]
-    keys += [dg.AssetCheckKey(dg.AssetKey(["usage", s.name]), "fresh") for s in config.usage]
+    keys = [dg.AssetCheckKey(key, "fresh") for key in sync_asset_keys(config)]
     if not keys:
         return None
     job = dg.define_asset_job(

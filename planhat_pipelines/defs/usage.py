@@ -12,9 +12,11 @@ import dagster as dg
 
 from planhat_pipelines.config import Config, UsageSection
 from planhat_pipelines.defs.failures import SYNC_RETRY_POLICY, sync_failures
+from planhat_pipelines.defs.naming import USAGE_GROUP, mapping_version, usage_asset_key, usage_table_metadata
 from planhat_pipelines.defs.resources import STORE_POOL, warehouse_resource_key
 from planhat_pipelines.errors import SyncError
 from planhat_pipelines.health import skip_reason_if_unhealthy
+from planhat_pipelines.store.schema import USAGE_TABLES
 from planhat_pipelines.sync.ranges import KeyRangeSpan, range_of, span_at
 from planhat_pipelines.sync.usage import UsageProgress, UsageResult, check_source, run_usage
 
@@ -27,10 +29,6 @@ class UsageRunConfig(dg.Config):
 
     reread: bool = False
     """Read each range from its start again instead of resuming after its cursor (idempotent)."""
-
-
-def usage_asset_key(section: UsageSection) -> dg.AssetKey:
-    return dg.AssetKey(["usage", section.name])
 
 
 def usage_partitions(section: UsageSection) -> dg.DynamicPartitionsDefinition:
@@ -55,7 +53,9 @@ def build_usage_asset(section: UsageSection, config: Config) -> dg.AssetsDefinit
 
     @dg.asset(
         key=usage_asset_key(section),
-        group_name="usage",
+        group_name=USAGE_GROUP,
+        code_version=mapping_version(section),
+        metadata=usage_table_metadata(section),
         kinds={connection.type},
         partitions_def=usage_partitions(section),
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -97,17 +97,23 @@ def build_usage_asset(section: UsageSection, config: Config) -> dg.AssetsDefinit
                 reread=config.reread,
                 progress=progress,
             )
+            stored_rows = store.usage_rows(section.name, USAGE_TABLES[section.kind])
         context.log.info(
             f"{section.name}: {result.rows_read} read, {result.inserted} inserted, {result.unchanged} already "
             f"loaded, {result.rejected} rejected over {len(spans)} range(s)"
         )
-        return dg.MaterializeResult(metadata=materialization_metadata(context, result, section, connection.type))
+        metadata = materialization_metadata(context, result, section, connection.type, stored_rows)
+        return dg.MaterializeResult(metadata=metadata)
 
     return _usage_asset
 
 
 def materialization_metadata(
-    context: dg.AssetExecutionContext, result: UsageResult, section: UsageSection, warehouse_type: str
+    context: dg.AssetExecutionContext,
+    result: UsageResult,
+    section: UsageSection,
+    warehouse_type: str,
+    stored_rows: int,
 ) -> dict[str, Any]:
     """Each range partition gets its own counts; every partition also gets the run's totals as ``run_*``.
 
@@ -118,7 +124,12 @@ def materialization_metadata(
     for key, counts in result.per_range.items():
         context.add_asset_metadata(counts.metadata(), partition_key=key)
     totals = {f"run_{name}": value for name, value in result.metadata().items()}
-    return {**totals, "connection": section.connection, "warehouse": warehouse_type}
+    return {
+        **totals,
+        "connection": section.connection,
+        "warehouse": warehouse_type,
+        "dagster/row_count": dg.MetadataValue.int(stored_rows),
+    }
 
 
 def parse_partition_keys(keys: Iterable[str]) -> tuple[list[KeyRangeSpan], list[str]]:

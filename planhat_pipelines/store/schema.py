@@ -23,22 +23,46 @@ def q(name: str) -> str:
 #: The store table each usage section kind loads into.
 USAGE_TABLES = {"activities": "user_activities", "metrics": "custom_metrics"}
 
+_USAGE_HEAD = (("section", "VARCHAR"), ("key", "HUGEINT"), ("model", "VARCHAR"), ("recordId", "VARCHAR"))
+_USAGE_REFS = (("companyId", "VARCHAR"), ("recordRef", "VARCHAR"))
+#: The columns of the usage tables, in order (the DDL and Dagster's column schema are built from them).
+USAGE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "user_activities": (
+        *_USAGE_HEAD,
+        *_USAGE_REFS,
+        ("action", "VARCHAR"),
+        ("date", "TIMESTAMP"),
+        ("count", "DOUBLE"),
+        ("weight", "DOUBLE"),
+        ("info", "JSON"),
+        ("runId", "VARCHAR"),
+    ),
+    "custom_metrics": (
+        *_USAGE_HEAD,
+        *_USAGE_REFS,
+        ("dimensionId", "VARCHAR"),
+        ("value", "DOUBLE"),
+        ("date", "TIMESTAMP"),
+        ("runId", "VARCHAR"),
+    ),
+}
+
+
+def _usage_ddl(table: str) -> str:
+    columns = ", ".join(
+        f"{q(name)} {type_}{' NOT NULL' if name in ('section', 'key', 'model') else ''}"
+        for name, type_ in USAGE_COLUMNS[table]
+    )
+    return f'CREATE TABLE IF NOT EXISTS {table} ({columns}, PRIMARY KEY (section, "key"))'
+
+
 REJECTED_ROWS_DDL = """CREATE TABLE IF NOT EXISTS rejected_rows (
         section VARCHAR NOT NULL, "key" VARCHAR NOT NULL, fingerprint VARCHAR NOT NULL, reason VARCHAR NOT NULL,
         "value" VARCHAR, run_id VARCHAR, first_seen TIMESTAMP, last_seen TIMESTAMP, resolved_at TIMESTAMP,
         permanent BOOLEAN NOT NULL DEFAULT false, PRIMARY KEY (section, "key", fingerprint))"""
 
 SYSTEM_TABLES = (
-    """CREATE TABLE IF NOT EXISTS user_activities (
-        section VARCHAR NOT NULL, "key" HUGEINT NOT NULL, model VARCHAR NOT NULL,
-        "recordId" VARCHAR, "companyId" VARCHAR, "recordRef" VARCHAR,
-        action VARCHAR, "date" TIMESTAMP, "count" DOUBLE, weight DOUBLE, info JSON,
-        "runId" VARCHAR, PRIMARY KEY (section, "key"))""",
-    """CREATE TABLE IF NOT EXISTS custom_metrics (
-        section VARCHAR NOT NULL, "key" HUGEINT NOT NULL, model VARCHAR NOT NULL,
-        "recordId" VARCHAR, "companyId" VARCHAR, "recordRef" VARCHAR,
-        "dimensionId" VARCHAR, "value" DOUBLE, "date" TIMESTAMP,
-        "runId" VARCHAR, PRIMARY KEY (section, "key"))""",
+    *(_usage_ddl(table) for table in USAGE_TABLES.values()),
     """CREATE TABLE IF NOT EXISTS sync_cursors (
         section VARCHAR NOT NULL, scope VARCHAR NOT NULL, "value" VARCHAR,
         updated_at TIMESTAMP, PRIMARY KEY (section, scope))""",

@@ -257,6 +257,10 @@ class ModelStore:
     def count(self, model: str) -> int:
         return int(self.con.execute(f"SELECT count(*) FROM {q(model)}").fetchall()[0][0])
 
+    def usage_rows(self, section: str, table: str) -> int:
+        """How many rows usage section ``section`` holds in ``table`` (``user_activities`` / ``custom_metrics``)."""
+        return int(self.con.execute(f"SELECT count(*) FROM {q(table)} WHERE section = ?", [section]).fetchall()[0][0])
+
     def refresh_company_fields(self, today: date | None = None) -> int:
         """Recompute Company ARR/MRR, renewal date, customer from/to and status from licenses."""
         with self.transaction() as con:

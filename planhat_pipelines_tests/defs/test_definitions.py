@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import yaml
@@ -82,3 +84,31 @@ def test_freshness_checks_run_hourly_through_dagster(tmp_path: Path) -> None:
     assert {e.check_name for e in evaluations} == {"fresh"}
     crm = [e for e in evaluations if e.asset_key.path[0] == "crm"]
     assert crm and not any(e.passed for e in crm)  # never synced
+
+
+def test_sync_assets_carry_standard_table_metadata_and_a_mapping_code_version() -> None:
+    config = load_config(ROOT / "planhat_pipelines.yaml")
+    graph = build_definitions(config).resolve_asset_graph()
+    companies = graph.get(dg.AssetKey(["crm", "companies"]))
+    assert companies.metadata["dagster/table_name"] == "company"
+    columns = {c.name: c.type for c in companies.metadata["dagster/column_schema"].columns}
+    assert columns["arr"].startswith("DECIMAL") and columns["externalId"] == "VARCHAR"
+    events = graph.get(dg.AssetKey(["usage", "product_events"]))
+    assert events.metadata["dagster/table_name"] == "user_activities"
+    assert "key" in {c.name for c in events.metadata["dagster/column_schema"].columns}
+    # The code version is the mapping's fingerprint: a mapping change shows as a new version in the UI.
+    changed = load_config(ROOT / "planhat_pipelines.yaml")
+    crm = list(changed.crm)
+    crm[0] = _replace(crm[0], null_overwrites=not crm[0].null_overwrites)
+    changed_graph = build_definitions(_replace(changed, crm=tuple(crm))).resolve_asset_graph()
+    new_version = changed_graph.get(dg.AssetKey(["crm", "companies"])).code_version
+    assert companies.code_version and new_version and new_version != companies.code_version
+    assert (
+        graph.get(dg.AssetKey(["crm", "licenses"])).code_version
+        == changed_graph.get(dg.AssetKey(["crm", "licenses"])).code_version
+    )
+
+
+def _replace(obj: Any, **changes: Any) -> Any:
+    """A copy of a config object with ``changes`` (dataclass or pydantic model)."""
+    return obj.model_copy(update=changes) if hasattr(obj, "model_copy") else dataclasses.replace(obj, **changes)

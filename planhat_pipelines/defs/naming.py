@@ -1,0 +1,60 @@
+"""The one naming scheme of the Dagster objects built from the config: asset keys, op names, jobs, sensors.
+
+Checks, sensors, alerts, the demo and the CLI take their names from here, so a name is spelled once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import dagster as dg
+
+from planhat_pipelines.config import Config, CrmSection, UsageSection
+from planhat_pipelines.models import ModelSpec
+from planhat_pipelines.store.schema import USAGE_COLUMNS, USAGE_TABLES
+
+CRM_GROUP = "crm"
+USAGE_GROUP = "usage"
+
+
+def crm_asset_key(section: CrmSection) -> dg.AssetKey:
+    """``crm/<section>``."""
+    return dg.AssetKey([CRM_GROUP, section.name])
+
+
+def usage_asset_key(section: UsageSection) -> dg.AssetKey:
+    """``usage/<section>``."""
+    return dg.AssetKey([USAGE_GROUP, section.name])
+
+
+def sync_asset_keys(config: Config) -> list[dg.AssetKey]:
+    """``crm/<section>`` and ``usage/<section>`` for every section of the config."""
+    return [crm_asset_key(s) for s in config.crm] + [usage_asset_key(s) for s in config.usage]
+
+
+def op_name(key: dg.AssetKey) -> str:
+    """The op Dagster runs for an asset (``crm/companies`` -> ``crm__companies``), as run config names it."""
+    return "__".join(key.path)
+
+
+def reread_run_config(section: UsageSection) -> dict[str, object]:
+    """Run config that re-reads a usage section's ranges from their start."""
+    return {"ops": {op_name(usage_asset_key(section)): {"config": {"reread": True}}}}
+
+
+def mapping_version(section: CrmSection | UsageSection) -> str:
+    """A short fingerprint of the section's settings: the asset's code version, new whenever its mapping changes."""
+    return hashlib.sha256(repr(section).encode()).hexdigest()[:12]
+
+
+def table_metadata(model: ModelSpec) -> dict[str, object]:
+    """Dagster's standard table metadata for a model's store table: its name and columns from the catalog."""
+    columns = [dg.TableColumn(f.name, f.type.duckdb_type) for f in model.all_fields]
+    return {"dagster/table_name": model.slug, "dagster/column_schema": dg.TableSchema(columns=columns)}
+
+
+def usage_table_metadata(section: UsageSection) -> dict[str, object]:
+    """Dagster's standard table metadata for the store table a usage section loads into."""
+    table = USAGE_TABLES[section.kind]
+    columns = [dg.TableColumn(name, type_) for name, type_ in USAGE_COLUMNS[table]]
+    return {"dagster/table_name": table, "dagster/column_schema": dg.TableSchema(columns=columns)}
