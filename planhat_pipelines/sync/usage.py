@@ -58,7 +58,8 @@ class UsageProgress:
         rejected: Rows rejected so far.
         key: The highest key of the batch just committed (None in the invalid-keys scan).
         after: Where the current read started (exclusive; None when it has no lower bound).
-        through: The end of the range being read (None when the read has no upper bound).
+        through: Where the current read ends: the range's end, or the source's highest key if that is lower
+            (None when the read has no upper bound).
         seconds: Time since the run started.
         read_seconds: Time since the current read started.
     """
@@ -96,6 +97,8 @@ class UsageProgress:
         )
         if self.key is not None and self.through is not None:
             text += f"; key {self.key:,} of {self.through:,}"
+            if self.after is not None and self.through > self.after:
+                text += f" ({100 * (self.key - self.after) // (self.through - self.after)}%)"
         text += f"; {self.rate:,.0f} rows/s"
         left = self.seconds_left
         return text if left is None else text + f"; about {left:,.0f} s left in this read"
@@ -459,6 +462,7 @@ class _Pass:
     result: UsageResult
     started: float
     progress: ProgressFn | None
+    source_max: int | None = None
 
     @property
     def key_kind(self) -> ColumnKind:
@@ -567,11 +571,18 @@ class _Pass:
                         r.rejected,
                         top,
                         key_range.after,
-                        key_range.through,
+                        _read_end(key_range.through, self.source_max),
                         time.perf_counter() - self.started,
                         time.perf_counter() - read_started,
                     )
                 )
+
+
+def _read_end(through: int | None, source_max: int | None) -> int | None:
+    """Where a read will stop: its bound, or the source's highest key when that is lower (a mostly empty range)."""
+    if through is None or source_max is None:
+        return through if source_max is None else source_max
+    return min(through, source_max)
 
 
 def _max_key(batch: pa.RecordBatch) -> int | None:
@@ -696,7 +707,8 @@ def run_usage(
     try:
         info = check_source(section, warehouse)
         _prepare_refs(section, store)
-        one = _Pass(section, store, warehouse, info, run_id, result, started, progress)
+        bounds = warehouse.key_bounds(section.table, section.key) if progress is not None else None
+        one = _Pass(section, store, warehouse, info, run_id, result, started, progress, bounds and bounds[1])
         _retry_rejects(one)
         _lookback(one)
         for span in sorted(spans):

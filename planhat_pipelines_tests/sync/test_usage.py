@@ -483,3 +483,17 @@ def test_a_permanent_reject_is_not_retried_and_is_reported_once(
     fixed = run_usage(section, store, harness.warehouse(), [KeyRangeSpan(0, 99)])
     assert (fixed.inserted, fixed.resolved_rejects) == (1, 1)
     assert [k for _, k, _, _ in store.open_rejects("events")] == ["-4"]
+
+
+def test_progress_after_every_batch_ends_at_the_sources_last_key(
+    duckdb_harness: WarehouseHarness, store: ModelStore, tmp_path: Path
+) -> None:
+    """A mostly empty last range (keys 1..10 of 0..99): the read's end is key 10, not 99, so the share is right."""
+    section = _section(tmp_path)
+    duckdb_harness.create_table("events", _events(list(range(1, 11))), json_columns=["info"])
+    seen: list[Any] = []
+    run_usage(section, store, duckdb_harness.warehouse(), [KeyRangeSpan(0, 99)], progress=seen.append)
+    ranged = [p for p in seen if p.phase == "range"]
+    assert [p.rows_read for p in ranged] == [4, 8, 10]  # one line per committed batch of 4
+    assert [p.key for p in ranged] == [4, 8, 10] and {p.through for p in ranged} == {10}
+    assert ranged[-1].describe().startswith("events (range): 10 read, 10 inserted, 0 rejected; key 10 of 10 (100%)")
