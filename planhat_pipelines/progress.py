@@ -20,7 +20,7 @@ from typing import TextIO
 #: A progress line as the engines write it: ``<section> (<phase>): ... <n> rows/s ...``. The phases are the
 #: usage engine's (retry, lookback, range, invalid keys) and the CRM sync's (read, write, send); the other
 #: lines the assets log (``companies: read 500 rows ...``) have no phase in parentheses.
-PROGRESS_LINE = re.compile(r"^[\w.-]+ \((?:retry|lookback|range|invalid keys|read|write|send)\): .* rows/s")
+PROGRESS_LINE = re.compile(r"^[\w.-]+ \((?:retry|lookback|range|invalid keys|read|validate|write|send)\): .* rows/s")
 #: The share done, when a line states it (``(40%)``).
 _PERCENT = re.compile(r"\((\d{1,3})%")
 _BAR_WIDTH = 20

@@ -189,7 +189,8 @@ class CrmProgress:
     Attributes:
         section: The section's name.
         phase: ``read`` (warehouse rows staged: receive's source rows, or send's comparison read of the
-            target), ``write`` (the store upsert is done) or ``send`` (records merged into the warehouse).
+            target), ``validate`` (the staged rows are checked and converted, before the store write),
+            ``write`` (the store upsert is done) or ``send`` (records merged into the warehouse).
         rows: Rows done so far in this phase.
         total: Rows the phase will handle, when known (a change-tracking read, the upsert, the send);
             None for a full read, whose size the warehouse is not asked for.
@@ -768,6 +769,9 @@ def receive(
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE __crm_ok AS SELECT {', '.join(out)} FROM __crm_rows WHERE __err IS NULL"
         )
+        # Validation and the write are single statements: a line between them keeps a long run visibly moving.
+        checked = _Reporter(section.name, progress, "validate", result.rows_read - skipped)
+        checked.add(result.rows_read - skipped)
         writing = _Reporter(section.name, progress, "write")
         with store.transaction():
             # One set-based pass over the staged rows: no Arrow round trip, one join with the model table.

@@ -73,7 +73,8 @@ def test_receive_reports_every_batch_read_then_the_write(duckdb_harness: DuckDBH
     assert all(b.seconds >= a.seconds for a, b in itertools.pairwise(reads))
     writes = [p for p in seen if p.phase == "write"]
     assert [(p.rows, p.total) for p in writes] == [(25, 25)]
-    assert [p.phase for p in seen] == ["read"] * len(sizes) + ["write"]  # the write comes after every read
+    # After every read: one line once validated (before the write, which is one long statement), then the write.
+    assert [p.phase for p in seen] == ["read"] * len(sizes) + ["validate", "write"]
     assert reads[0].describe().startswith(f"companies (read): {sizes[0]} rows; ")
     assert "rows/s" in reads[0].describe()
     assert writes[0].describe().startswith("companies (write): 25 of 25 rows (100%); ")
@@ -113,6 +114,7 @@ def test_asset_logs_progress_lines_before_its_materialization(duckdb_harness: Du
     materialized = next(i for i, e in enumerate(logs) if e.dagster_event and e.dagster_event.is_step_materialization)
     lines = [(i, e.user_message) for i, e in enumerate(logs) if e.user_message.startswith("companies (")]
     expected = [f"companies (read): {n:,} rows; " for n in itertools.accumulate(sizes)]
+    expected.append(f"companies (validate): {rows:,} of {rows:,} rows (100%); ")
     expected.append(f"companies (write): {rows:,} of {rows:,} rows (100%); ")
     assert [m[: len(x)] for (_, m), x in zip(lines, expected, strict=True)] == expected
     assert all(i < materialized for i, _ in lines)  # logged as it happened, not with the result at the end
