@@ -3,7 +3,7 @@
 CRM sections (``crm/<section>``):
 
 - ``unique_keys``: the section's Planhat key is unique among the non-null values of the model's store table.
-- ``fresh``: the section's last successful sync (``sync_runs``) ended within 2 hours (the cadence is hourly).
+- Freshness is the asset's ``FreshnessPolicy`` (:mod:`planhat_pipelines.defs.crm`), not a check.
 
 Usage sections (``usage/<section>``):
 
@@ -15,7 +15,8 @@ Usage sections (``usage/<section>``):
   plus the keys of open rejects. The source is counted by streaming only its key column through
   ``Warehouse.read_batches`` (the same code path the sync reads with, so no per-dialect SQL here).
 - ``fresh``: the last successful run ended within 2 x the cadence interval, or, failing that, the source has
-  no key above the loaded-through cursor (the cadence sensor skips runs when nothing is new).
+  no key above the loaded-through cursor (the cadence sensor skips runs when nothing is new). A domain rule no
+  ``FreshnessPolicy`` can express, so it stays a check, run hourly by its automation condition.
 
 Every check opens the store, so checks run in the store's pool (one writer process at a time).
 
@@ -38,8 +39,8 @@ from planhat_pipelines.store.schema import USAGE_TABLES, q
 from planhat_pipelines.sync.ranges import KeyRangeSpan, range_of
 from planhat_pipelines.warehouses.base import KeyRange, Warehouse
 
-#: CRM sections sync hourly; a section is stale after two missed syncs.
-CRM_FRESH_SECONDS = 2 * 3600
+#: When the usage ``fresh`` check runs by itself (its automation condition): hourly, at half past.
+FRESH_CHECK_CRON = "30 * * * *"
 #: Rows per batch when counting a source's keys.
 COUNT_BATCH_SIZE = 500_000
 _SAMPLE = 5
@@ -108,20 +109,7 @@ def _crm_checks(section: CrmSection) -> list[dg.AssetChecksDefinition]:
             ),
         )
 
-    @dg.asset_check(
-        asset=asset,
-        name="fresh",
-        description="The section's last successful sync ended within 2 hours (hourly cadence).",
-        required_resource_keys={"store"},
-        pool=STORE_POOL,
-        blocking=False,
-    )
-    def _fresh(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        with context.resources.store.open() as store:
-            ended_at, age = _last_success(store, section.name)
-        return _fresh_result(section.name, ended_at, age, CRM_FRESH_SECONDS, "hourly cadence, limit")
-
-    return [_unique, _fresh]
+    return [_unique]
 
 
 # --- usage -----------------------------------------------------------------------------------------------
@@ -305,10 +293,13 @@ def _usage_checks(section: UsageSection) -> list[dg.AssetChecksDefinition]:
         asset=asset,
         name="fresh",
         description=f"The last successful run ended within 2 x the cadence ({section.cadence.describe()}), "
-        "or the source has nothing new.",
+        "or the source has nothing new. Runs by itself hourly (automation condition).",
         required_resource_keys={"store", wh_key},
         pool=STORE_POOL,
         blocking=False,
+        # A domain check a FreshnessPolicy cannot express ("nothing new" is fresh), evaluated on a cron tick by
+        # the automation sensor rather than by a job and a schedule.
+        automation_condition=dg.AutomationCondition.cron_tick_passed(FRESH_CHECK_CRON),  # type: ignore[arg-type]
     )
     def _fresh(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         with context.resources.store.open() as store:

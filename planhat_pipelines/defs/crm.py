@@ -12,7 +12,7 @@ No `from __future__ import annotations` here: Dagster reads the run-config annot
 """
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
@@ -25,6 +25,10 @@ from planhat_pipelines.health import skip_reason_if_unhealthy
 from planhat_pipelines.sync.crm import CrmProgress, CrmResult, sync_section
 
 HOURLY_CRON = "0 * * * *"
+#: CRM sections sync hourly: late after 75 minutes without a materialization, failing after two missed syncs.
+HOURLY_SYNC_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=2), warn_window=timedelta(minutes=75)
+)
 FULL_SYNC_JOB = "crm_full_sync"
 
 
@@ -104,6 +108,7 @@ def build_crm_asset(section: CrmSection, config: Config) -> dg.AssetsDefinition:
         group_name=CRM_GROUP,
         code_version=mapping_version(section),
         metadata=table_metadata(section.model),
+        freshness_policy=HOURLY_SYNC_FRESHNESS,
         kinds={connection.type},
         pool=STORE_POOL,
         retry_policy=SYNC_RETRY_POLICY,

@@ -27,7 +27,7 @@ import duckdb
 from planhat_pipelines.config import Config, ConnectionConfig
 from planhat_pipelines.defs.alerts import build_alert_sensors
 from planhat_pipelines.defs.checks import build_sync_checks
-from planhat_pipelines.defs.naming import sync_asset_keys
+from planhat_pipelines.defs.naming import usage_asset_key
 from planhat_pipelines.errors import PlanhatPipelinesError
 from planhat_pipelines.health import HealthStatus, check_connection, record_health
 
@@ -146,36 +146,34 @@ def build_credentials_sensor(connection: ConnectionConfig) -> dg.SensorDefinitio
     return _sensor
 
 
-#: Runs every sync asset's ``fresh`` check, so a sync that silently stopped turns its check red.
-FRESHNESS_JOB = "sync_freshness_checks"
+#: Evaluates the automation conditions of this code location's checks (the usage ``fresh`` checks, hourly).
+AUTOMATION_SENSOR = "sync_checks_automation_sensor"
 
 
-def build_freshness_schedule(config: Config) -> dg.ScheduleDefinition | None:
-    """An hourly job that evaluates the ``fresh`` check of every CRM and usage asset (None without sections)."""
-    keys = [dg.AssetCheckKey(key, "fresh") for key in sync_asset_keys(config)]
+def build_automation_sensor(config: Config) -> dg.AutomationConditionSensorDefinition | None:
+    """The sensor that runs the usage ``fresh`` checks on their cron automation condition (None without usage).
+
+    Declared here, RUNNING by default, instead of relying on Dagster's implicit default automation sensor.
+    """
+    keys = [dg.AssetCheckKey(usage_asset_key(s), "fresh") for s in config.usage]
     if not keys:
         return None
-    job = dg.define_asset_job(
-        FRESHNESS_JOB,
-        selection=dg.AssetSelection.checks(*keys),
-        description="Evaluate the freshness check of every sync asset.",
-    )
-    return dg.ScheduleDefinition(
-        name=f"{FRESHNESS_JOB}_hourly",
-        job=job,
-        cron_schedule="30 * * * *",
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="Hourly: is every CRM and usage section still syncing on its cadence?",
+    return dg.AutomationConditionSensorDefinition(
+        AUTOMATION_SENSOR,
+        target=dg.AssetSelection.checks(*keys),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Runs each usage section's `fresh` check hourly (its automation condition).",
     )
 
 
 def build_health_defs(config: Config) -> dg.Definitions:
     """Health assets, checks and sensors per connection; the alert sensors; the checks on every sync asset."""
     connections = list(config.connections.values())
-    freshness = build_freshness_schedule(config)
+    automation = build_automation_sensor(config)
     return dg.Definitions(
         assets=[build_health_asset(c) for c in connections],
         asset_checks=[build_health_check(c) for c in connections] + build_sync_checks(config),
-        sensors=[build_credentials_sensor(c) for c in connections] + build_alert_sensors(config),
-        schedules=[freshness] if freshness else [],
+        sensors=[build_credentials_sensor(c) for c in connections]
+        + build_alert_sensors(config)
+        + ([automation] if automation else []),
     )

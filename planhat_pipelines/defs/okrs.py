@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from planhat_pipelines.config import Config, KeyResult
+from planhat_pipelines.defs.crm import HOURLY_SYNC_FRESHNESS
 from planhat_pipelines.defs.resources import STORE_POOL, StoreResource, WarehouseResource, warehouse_resource_key
 from planhat_pipelines.okrs.refresh import OkrValue, refresh_key_result
 from planhat_pipelines.okrs.status import Status
@@ -99,6 +100,7 @@ def build_okr_asset(config: Config, kr: KeyResult) -> dg.AssetsDefinition:
         pool=STORE_POOL,
         description=_description(config, kr),
         metadata=_definition_metadata(config, kr),
+        freshness_policy=HOURLY_SYNC_FRESHNESS,
         required_resource_keys={"store", warehouse_key},
     )
     def _okr(context: dg.AssetExecutionContext) -> dg.MaterializeResult:

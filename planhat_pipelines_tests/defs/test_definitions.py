@@ -6,6 +6,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,6 @@ import yaml
 
 from planhat_pipelines.config import load_config
 from planhat_pipelines.definitions import build_definitions
-from planhat_pipelines.demo.run import seed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,27 +63,25 @@ def test_dagster_definitions_validate_is_clean(tmp_path: Path) -> None:
     assert "All code locations passed validation" in done.stderr + done.stdout
 
 
-def test_freshness_checks_run_hourly_through_dagster(tmp_path: Path) -> None:
-    """The hourly job evaluates every sync asset's `fresh` check; before any sync they all fail."""
-    raw = yaml.safe_load((ROOT / "planhat_pipelines.yaml").read_text())
-    raw["store"]["path"] = str(tmp_path / "planhat.duckdb")
-    raw["connections"]["embedded"]["path"] = str(tmp_path / "warehouse.duckdb")
-    path = tmp_path / "demo.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    config = load_config(path)
-    seed(config, lambda _line: None)
+def test_freshness_is_declared_the_current_dagster_way(tmp_path: Path) -> None:
+    """CRM and OKR assets carry a FreshnessPolicy; the usage `fresh` check (a domain rule) runs on a cron condition."""
+    config = load_config(ROOT / "planhat_pipelines.yaml")
     defs = build_definitions(config)
-    assert defs.resolve_schedule_def("sync_freshness_checks_hourly").cron_schedule == "30 * * * *"
-    with dg.instance_for_test() as instance:
-        result = defs.resolve_job_def("sync_freshness_checks").execute_in_process(instance=instance)
-    evaluations = result.get_asset_check_evaluations()
-    assert {e.asset_key.to_user_string() for e in evaluations} == {
-        *(f"crm/{s.name}" for s in config.crm),
-        *(f"usage/{s.name}" for s in config.usage),
-    }
-    assert {e.check_name for e in evaluations} == {"fresh"}
-    crm = [e for e in evaluations if e.asset_key.path[0] == "crm"]
-    assert crm and not any(e.passed for e in crm)  # never synced
+    graph = defs.resolve_asset_graph()
+    for key in [*(f"crm/{s.name}" for s in config.crm), *(f"okrs/{kr.name}" for kr in config.key_results)]:
+        policy = graph.get(dg.AssetKey.from_user_string(key)).freshness_policy
+        assert policy is not None and policy.fail_window.to_timedelta() == timedelta(hours=2), key
+    for section in config.usage:
+        check = graph.get_check_spec(dg.AssetCheckKey(dg.AssetKey(["usage", section.name]), "fresh"))
+        assert check.automation_condition is not None
+    sensor = defs.resolve_sensor_def("sync_checks_automation_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    # The hand-made job and schedule are gone; the shipped instance evaluates freshness policies.
+    assert "sync_freshness_checks_hourly" not in {s.name for s in defs.schedules or []}
+    (tmp_path / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    assert yaml.safe_load((tmp_path / "dagster.yaml").read_text())["freshness"] == {"enabled": True}
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert instance.get_settings("freshness").get("enabled") is True
 
 
 def test_sync_assets_carry_standard_table_metadata_and_a_mapping_code_version() -> None:
