@@ -7,91 +7,34 @@ always bound parameters.
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 import pyarrow as pa
 
 from planhat_pipelines.errors import ReadOnlyTargetError, WarehouseError
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
+# Re-exported: callers import every warehouse type from this module.
+from planhat_pipelines.warehouses.keys import FLOAT_KEY_LIMIT, KEY_DIGITS, KEY_LIMIT, KeyRange
+from planhat_pipelines.warehouses.tables import Column, ColumnKind, TableInfo, validate_identifier
 
-
-def validate_identifier(connection: str, name: str, what: str = "identifier") -> str:
-    """Return ``name`` if it is a plain SQL identifier (letters, digits, _ and $), else raise.
-
-    Table names may be qualified once or twice with dots (``dataset.table``); each part is checked.
-    """
-    parts = name.split(".")
-    if not 1 <= len(parts) <= 3 or not all(_IDENTIFIER.match(p) for p in parts):
-        raise WarehouseError(
-            connection,
-            f"{what} '{name}'",
-            "is not a plain identifier",
-            "use letters, digits, '_' or '$' (optionally qualified with dots), or create a view with that name",
-        )
-    return name
-
-
-class ColumnKind(Enum):
-    """A warehouse column type, reduced to what the syncs need to know."""
-
-    TEXT = "text"
-    INTEGER = "integer"
-    DECIMAL = "decimal"
-    FLOAT = "float"
-    BOOLEAN = "boolean"
-    DATE = "date"
-    TIMESTAMP = "timestamp"
-    JSON = "json"
-    OTHER = "other"
-
-
-@dataclass(frozen=True)
-class Column:
-    """A column as the warehouse describes it.
-
-    Attributes:
-        name: Column name as stored.
-        type: The warehouse's own type text (e.g. ``NUMBER(38,0)``, ``INT64``).
-        kind: The reduced kind.
-        scale: Decimal scale where known (0 for integer-valued decimals).
-    """
-
-    name: str
-    type: str
-    kind: ColumnKind
-    scale: int | None = None
-
-    @property
-    def is_integer_valued(self) -> bool:
-        return self.kind is ColumnKind.INTEGER or (self.kind is ColumnKind.DECIMAL and self.scale == 0)
-
-
-@dataclass(frozen=True)
-class TableInfo:
-    """A table or view as the warehouse describes it."""
-
-    connection: str
-    name: str
-    columns: tuple[Column, ...]
-    is_view: bool
-
-    def column(self, name: str) -> Column:
-        """The column called ``name`` (case-insensitive); raises WarehouseError naming the choices."""
-        for col in self.columns:
-            if col.name == name or col.name.lower() == name.lower():
-                return col
-        raise WarehouseError(
-            self.connection,
-            f"{'view' if self.is_view else 'table'} '{self.name}'",
-            f"has no column '{name}'",
-            f"use one of: {', '.join(c.name for c in self.columns)}",
-        )
+__all__ = [
+    "FLOAT_KEY_LIMIT",
+    "KEY_DIGITS",
+    "KEY_LIMIT",
+    "Capabilities",
+    "ChangeSet",
+    "ChangesUnavailable",
+    "Column",
+    "ColumnKind",
+    "KeyRange",
+    "MergeResult",
+    "TableInfo",
+    "Warehouse",
+    "validate_identifier",
+]
 
 
 @dataclass(frozen=True)
@@ -109,62 +52,6 @@ class Capabilities:
     change_tracking: bool = False
     fast_arrow_reads: bool = True
     dialect: str = "duckdb"
-
-
-#: Usage keys are at most 32 digits: whole numbers ``0 <= key < 10**32`` are valid keys.
-KEY_DIGITS = 32
-KEY_LIMIT = 10**KEY_DIGITS
-#: Float key columns hold whole numbers exactly only below 2**53.
-FLOAT_KEY_LIMIT = 2**53
-
-
-@dataclass(frozen=True)
-class KeyRange:
-    """Rows whose numeric key is in ``(after, through]`` (open below, closed above), read in key order.
-
-    Only valid keys (whole numbers ``0 <= key < 10**32``) are ever in a range; a text key column is read
-    through the warehouse's safe cast to a number (:meth:`Warehouse.key_sql`).
-
-    Attributes:
-        key: The key column.
-        after: Exclusive lower bound; None reads from the start.
-        through: Inclusive upper bound; None reads to the end.
-        keys: Instead of bounds, exactly these keys (a bounded list: callers batch them).
-        invalid_keys: Instead, only the rows whose key is not a valid key (NULL, negative, fractional,
-            non-finite, longer than 32 digits, or text that is not a number): they belong to no range.
-    """
-
-    key: str
-    after: int | None = None
-    through: int | None = None
-    keys: tuple[int, ...] | None = None
-    invalid_keys: bool = False
-
-    def where(
-        self, key_sql: str, valid_sql: str, placeholder: Callable[[str], str] = lambda _name: "?"
-    ) -> tuple[str, list[tuple[str, int]]]:
-        """The SQL condition on the key expression and the (name, value) parameters it binds, in order.
-
-        Args:
-            key_sql: The key as a number (:meth:`Warehouse.key_sql`).
-            valid_sql: The condition that the key is valid (:meth:`Warehouse.valid_key_sql`).
-            placeholder: Turns a parameter name into the dialect's marker (``?``, ``@after``, ...).
-        """
-        if self.invalid_keys:
-            return f"NOT COALESCE({valid_sql}, FALSE)", []
-        conditions, params = [valid_sql], []
-        if self.keys is not None:
-            names = [f"k{i}" for i in range(len(self.keys))]
-            markers = ", ".join(placeholder(n) for n in names) or "NULL"
-            conditions.append(f"{key_sql} IN ({markers})")
-            params += list(zip(names, self.keys, strict=True))
-        if self.after is not None:
-            conditions.append(f"{key_sql} > {placeholder('after')}")
-            params.append(("after", self.after))
-        if self.through is not None:
-            conditions.append(f"{key_sql} <= {placeholder('through')}")
-            params.append(("through", self.through))
-        return " AND ".join(conditions), params
 
 
 @dataclass(frozen=True)
@@ -379,7 +266,6 @@ class Warehouse(ABC):
             sql += f" WHERE {where} ORDER BY {order}"
         yield from self._arrow_stream(sql, params, batch_size, ordered=key_range is not None, obj=f"table '{table}'")
 
-    @abstractmethod
     def _arrow_stream(
         self, sql: str, params: list[tuple[str, int]], batch_size: int, *, ordered: bool, obj: str
     ) -> Iterator[pa.RecordBatch]:
@@ -392,6 +278,9 @@ class Warehouse(ABC):
             ordered: Whether the query has an ORDER BY the stream must keep (no parallel streams).
             obj: How error messages name what is read (``table 'x'``).
         """
+        # Not abstract: wrappers that override read_batches itself (fault injection in tests, proxies
+        # around another adapter) must stay instantiable. Every adapter here overrides it.
+        raise NotImplementedError(f"{type(self).__name__} does not implement _arrow_stream")
 
     def max_key(self, table: str, key: str) -> int | None:
         """The current maximum of integer column ``key`` (None for an empty table)."""

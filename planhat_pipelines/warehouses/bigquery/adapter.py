@@ -35,7 +35,7 @@ from planhat_pipelines.warehouses.bigquery.client_errors import (
     error_text,
     is_transient,
 )
-from planhat_pipelines.warehouses.bigquery.dialect import CASTABLE, bigquery_column, key_parameters, quote
+from planhat_pipelines.warehouses.bigquery.dialect import bigquery_column, key_parameters, merge_assignments, quote
 
 #: How long the credentials probe may take, retries included (the client's default retry runs 10 minutes).
 PROBE_TIMEOUT_SECONDS = 30.0
@@ -282,27 +282,7 @@ class BigQueryWarehouse(Warehouse):
                 f"the records to merge have no key column '{key}'",
                 "map the section's warehouse key to a field that is sent",
             )
-        assignments: dict[str, str] = {}
-        for name in data.column_names:
-            col = info.column(name)
-            source = f"__src.{quote(name)}"
-            if col.type.startswith("ARRAY<") or col.type == "STRUCT":
-                raise WarehouseError(
-                    self.name,
-                    f"table '{table}'",
-                    f"column '{col.name}' is {col.type}, which cannot be written from JSON text",
-                    "map the field to a STRING or JSON column instead",
-                )
-            if col.type == "JSON":
-                is_text = pa.types.is_string(data.schema.field(name).type) or pa.types.is_large_string(
-                    data.schema.field(name).type
-                )
-                assignments[col.name] = f"PARSE_JSON({source})" if is_text else f"TO_JSON({source})"
-            elif col.type.split("(")[0] in CASTABLE:
-                # The staged column has Parquet's type (FLOAT64 for a double, ...): cast to the target's.
-                assignments[col.name] = f"CAST({source} AS {col.type.split('(')[0]})"
-            else:
-                assignments[col.name] = source
+        assignments = merge_assignments(self.name, table, data, info)
         key_col = info.column(key).name
         # The staging table lives beside the target, so MERGE stays within one dataset (and location).
         stage_id = f"{self._table_id(table).rsplit('.', 1)[0]}._planhat_stage_{uuid.uuid4().hex}"

@@ -43,20 +43,8 @@ def env_value(name: str, ref: EnvRef | None, setting: str) -> str:
     return value
 
 
-def service_account_info(name: str, ref: EnvRef | None) -> dict[str, Any]:
-    """The key JSON from a key file path or base64-encoded JSON (as dagster-gcp's gcp_credentials takes).
-
-    Args:
-        name: The connection's name, used in every message.
-        ref: The ``service_account_key`` env var reference.
-
-    Returns:
-        The key's JSON object, with ``__source__`` saying where it came from (for later messages).
-
-    Raises:
-        CredentialsError: The variable is empty, names a missing or unreadable file, or holds neither
-            a key file path nor base64-encoded JSON, or the key is not a JSON object.
-    """
+def _key_text(name: str, ref: EnvRef | None) -> tuple[str, str]:
+    """(key JSON text, where it came from) for the value of ``service_account_key``: a file path or base64."""
     value = env_value(name, ref, "service_account_key")
     var = ref.name if ref is not None else "service_account_key"
     path = Path(value).expanduser()
@@ -91,6 +79,24 @@ def service_account_info(name: str, ref: EnvRef | None) -> dict[str, Any]:
                 f"{var} is neither an existing key file nor base64-encoded key JSON",
                 f"set {var} to the key file's path or to the output of `base64 -w0 key.json`",
             ) from None
+    return text, source
+
+
+def service_account_info(name: str, ref: EnvRef | None) -> dict[str, Any]:
+    """The key JSON from a key file path or base64-encoded JSON (as dagster-gcp's gcp_credentials takes).
+
+    Args:
+        name: The connection's name, used in every message.
+        ref: The ``service_account_key`` env var reference.
+
+    Returns:
+        The key's JSON object, with ``__source__`` saying where it came from (for later messages).
+
+    Raises:
+        CredentialsError: The variable is empty, names a missing or unreadable file, or holds neither
+            a key file path nor base64-encoded JSON, or the key is not a JSON object.
+    """
+    text, source = _key_text(name, ref)
     try:
         info = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pyarrow as pa
 from google.cloud import bigquery
 
-from planhat_pipelines.warehouses.base import Column, ColumnKind
+from planhat_pipelines.errors import WarehouseError
+from planhat_pipelines.warehouses.base import Column, ColumnKind, TableInfo
 
 # BigQuery's REST API reports legacy type names; these are the standard SQL names used in CASTs.
 _STANDARD_TYPE = {
@@ -29,8 +31,8 @@ _KINDS = {
     "JSON": ColumnKind.JSON,
     "STRUCT": ColumnKind.JSON,
 }
-#: Standard SQL types a staged (Parquet-typed) column is CAST to before it is merged.
-CASTABLE = frozenset(
+# Standard SQL types a staged (Parquet-typed) column is CAST to before it is merged.
+_CASTABLE = frozenset(
     {"INT64", "FLOAT64", "BOOL", "STRING", "BYTES", "NUMERIC", "BIGNUMERIC", "DATE", "DATETIME", "TIME", "TIMESTAMP"}
 )
 # Scales BigQuery uses when a NUMERIC/BIGNUMERIC column has no declared parameters.
@@ -93,3 +95,43 @@ def key_parameters(named: list[tuple[str, int]]) -> list[bigquery.ScalarQueryPar
         else bigquery.ScalarQueryParameter(name, "BIGNUMERIC", Decimal(value))
         for name, value in named
     ]
+
+
+def merge_assignments(connection: str, table: str, data: pa.Table, info: TableInfo) -> dict[str, str]:
+    """The MERGE's value of each target column, read from the staged column ``__src.<name>``.
+
+    Args:
+        connection: The connection's name, used in the message.
+        table: The target table, as the section names it.
+        data: The records to merge (their Arrow types are the staged Parquet types).
+        info: The target table's description.
+
+    Returns:
+        Target column name -> SQL expression: JSON parsed from text (or converted), castable types
+        cast to the target's standard SQL type, anything else as staged.
+
+    Raises:
+        WarehouseError: A target column is an ARRAY or STRUCT, which JSON text cannot be written to.
+    """
+    assignments: dict[str, str] = {}
+    for name in data.column_names:
+        col = info.column(name)
+        source = f"__src.{quote(name)}"
+        if col.type.startswith("ARRAY<") or col.type == "STRUCT":
+            raise WarehouseError(
+                connection,
+                f"table '{table}'",
+                f"column '{col.name}' is {col.type}, which cannot be written from JSON text",
+                "map the field to a STRING or JSON column instead",
+            )
+        if col.type == "JSON":
+            is_text = pa.types.is_string(data.schema.field(name).type) or pa.types.is_large_string(
+                data.schema.field(name).type
+            )
+            assignments[col.name] = f"PARSE_JSON({source})" if is_text else f"TO_JSON({source})"
+        elif col.type.split("(")[0] in _CASTABLE:
+            # The staged column has Parquet's type (FLOAT64 for a double, ...): cast to the target's.
+            assignments[col.name] = f"CAST({source} AS {col.type.split('(')[0]})"
+        else:
+            assignments[col.name] = source
+    return assignments

@@ -6,7 +6,6 @@ Identifier case rules are in the package docstring (:mod:`planhat_pipelines.ware
 from __future__ import annotations
 
 import math
-import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -23,51 +22,36 @@ from planhat_pipelines.warehouses.base import (
     Capabilities,
     ChangeSet,
     ChangesUnavailable,
-    Column,
-    ColumnKind,
     MergeResult,
     TableInfo,
     Warehouse,
     validate_identifier,
 )
 from planhat_pipelines.warehouses.snowflake.auth import snowflake_connect_args
+from planhat_pipelines.warehouses.snowflake.connector_errors import (
+    AUTH_ERRNOS,
+    CANCELLED_ERRNOS,
+    CHANGES_UNAVAILABLE,
+    UNREACHABLE_ERRNOS,
+    connect_error,
+)
 from planhat_pipelines.warehouses.snowflake.dialect import (
     KEY,
     STAGE_SEQ,
     changes_sql,
     enable_change_tracking_sql,
-    is_string,
+    information_schema_columns,
     jsonable,
     quote,
     show_tables_sql,
-    snowflake_kind,
     split_changes,
+    stage_insert_sql,
 )
 
 ConnectionFactory = Callable[[], SnowflakeConnection]
 
 #: Upper bound of one bound JSON parameter while staging a merge (Snowflake accepts 16 MB strings).
 STAGE_CHUNK_BYTES = 8_000_000
-# Snowflake error numbers the server or the connector uses when it refuses credentials.
-_AUTH_ERRNOS = {
-    390100,  # incorrect username or password
-    390101,  # user temporarily locked
-    390102,  # user disabled
-    390144,  # JWT token invalid (key pair does not match the registered public key)
-    390190,  # integration/authenticator refused
-    390318,  # OAuth token expired
-    390302,  # invalid connection (e.g. MFA)
-    251006,  # password is empty (connector, before any request)
-    251008,  # invalid private key (connector)
-}
-# ... and when the account cannot be reached at all.
-_UNREACHABLE_ERRNOS = {250001, 250003, 250005, 251009, 251011, 251012}
-_CANCELLED_ERRNOS = {604, 630}
-_CHANGES_UNAVAILABLE = re.compile(
-    r"change tracking is not enabled|before the table's change tracking|retention|time travel data is not available"
-    r"|not available for time travel",
-    re.IGNORECASE,
-)
 
 
 class SnowflakeWarehouse(Warehouse):
@@ -103,6 +87,7 @@ class SnowflakeWarehouse(Warehouse):
     # --- connection ----------------------------------------------------------------------------
     @property
     def con(self) -> SnowflakeConnection:
+        """The session, connected on first use; refuses a connection that binds parameters client-side."""
         if self._con is None:
             try:
                 con = self._connect()
@@ -128,20 +113,7 @@ class SnowflakeWarehouse(Warehouse):
                 self._current = None
 
     def _connect_error(self, exc: snowflake.connector.errors.Error) -> CredentialsError:
-        errno = getattr(exc, "errno", None)
-        message = str(getattr(exc, "msg", None) or exc)
-        if errno in _AUTH_ERRNOS:
-            return CredentialsError(
-                self.name, self.target, f"Snowflake refused the credentials ({message})", self.credentials_fix
-            )
-        if errno in _UNREACHABLE_ERRNOS or isinstance(exc, snowflake.connector.errors.OperationalError):
-            return CredentialsError(
-                self.name,
-                self.target,
-                f"cannot reach Snowflake ({message})",
-                "check the account identifier (and host/port if set) and that this machine can reach it",
-            )
-        return CredentialsError(self.name, self.target, f"cannot connect ({message})", self.credentials_fix)
+        return connect_error(self.name, self.target, self.credentials_fix, exc)
 
     def _run(
         self, sql: str, params: Sequence[Any] | None = None, *, obj: str, fix: str, timeout: int | None = None
@@ -151,7 +123,7 @@ class SnowflakeWarehouse(Warehouse):
             cur.execute(sql, params, timeout=timeout)
         except snowflake.connector.errors.Error as exc:
             cur.close()
-            if getattr(exc, "errno", None) in _AUTH_ERRNOS | _UNREACHABLE_ERRNOS:
+            if getattr(exc, "errno", None) in AUTH_ERRNOS | UNREACHABLE_ERRNOS:
                 raise self._connect_error(exc) from exc
             raise WarehouseError(self.name, obj, f"Snowflake refused the statement: {exc}", fix) from exc
         return cur
@@ -210,13 +182,7 @@ class SnowflakeWarehouse(Warehouse):
                 "create it, fix the table name in the section, or grant the connection's role SELECT on it",
             )
         schema, name = found
-        columns = []
-        for _, _, col, data_type, precision, scale in (r for r in rows if (r[0], r[1]) == found):
-            kind, sc = snowflake_kind(str(data_type), None if scale is None else int(scale))
-            type_text = str(data_type)
-            if type_text.upper() == "NUMBER" and precision is not None:
-                type_text = f"NUMBER({int(precision)},{sc or 0})"
-            columns.append(Column(str(col), type_text, kind, sc))
+        columns = information_schema_columns(r for r in rows if (r[0], r[1]) == found)
         # information_schema.tables lists views on Snowflake but not on fakesnow; .views works on both.
         views = self._rows(
             f"SELECT COUNT(*) FROM {quote(database)}.INFORMATION_SCHEMA.VIEWS "
@@ -225,7 +191,7 @@ class SnowflakeWarehouse(Warehouse):
             obj=f"table '{table}'",
             fix="check the role's privileges",
         )
-        info = TableInfo(self.name, table, tuple(columns), is_view=bool(views and views[0][0]))
+        info = TableInfo(self.name, table, columns, is_view=bool(views and views[0][0]))
         return database, schema, name, info
 
     def describe(self, table: str) -> TableInfo:
@@ -294,7 +260,7 @@ class SnowflakeWarehouse(Warehouse):
             cur.execute(sql, timeout=timeout)
             return cur.fetch_arrow_all(force_return_table=True)
         except snowflake.connector.errors.Error as exc:
-            if getattr(exc, "errno", None) in _CANCELLED_ERRNOS:
+            if getattr(exc, "errno", None) in CANCELLED_ERRNOS:
                 raise self._query_timed_out(timeout_seconds) from exc
             raise WarehouseError(self.name, "query", f"failed: {exc}", "fix the SQL") from exc
         finally:
@@ -343,7 +309,7 @@ class SnowflakeWarehouse(Warehouse):
             cur.execute(changes_sql(fqn, select), [since])
             changes = cur.fetch_arrow_all(force_return_table=True)
         except snowflake.connector.errors.Error as exc:
-            if _CHANGES_UNAVAILABLE.search(str(exc)):
+            if CHANGES_UNAVAILABLE.search(str(exc)):
                 return ChangesUnavailable(f"Snowflake cannot report changes of '{table}' since {since}: {exc}")
             raise WarehouseError(
                 self.name, f"table '{table}'", f"reading changes failed: {exc}", "check privileges"
@@ -370,17 +336,7 @@ class SnowflakeWarehouse(Warehouse):
         self._rows(f"CREATE TEMPORARY TABLE {stage} ({col_defs}, {quote(STAGE_SEQ)} NUMBER(38,0))", obj=obj, fix=fix)
         try:
             prepared = jsonable(data)
-            exprs = []
-            for i, (col, field) in enumerate(zip(targets, data.schema, strict=True)):
-                value = f"f.value[{i}]"
-                if col.kind is ColumnKind.JSON:
-                    exprs.append(f"PARSE_JSON({value}::VARCHAR)" if is_string(field.type) else value)
-                else:
-                    exprs.append(f"{value}::{col.type}")
-            insert = (
-                f"INSERT INTO {stage} ({', '.join(quote(c.name) for c in targets)}, {quote(STAGE_SEQ)}) "
-                f"SELECT {', '.join(exprs)}, f.index + ? FROM TABLE(FLATTEN(INPUT => PARSE_JSON(?))) f"
-            )
+            insert = stage_insert_sql(stage, targets, data.schema)
             per_chunk = max(1, int(STAGE_CHUNK_BYTES / max(1.0, 1.5 * prepared.nbytes / max(1, prepared.num_rows))))
             for start in range(0, prepared.num_rows, per_chunk):
                 text = prepared.slice(start, per_chunk).to_pandas().to_json(orient="values", force_ascii=False)

@@ -16,9 +16,8 @@ from planhat_pipelines.errors import CredentialsError
 DEFAULT_LOGIN_TIMEOUT = 30
 
 
-def _private_key_der(name: str, settings: SnowflakeSettings) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
+def _private_key_pem(name: str, settings: SnowflakeSettings) -> tuple[bytes, str]:
+    """(PEM bytes, where they came from): the .p8 file ``private_key_path`` names, else ``private_key``'s text."""
     if settings.private_key_path is not None and settings.private_key_path.value():
         path = Path(settings.private_key_path.value()).expanduser()
         source = f"private key file '{path}' (env {settings.private_key_path.name})"
@@ -40,6 +39,14 @@ def _private_key_der(name: str, settings: SnowflakeSettings) -> bytes:
             "no private key is set",
             "set the env var named by private_key_path (a .p8 file) or private_key (PEM text)",
         )
+    return pem, source
+
+
+def _private_key_der(name: str, settings: SnowflakeSettings) -> bytes:
+    """The connection's private key, decrypted with its passphrase, as the DER the connector takes."""
+    from cryptography.hazmat.primitives import serialization
+
+    pem, source = _private_key_pem(name, settings)
     passphrase_ref = settings.private_key_passphrase
     passphrase = passphrase_ref.value().encode() if passphrase_ref is not None and passphrase_ref.value() else None
     try:

@@ -7,12 +7,13 @@ because fakesnow cannot run it, so tests parse it with sqlglot's snowflake diale
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from planhat_pipelines.warehouses.base import ColumnKind
+from planhat_pipelines.warehouses.base import Column, ColumnKind
 
 #: The staging table's row-order column: the last of several rows with one key wins the MERGE.
 STAGE_SEQ = "__PLANHAT_SEQ"
@@ -115,3 +116,46 @@ def jsonable(data: pa.Table) -> pa.Table:
         else:
             arrays.append(pc.cast(col, pa.string()))
     return pa.table(arrays, names=data.column_names)
+
+
+def information_schema_columns(rows: Iterable[Sequence[Any]]) -> tuple[Column, ...]:
+    """Columns from ``information_schema.columns`` rows of one table, in order.
+
+    Args:
+        rows: (table_schema, table_name, column_name, data_type, numeric_precision, numeric_scale).
+
+    Returns:
+        The columns; a plain ``NUMBER`` gets its precision and scale in its type text (``NUMBER(38,0)``).
+    """
+    columns = []
+    for _, _, col, data_type, precision, scale in rows:
+        kind, sc = snowflake_kind(str(data_type), None if scale is None else int(scale))
+        type_text = str(data_type)
+        if type_text.upper() == "NUMBER" and precision is not None:
+            type_text = f"NUMBER({int(precision)},{sc or 0})"
+        columns.append(Column(str(col), type_text, kind, sc))
+    return tuple(columns)
+
+
+def stage_insert_sql(stage: str, targets: Sequence[Column], schema: pa.Schema) -> str:
+    """The INSERT that unpacks one bound JSON array of rows (and a bound row offset) into the staging table.
+
+    Args:
+        stage: The quoted staging table.
+        targets: The target columns, in the order of the rows' values.
+        schema: The Arrow schema of the records (JSON columns given as text are parsed, others kept).
+
+    Returns:
+        ``INSERT ... SELECT ... FROM TABLE(FLATTEN(INPUT => PARSE_JSON(?)))`` binding the offset, then the JSON.
+    """
+    exprs = []
+    for i, (col, field) in enumerate(zip(targets, schema, strict=True)):
+        value = f"f.value[{i}]"
+        if col.kind is ColumnKind.JSON:
+            exprs.append(f"PARSE_JSON({value}::VARCHAR)" if is_string(field.type) else value)
+        else:
+            exprs.append(f"{value}::{col.type}")
+    return (
+        f"INSERT INTO {stage} ({', '.join(quote(c.name) for c in targets)}, {quote(STAGE_SEQ)}) "
+        f"SELECT {', '.join(exprs)}, f.index + ? FROM TABLE(FLATTEN(INPUT => PARSE_JSON(?))) f"
+    )
