@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+#: How a message joins its problem and its fix; only this module splits a message there.
+FIX_SEPARATOR = ". Fix: "
+
 
 class PlanhatPipelinesError(Exception):
     """Base class of every error this package raises on purpose.
 
+    Its message reads ``<where>: <problem>. Fix: <fix>``. The parts are fields, so callers (health statuses,
+    Dagster failures, alerts, ``planhat-pipelines check``) read them instead of taking the message apart.
+
     Attributes:
+        problem: Where and what went wrong (the message without its fix).
+        fix: What to do about it ("" when the message gives no fix).
         transient: Whether trying again later can succeed (a dropped connection, a busy store, a 5xx) — such a
             failure is retried; every other one (a missing table, a view as a send target, a bad key column,
             refused credentials, a config mistake) needs a person and fails at once.
     """
 
     transient: bool = False
+
+    def __init__(self, message: str, *, fix: str | None = None) -> None:
+        if fix is None:
+            problem, sep, found = message.rpartition(FIX_SEPARATOR)
+            self.problem, self.fix = (problem, found) if sep else (message, "")
+            super().__init__(message)
+        else:
+            self.problem, self.fix = message, fix
+            super().__init__(f"{message}{FIX_SEPARATOR}{fix}")
 
 
 class TransientError(PlanhatPipelinesError):
@@ -25,21 +42,21 @@ class ConfigError(PlanhatPipelinesError):
     """The config file is wrong: the message names the file, the section, the field and the fix."""
 
     def __init__(self, path: str, where: str, problem: str, fix: str) -> None:
+        super().__init__(f"{path}: {where}: {problem}", fix=fix)
         self.path = path
         self.where = where
+        # The bare problem: callers that name the file and location themselves read these three.
         self.problem = problem
-        self.fix = fix
-        super().__init__(f"{path}: {where}: {problem}. Fix: {fix}")
 
 
 class WarehouseError(PlanhatPipelinesError):
     """A warehouse refused an operation or an object does not fit the operation."""
 
     def __init__(self, connection: str, obj: str, problem: str, fix: str, *, transient: bool = False) -> None:
+        super().__init__(f"connection '{connection}', {obj}: {problem}", fix=fix)
         self.connection = connection
         self.obj = obj
         self.transient = transient
-        super().__init__(f"connection '{connection}', {obj}: {problem}. Fix: {fix}")
 
 
 class ReadOnlyTargetError(WarehouseError):

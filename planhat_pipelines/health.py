@@ -27,7 +27,6 @@ from planhat_pipelines.warehouses.factory import open_warehouse
 
 Status = Literal["ok", "expiring", "failing"]
 
-_FIX_SEPARATOR = ". Fix: "
 #: The fix given when an error carries none (an unexpected client exception).
 GENERIC_FIX = "check the connection's endpoint, network and credentials settings"
 
@@ -68,13 +67,12 @@ class HealthStatus:
 
 
 def _split_fix(connection: ConnectionConfig, exc: BaseException) -> tuple[str, str]:
-    """(error, fix) from one of our typed errors, whose message ends with '. Fix: ...'."""
+    """(error, fix) of a failed probe: the fields of one of our typed errors, else the exception and a generic fix."""
     if isinstance(exc, ConfigError):
         return f"{exc.path}: {exc.where}: {exc.problem}", exc.fix
-    text = str(exc).strip() or type(exc).__name__
-    if not (isinstance(exc, PlanhatPipelinesError) and _FIX_SEPARATOR in text):
-        return f"{type(exc).__name__}: {text}", GENERIC_FIX
-    error, _, fix = text.rpartition(_FIX_SEPARATOR)
+    if not (isinstance(exc, PlanhatPipelinesError) and exc.fix):
+        return f"{type(exc).__name__}: {str(exc).strip() or type(exc).__name__}", GENERIC_FIX
+    error, fix = exc.problem, exc.fix
     # The status already names the connection.
     error = error.removeprefix(f"connection '{connection.name}', ")
     settings = connection.settings

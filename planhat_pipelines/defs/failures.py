@@ -20,16 +20,11 @@ from planhat_pipelines.errors import ConfigError, PlanhatPipelinesError
 #: Transient failures are retried in the run: after 10 s, then 20 s. Safe: every sync is exactly-once.
 SYNC_RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
 
-_FIX = ". Fix: "
-
 
 def terminal_failure(exc: PlanhatPipelinesError, where: str) -> dg.Failure:
     """The :class:`dagster.Failure` for a terminal project error: message first, the fix as metadata."""
-    if isinstance(exc, ConfigError):
-        problem, fix = f"{exc.path}: {exc.where}: {exc.problem}", exc.fix
-    else:
-        text = str(exc)
-        problem, _, fix = text.rpartition(_FIX) if _FIX in text else (text, "", "")
+    problem = f"{exc.path}: {exc.where}: {exc.problem}" if isinstance(exc, ConfigError) else exc.problem
+    fix = exc.fix
     return dg.Failure(
         description=f"{where}: {problem}" + (f". Fix: {fix}" if fix else ""),
         metadata={"error": dg.MetadataValue.text(problem), "fix": dg.MetadataValue.text(fix or "(none given)")},
