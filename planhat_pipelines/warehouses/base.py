@@ -44,13 +44,11 @@ class Capabilities:
     Attributes:
         views_writable: Whether a view can be a write target (no warehouse here allows it).
         change_tracking: Whether :meth:`Warehouse.changes_since` can return partial change sets.
-        fast_arrow_reads: Whether reads stream Arrow natively (Storage API, fetch_arrow_batches).
         dialect: The sqlglot dialect name used to check SQL for this warehouse.
     """
 
     views_writable: bool = False
     change_tracking: bool = False
-    fast_arrow_reads: bool = True
     dialect: str = "duckdb"
 
 

@@ -69,7 +69,7 @@ class DuckDBWarehouse(Warehouse):
         path: The database file. Reads open it read-write too, so one process at a time.
     """
 
-    capabilities = Capabilities(views_writable=False, change_tracking=False, fast_arrow_reads=True, dialect="duckdb")
+    capabilities = Capabilities(views_writable=False, change_tracking=False, dialect="duckdb")
     kind = "duckdb"
 
     def __init__(self, name: str, path: str | Path) -> None:

@@ -53,7 +53,7 @@ def test_storage_read_and_rest_fallback_return_the_same_rows(bigquery_harness: B
     bigquery_harness.create_table("events", _events(2_500), json_columns=["payload"])
     storage = bigquery_harness.warehouse("storage")
     rest = bigquery_harness.warehouse("rest", storage_api=False)
-    assert storage.capabilities.fast_arrow_reads and not rest.capabilities.fast_arrow_reads
+    assert storage.storage_api and not rest.storage_api
     rng = KeyRange("event_id", after=100, through=2_400)
     results = {}
     for wh in (storage, rest):
@@ -90,7 +90,7 @@ def test_emulator_endpoint_without_storage_endpoint_reads_over_rest(bigquery_har
     # Never fall through to Google's real Storage API when the connection points at a custom endpoint.
     bigquery_harness.create_table("events", _events(50), json_columns=["payload"])
     wh = bigquery_harness.warehouse(storage_grpc_endpoint=None)
-    assert not wh.capabilities.fast_arrow_reads
+    assert not wh.storage_api
     assert pa.Table.from_batches(_read(wh, 20)).num_rows == 50
 
 

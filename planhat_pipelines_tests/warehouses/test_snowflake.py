@@ -73,12 +73,7 @@ def test_changes_since_on_a_view_is_unavailable(snowflake_harness: SnowflakeHarn
 
 def test_capabilities() -> None:
     caps = SnowflakeWarehouse.capabilities
-    assert (caps.views_writable, caps.change_tracking, caps.fast_arrow_reads, caps.dialect) == (
-        False,
-        True,
-        True,
-        "snowflake",
-    )
+    assert (caps.views_writable, caps.change_tracking, caps.dialect) == (False, True, "snowflake")
 
 
 # --- types and names ----------------------------------------------------------------------------------

@@ -74,9 +74,7 @@ class BigQueryWarehouse(Warehouse):
         self.dataset = validate_identifier(name, dataset, "dataset")
         self.storage_api = storage_api
         self.storage_grpc_endpoint = storage_grpc_endpoint
-        self.capabilities = Capabilities(
-            views_writable=False, change_tracking=False, fast_arrow_reads=storage_api, dialect="bigquery"
-        )
+        self.capabilities = Capabilities(views_writable=False, change_tracking=False, dialect="bigquery")
         self._read_client: Any = None
         #: How long :meth:`probe` may take, retries included.
         self.probe_timeout_seconds = PROBE_TIMEOUT_SECONDS

@@ -65,7 +65,7 @@ class SnowflakeWarehouse(Warehouse):
         credentials_fix: What to tell the user when Snowflake refuses the credentials.
     """
 
-    capabilities = Capabilities(views_writable=False, change_tracking=True, fast_arrow_reads=True, dialect="snowflake")
+    capabilities = Capabilities(views_writable=False, change_tracking=True, dialect="snowflake")
     kind = "snowflake"
 
     def __init__(
