@@ -1,12 +1,13 @@
 """Start the Snowflake and BigQuery emulators for the benchmark and seed them with the usage rows.
 
 The emulators run in their own processes (so a case's peak RSS is the engine's, not the emulator's),
-started and stopped by planhat_pipelines.demo.emulators, as the demo and the test fixtures start them.
+started and stopped by the checkout's tools/emulators/, as the demo and the test fixtures start them.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,15 +17,17 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-from common import USAGE_COLUMNS, WORK
+from common import ROOT, USAGE_COLUMNS, WORK
 
-from planhat_pipelines.demo.emulators import (
-    BigQueryServer,
-    bigquery_emulator,
-    fakesnow_server,
-    free_port,
-    snowflake_type,
-)
+# The launchers are checkout tooling (tools/, never installed); run.py runs as a script from benchmarks/,
+# so the checkout is not on sys.path by itself.
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))
+
+from tools.emulators.bigquery_launcher import BigQueryServer, bigquery_emulator
+from tools.emulators.processes import free_port
+from tools.emulators.seeding import snowflake_type
+from tools.emulators.snowflake_launcher import fakesnow_server
 
 SEED_CHUNK = 20_000
 

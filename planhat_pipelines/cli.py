@@ -179,10 +179,12 @@ def _demo(args: argparse.Namespace) -> int:
 
         if args.emulator:
             # The config's bigquery/snowflake connection names the emulator's ports; it runs until the end.
-            from planhat_pipelines.demo.emulators import demo_emulator, seed_emulator
+            # The launchers are checkout tooling (tools/emulators/), not part of the installed package.
+            from planhat_pipelines.demo.checkout import emulator_demo
 
-            stack.enter_context(demo_emulator(config, args.emulator))
-            seed_emulator(config, args.emulator)
+            emulators = emulator_demo()
+            stack.enter_context(emulators.demo_emulator(config, args.emulator))
+            emulators.seed_emulator(config, args.emulator)
         else:
             seed(config, echo)
         with _instance() as instance:

@@ -15,10 +15,11 @@ import pytest
 import yaml
 
 from planhat_pipelines.config import Config, load_config
-from planhat_pipelines.demo.emulators import demo_emulator, free_port, seed_emulator
 from planhat_pipelines.demo.generate import DemoSize
 from planhat_pipelines.demo.run import run_all
 from planhat_pipelines.store import ModelStore
+from tools.emulators.demo import demo_emulator, seed_emulator
+from tools.emulators.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = DemoSize(companies=20, users=100, licenses=30, events=1_000, metrics=300, growth=0.05)

@@ -16,8 +16,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from planhat_pipelines.demo.emulators import free_port
 from planhat_pipelines_tests.test_cli import ROOT, clean_env, cli, demo_copy
+from tools.emulators.processes import free_port
 
 
 def _tables(path: Path) -> dict[str, int]:

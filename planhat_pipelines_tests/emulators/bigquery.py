@@ -1,6 +1,6 @@
 """The BigQuery harness: local-bigquery (installed by `make emulators`) and one fresh dataset per test.
 
-The emulator is started and stopped by :func:`planhat_pipelines.demo.emulators.bigquery_emulator`
+The emulator is started and stopped by :func:`tools.emulators.bigquery_launcher.bigquery_emulator`
 (its own Python 3.13 venv in ``.emulators/bigquery``, HOME pointing inside that venv, where
 scripts/setup_bigquery_emulator.sh installed the DuckDB extensions it loads).
 Seeding goes through google-cloud-bigquery, never through the adapter under test.
@@ -19,28 +19,30 @@ import pytest
 from google.cloud import bigquery
 
 from planhat_pipelines.config import BigQuerySettings
-from planhat_pipelines.demo import emulators
 from planhat_pipelines.warehouses.bigquery import BigQueryWarehouse, open_bigquery, quote
+from tools.emulators import bigquery_launcher
+from tools.emulators.processes import EmulatorError, free_port
 
 PROJECT = "planhat-test"
 
 #: A running local-bigquery server (project, endpoint, grpc_endpoint, start_seconds, client()).
-BigQueryEmulator = emulators.BigQueryServer
+BigQueryEmulator = bigquery_launcher.BigQueryServer
 
 
 @pytest.fixture(scope="session")
 def bigquery_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BigQueryEmulator]:
     """Start local-bigquery on free ports for the test session and stop it afterwards."""
     try:
-        emulators.require_bigquery_emulator()
-    except emulators.EmulatorError as exc:
+        bigquery_launcher.require_bigquery_emulator()
+    except EmulatorError as exc:
         pytest.fail(str(exc), pytrace=False)
     workdir = tmp_path_factory.mktemp("bigquery-emulator")
-    with emulators.bigquery_emulator(
+    # The module-qualified name: this file's fixture is called bigquery_emulator too.
+    with bigquery_launcher.bigquery_emulator(
         data_dir=workdir / "data",
         project=PROJECT,
-        port=emulators.free_port(),
-        grpc_port=emulators.free_port(),
+        port=free_port(),
+        grpc_port=free_port(),
         log=workdir / "server.log",
     ) as server:
         yield server

@@ -1,6 +1,6 @@
 """The Snowflake harness: a fakesnow server on 127.0.0.1 and a fresh schema per test.
 
-The server is started and stopped by :func:`planhat_pipelines.demo.emulators.fakesnow_server`
+The server is started and stopped by :func:`tools.emulators.snowflake_launcher.fakesnow_server`
 (a child process, everything in memory).
 
 fakesnow 0.12 (server mode) keeps one in-memory DuckDB per server process and shares it between
@@ -22,8 +22,10 @@ import snowflake.connector
 from snowflake.connector import SnowflakeConnection
 
 from planhat_pipelines.config import EnvRef, SnowflakeSettings
-from planhat_pipelines.demo.emulators import fakesnow_server, free_port, snowflake_type
 from planhat_pipelines.warehouses.snowflake import SnowflakeWarehouse, open_snowflake
+from tools.emulators.processes import free_port
+from tools.emulators.seeding import snowflake_type
+from tools.emulators.snowflake_launcher import fakesnow_server
 
 #: The database every test schema lives in.
 TEST_DATABASE = "PLANHAT_TEST"
