@@ -1,0 +1,84 @@
+"""One CRM section run: receive then send, logged in the store's sync log (:func:`sync_section`)."""
+
+from __future__ import annotations
+
+import time
+
+from planhat_pipelines.config import CrmSection
+from planhat_pipelines.store import ModelStore
+from planhat_pipelines.sync.crm.keys import check_send_target
+from planhat_pipelines.sync.crm.progress import CrmProgressFn
+from planhat_pipelines.sync.crm.receive import receive
+from planhat_pipelines.sync.crm.result import CrmResult
+from planhat_pipelines.sync.crm.send import send
+from planhat_pipelines.sync.crm.sql import DEFAULT_BATCH_SIZE
+from planhat_pipelines.warehouses.base import Warehouse
+
+
+def sync_section(
+    section: CrmSection,
+    store: ModelStore,
+    warehouse: Warehouse,
+    *,
+    full: bool = False,
+    dagster_run_id: str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: CrmProgressFn | None = None,
+) -> CrmResult:
+    """Run one section: receive then send (as its direction says), logged in the store's sync log.
+
+    ``progress`` is called as :func:`receive` and :func:`send` describe (every batch read, the store
+    write, every merge batch), so a long run shows movement in its log.
+
+    A send target that is a view is refused before receive runs, so a refused section writes nothing.
+    The sync-log row is finished with status ``success`` or ``failed`` (with the error) either way.
+
+    Raises:
+        KeyValidationError, ReadOnlyTargetError, SyncError, WarehouseError: as :func:`receive`/:func:`send`.
+    """
+    started = time.monotonic()
+    cursor_before = store.get_cursor(section.name)
+    run_id = store.start_run(section.name, "crm", dagster_run_id=dagster_run_id, cursor_before=cursor_before)
+    result = CrmResult(section.name, cursor_before=cursor_before, cursor_after=cursor_before)
+    try:
+        if section.direction.sends and section.send_fields():
+            check_send_target(section, warehouse)
+        if section.direction.receives:
+            received = receive(
+                section, store, warehouse, run_id=run_id, full=full, batch_size=batch_size, progress=progress
+            )
+            result = result.combine(received)
+        if section.direction.sends:
+            sent = send(section, store, warehouse, run_id=run_id, batch_size=batch_size, progress=progress)
+            sent.cursor_after = result.cursor_after
+            result = result.combine(sent)
+    except Exception as exc:
+        store.finish_run(
+            run_id,
+            "failed",
+            rows_read=result.rows_read,
+            error=str(exc),
+            cursor_after=cursor_before,
+            notes="\n".join(result.log),
+        )
+        raise
+    result.log.append(f"took {time.monotonic() - started:.2f} s")
+    _finish_success(store, run_id, result)
+    return result
+
+
+def _finish_success(store: ModelStore, run_id: str, result: CrmResult) -> None:
+    """Finish the sync-log row ``run_id`` as ``success`` with the run's counts, cursor and log lines."""
+    store.finish_run(
+        run_id,
+        "success",
+        rows_read=result.rows_read,
+        inserted=result.inserted,
+        updated=result.updated,
+        unchanged=result.unchanged,
+        rejected=result.rejected,
+        resolved_rejects=result.resolved_rejects,
+        sent=result.sent,
+        cursor_after=result.cursor_after,
+        notes="\n".join(result.log),
+    )
