@@ -11,6 +11,7 @@ from typing import Any
 import dagster as dg
 
 from planhat_pipelines.config import Config, UsageSection
+from planhat_pipelines.defs.cadence import last_due
 from planhat_pipelines.defs.failures import SYNC_RETRY_POLICY, sync_failures
 from planhat_pipelines.defs.naming import USAGE_GROUP, mapping_version, usage_asset_key, usage_table_metadata
 from planhat_pipelines.defs.resources import STORE_POOL, warehouse_resource_key
@@ -174,7 +175,7 @@ def build_usage_sensor(section: UsageSection, config: Config) -> dg.SensorDefini
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
         state = json.loads(context.cursor) if context.cursor else {}
         now = datetime.now(UTC)
-        due = section.cadence.last_due(now)
+        due = last_due(section.cadence, now)
         if state.get("last_tick") and datetime.fromisoformat(state["last_tick"]) >= due:
             return dg.SkipReason(f"not due: {section.cadence.describe()}, last tick {state['last_tick']}")
         unhealthy = skip_reason_if_unhealthy(connection, now)

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pytest
 
 from planhat_pipelines.config import UsageSection, parse_config
+from planhat_pipelines.defs.cadence import last_due
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.sync.ranges import KeyRangeSpan, range_of, ranges_between
 from planhat_pipelines.sync.usage import load_range, loaded_through, pending_ranges, run_usage
@@ -397,7 +398,7 @@ def test_each_cadence_gives_the_right_cron_and_tick(
 ) -> None:
     section = _section(tmp_path, cadence=cadence)
     assert section.cadence.cron == cron
-    got = section.cadence.last_due(datetime.fromisoformat(now))
+    got = last_due(section.cadence, datetime.fromisoformat(now))
     assert got.astimezone(UTC) == datetime.fromisoformat(due)
 
 
