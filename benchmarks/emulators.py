@@ -20,9 +20,10 @@ import pyarrow as pa
 from common import ROOT, USAGE_COLUMNS, WORK
 
 # The launchers are checkout tooling (tools/, never installed); run.py runs as a script from benchmarks/,
-# so the checkout is not on sys.path by itself.
+# so the checkout is not on sys.path by itself. First, so that a `tools` module installed in the venv cannot
+# stand in for it.
 if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))
+    sys.path.insert(0, str(ROOT))
 
 from tools.emulators.bigquery_launcher import BigQueryServer, bigquery_emulator
 from tools.emulators.processes import free_port
