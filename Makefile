@@ -53,8 +53,8 @@ test: $(STAMP) emulators
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check planhat_pipelines planhat_pipelines_tests benchmarks
-	$(VENV)/bin/ruff format --check planhat_pipelines planhat_pipelines_tests benchmarks
+	$(VENV)/bin/ruff check planhat_pipelines planhat_pipelines_tests benchmarks tools
+	$(VENV)/bin/ruff format --check planhat_pipelines planhat_pipelines_tests benchmarks tools
 	$(VENV)/bin/mypy
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/dg check defs
 

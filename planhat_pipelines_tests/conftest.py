@@ -17,7 +17,15 @@ WAREHOUSE_KINDS = ["duckdb", "bigquery", "snowflake"]
 #: ``dagster`` (Dagster definitions, runs, sensors), ``store`` (a real DuckDB store or warehouse), ``pure``.
 TIERS = ("pure", "store", "dagster", "e2e", "emulator")
 _EMULATOR_FIXTURES = {"bigquery_harness", "snowflake_harness", "bigquery_emulator", "snowflake_emulator"}
-_E2E_MODULES = {"test_demo", "test_demo_emulators", "test_demo_seeding", "test_run_monitoring", "test_cli"}
+_E2E_MODULES = {
+    "test_demo",
+    "test_demo_emulators",
+    "test_demo_seeding",
+    "test_demo_checkout",
+    "test_run_monitoring",
+    "test_cli",
+    "test_cli_progress",
+}
 _STORE_FIXTURES = {"store", "duckdb_harness", "tmp_path"}
 
 

@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 
 from planhat_pipelines.config import Config, CrmSection, UsageSection
 from planhat_pipelines.defs.naming import crm_asset_key, reread_run_config, usage_asset_key
-from planhat_pipelines.defs.resources import STORE_POOL, warehouse_resource_key
+from planhat_pipelines.defs.resources import STORE_POOL, StoreResource, WarehousesResource
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.store.schema import USAGE_TABLES, q
 from planhat_pipelines.sync.ranges import KeyRangeSpan, range_of
@@ -87,13 +87,12 @@ def _crm_checks(section: CrmSection) -> list[dg.AssetChecksDefinition]:
         name="unique_keys",
         description=f"{section.model.name}.{section.planhat_key} (the section's Planhat key) is unique among "
         "non-null values in the store.",
-        required_resource_keys={"store"},
         pool=STORE_POOL,
         blocking=False,
     )
-    def _unique(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        with context.resources.store.open() as store:
-            rows = store.con.execute(
+    def _unique(store: StoreResource) -> dg.AssetCheckResult:
+        with store.open() as db:
+            rows = db.con.execute(
                 f"SELECT CAST({key} AS VARCHAR), count(*) FROM {table} WHERE {key} IS NOT NULL "
                 f"GROUP BY {key} HAVING count(*) > 1 ORDER BY 2 DESC, 1"
             ).fetchall()
@@ -192,27 +191,25 @@ def _missing_keys_fix(section: UsageSection, lowest: int | None, missing: int, l
 def _usage_checks(section: UsageSection) -> list[dg.AssetChecksDefinition]:
     asset = usage_asset_key(section)
     target = USAGE_TABLES[section.kind]
-    wh_key = warehouse_resource_key(section.connection)
 
     @dg.asset_check(
         asset=asset,
         name="unique_keys",
         description="No (section, key) is stored twice, and no stored key lies above the loaded-through cursor.",
-        required_resource_keys={"store"},
         pool=STORE_POOL,
         blocking=False,
     )
-    def _unique(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        with context.resources.store.open() as store:
-            loaded, _ = _loaded_state(store, section)
-            dupes = store.con.execute(
+    def _unique(store: StoreResource) -> dg.AssetCheckResult:
+        with store.open() as db:
+            loaded, _ = _loaded_state(db, section)
+            dupes = db.con.execute(
                 f'SELECT count(*) FROM (SELECT "key" FROM {target} WHERE section = ? GROUP BY "key" '
                 "HAVING count(*) > 1)",
                 [section.name],
             ).fetchall()[0][0]
             # Without any cursor, every stored row is unaccounted for.
             above_sql = "" if loaded is None else ' AND "key" > CAST(? AS HUGEINT)'
-            above = store.con.execute(
+            above = db.con.execute(
                 f'SELECT count(*), CAST(min("key") AS VARCHAR) FROM {target} WHERE section = ?{above_sql}',
                 [section.name] if loaded is None else [section.name, str(loaded)],
             ).fetchall()[0]
@@ -242,13 +239,12 @@ def _usage_checks(section: UsageSection) -> list[dg.AssetChecksDefinition]:
         asset=asset,
         name="row_count_matches_source",
         description="Over closed key ranges, distinct source keys = stored keys + keys of open rejects.",
-        required_resource_keys={"store", wh_key},
         pool=STORE_POOL,
         blocking=False,
     )
-    def _row_count(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        with context.resources.store.open() as store:
-            loaded, spans = _loaded_state(store, section)
+    def _row_count(store: StoreResource, warehouses: WarehousesResource) -> dg.AssetCheckResult:
+        with store.open() as db:
+            loaded, spans = _loaded_state(db, section)
             closed = [s for s in spans if loaded is not None and s.end <= loaded]
             if not closed:
                 return dg.AssetCheckResult(
@@ -257,7 +253,7 @@ def _usage_checks(section: UsageSection) -> list[dg.AssetChecksDefinition]:
                     description="no closed range yet: every loaded key is in the range still being filled",
                 )
             through = max(s.end for s in closed)
-            stored, rejected, accounted = store.con.execute(
+            stored, rejected, accounted = db.con.execute(
                 f'WITH s AS (SELECT "key" FROM {target} WHERE section = ? AND "key" <= CAST(? AS HUGEINT)), '
                 'r AS (SELECT DISTINCT TRY_CAST("key" AS HUGEINT) AS "key" FROM rejected_rows WHERE section = ? '
                 'AND resolved_at IS NULL AND NOT permanent AND TRY_CAST("key" AS HUGEINT) <= CAST(? AS HUGEINT)) '
@@ -265,10 +261,10 @@ def _usage_checks(section: UsageSection) -> list[dg.AssetChecksDefinition]:
                 '(SELECT count(*) FROM (SELECT "key" FROM s UNION SELECT "key" FROM r)))',
                 [section.name, str(through), section.name, str(through)],
             ).fetchall()[0]
-            with getattr(context.resources, wh_key).open() as warehouse:
+            with warehouses.open(section.connection) as warehouse:
                 source_rows, source_keys = count_source_keys(warehouse, section, through)
                 passed = int(accounted) == source_keys
-                lowest, missing = (None, 0) if passed else lowest_missing_key(store, warehouse, section, through)
+                lowest, missing = (None, 0) if passed else lowest_missing_key(db, warehouse, section, through)
         metadata: dict[str, Any] = {
             "closed_ranges": len(closed),
             "checked_through_key": str(through),
@@ -294,22 +290,21 @@ def _usage_checks(section: UsageSection) -> list[dg.AssetChecksDefinition]:
         name="fresh",
         description=f"The last successful run ended within 2 x the cadence ({section.cadence.describe()}), "
         "or the source has nothing new. Runs by itself hourly (automation condition).",
-        required_resource_keys={"store", wh_key},
         pool=STORE_POOL,
         blocking=False,
         # A domain check a FreshnessPolicy cannot express ("nothing new" is fresh), evaluated on a cron tick by
         # the automation sensor rather than by a job and a schedule.
         automation_condition=dg.AutomationCondition.cron_tick_passed(FRESH_CHECK_CRON),  # type: ignore[arg-type]
     )
-    def _fresh(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        with context.resources.store.open() as store:
-            ended_at, age = _last_success(store, section.name)
-            loaded, _ = _loaded_state(store, section)
+    def _fresh(store: StoreResource, warehouses: WarehousesResource) -> dg.AssetCheckResult:
+        with store.open() as db:
+            ended_at, age = _last_success(db, section.name)
+            loaded, _ = _loaded_state(db, section)
         result = _fresh_result(section.name, ended_at, age, limit, f"{section.cadence.describe()}, limit")
         if result.passed:
             return result
         # No recent run is fine when there was nothing to load: the sensor requests runs only for new keys.
-        with getattr(context.resources, wh_key).open() as warehouse:
+        with warehouses.open(section.connection) as warehouse:
             max_key = warehouse.max_key(section.table, section.key)
         if max_key is None or (loaded is not None and max_key <= loaded):
             return dg.AssetCheckResult(

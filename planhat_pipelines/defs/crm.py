@@ -19,7 +19,7 @@ import dagster as dg
 from planhat_pipelines.config import Config, ConnectionConfig, CrmSection
 from planhat_pipelines.defs.failures import SYNC_RETRY_POLICY, sync_failures
 from planhat_pipelines.defs.naming import CRM_GROUP, crm_asset_key, mapping_version, table_metadata
-from planhat_pipelines.defs.resources import STORE_POOL, warehouse_resource_key
+from planhat_pipelines.defs.resources import STORE_POOL, StoreResource, WarehousesResource
 from planhat_pipelines.errors import SyncError
 from planhat_pipelines.health import skip_reason_if_unhealthy
 from planhat_pipelines.sync.crm import CrmProgress, CrmResult, sync_section
@@ -101,7 +101,6 @@ def _metadata(result: CrmResult, duration: float) -> dict[str, dg.MetadataValue]
 def build_crm_asset(section: CrmSection, config: Config) -> dg.AssetsDefinition:
     """The asset ``crm/<section>`` that runs :func:`~planhat_pipelines.sync.crm.sync_section`."""
     connection = config.connection(section.connection)
-    wh_key = warehouse_resource_key(section.connection)
 
     @dg.asset(
         key=crm_asset_key(section),
@@ -113,11 +112,12 @@ def build_crm_asset(section: CrmSection, config: Config) -> dg.AssetsDefinition:
         pool=STORE_POOL,
         retry_policy=SYNC_RETRY_POLICY,
         deps=_company_deps(section, config),
-        required_resource_keys={"store", wh_key},
         description=_describe(section, connection.type),
         tags={"domain": "crm"},
     )
-    def _crm_asset(context: dg.AssetExecutionContext, config: CrmSyncConfig) -> dg.MaterializeResult:
+    def _crm_asset(
+        context: dg.AssetExecutionContext, config: CrmSyncConfig, store: StoreResource, warehouses: WarehousesResource
+    ) -> dg.MaterializeResult:
         started = time.monotonic()
 
         def progress(p: CrmProgress) -> None:
@@ -127,13 +127,13 @@ def build_crm_asset(section: CrmSection, config: Config) -> dg.AssetsDefinition:
 
         with (
             sync_failures(f"crm/{section.name}"),
-            context.resources.store.open() as store,
-            getattr(context.resources, wh_key).open() as warehouse,
+            store.open() as model_store,
+            warehouses.open(section.connection) as warehouse,
         ):
             result = sync_section(
-                section, store, warehouse, full=config.full, dagster_run_id=context.run_id, progress=progress
+                section, model_store, warehouse, full=config.full, dagster_run_id=context.run_id, progress=progress
             )
-            stored_rows = store.count(section.model.slug)
+            stored_rows = model_store.count(section.model.slug)
         for line in result.log:
             context.log.info(f"{section.name}: {line}")
         metadata = _metadata(result, time.monotonic() - started)

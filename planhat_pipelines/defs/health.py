@@ -28,6 +28,7 @@ from planhat_pipelines.config import Config, ConnectionConfig
 from planhat_pipelines.defs.alerts import build_alert_sensors
 from planhat_pipelines.defs.checks import build_sync_checks
 from planhat_pipelines.defs.naming import usage_asset_key
+from planhat_pipelines.defs.resources import StoreResource
 from planhat_pipelines.errors import PlanhatPipelinesError
 from planhat_pipelines.health import HealthStatus, check_connection, record_health
 
@@ -107,15 +108,15 @@ def build_health_check(connection: ConnectionConfig) -> dg.AssetChecksDefinition
 SENSOR_STORE_TIMEOUT_SECONDS = 1.0
 
 
-def _write_row(context: dg.SensorEvaluationContext, status: HealthStatus) -> str:
+def _write_row(store: StoreResource, status: HealthStatus) -> str:
     """Append the status to connection_health unless the store is busy; returns what happened, for the tick.
 
     It never looks at which runs are in progress (a dead run can stay "started" in Dagster or "running" in the
     sync log for a long time): it tries the store once, for about a second, and moves on if a sync holds it.
     """
     try:
-        with context.resources.store.open(lock_timeout=SENSOR_STORE_TIMEOUT_SECONDS) as store:
-            record_health(store, status)
+        with store.open(lock_timeout=SENSOR_STORE_TIMEOUT_SECONDS) as model_store:
+            record_health(model_store, status)
     except (PlanhatPipelinesError, duckdb.Error) as exc:
         return f"connection_health row skipped: the store is busy ({str(exc).splitlines()[0]})"
     return "recorded in connection_health"
@@ -131,12 +132,11 @@ def build_credentials_sensor(connection: ConnectionConfig) -> dg.SensorDefinitio
             f"{CHECK_NAME} check on health/{connection.name} show the status, the client's error and the fix."
         ),
         minimum_interval_seconds=connection.health.every_minutes * 60,
-        required_resource_keys={"store"},
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
-    def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    def _sensor(store: StoreResource) -> dg.SensorResult:
         status = check_connection(connection, datetime.now(UTC))
-        row = _write_row(context, status)
+        row = _write_row(store, status)
         observation = dg.AssetObservation(asset_key=health_asset_key(connection.name), metadata=_metadata(status))
         return dg.SensorResult(
             skip_reason=f"{status.describe()} ({row})",

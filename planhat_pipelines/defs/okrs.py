@@ -11,7 +11,7 @@ import dagster as dg
 
 from planhat_pipelines.config import Config, KeyResult
 from planhat_pipelines.defs.crm import HOURLY_SYNC_FRESHNESS
-from planhat_pipelines.defs.resources import STORE_POOL, StoreResource, WarehouseResource, warehouse_resource_key
+from planhat_pipelines.defs.resources import STORE_POOL, StoreResource, WarehousesResource
 from planhat_pipelines.okrs.refresh import OkrValue, refresh_key_result
 from planhat_pipelines.okrs.status import Status
 
@@ -91,7 +91,6 @@ def build_okr_asset(config: Config, kr: KeyResult) -> dg.AssetsDefinition:
     It needs the resources ``store`` and ``warehouse_<connection>``. A refused SQL, a failing query or
     a result that is not one number fails this asset only (after recording the error in the store).
     """
-    warehouse_key = warehouse_resource_key(kr.connection)
 
     @dg.asset(
         key=okr_asset_key(kr.name),
@@ -101,13 +100,12 @@ def build_okr_asset(config: Config, kr: KeyResult) -> dg.AssetsDefinition:
         description=_description(config, kr),
         metadata=_definition_metadata(config, kr),
         freshness_policy=HOURLY_SYNC_FRESHNESS,
-        required_resource_keys={"store", warehouse_key},
     )
-    def _okr(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        store_resource: StoreResource = context.resources.store
-        warehouse_resource: WarehouseResource = getattr(context.resources, warehouse_key)
-        with store_resource.open() as store, warehouse_resource.open() as warehouse:
-            row = refresh_key_result(store, warehouse, kr, datetime.now(UTC))
+    def _okr(
+        context: dg.AssetExecutionContext, store: StoreResource, warehouses: WarehousesResource
+    ) -> dg.MaterializeResult:
+        with store.open() as model_store, warehouses.open(kr.connection) as warehouse:
+            row = refresh_key_result(model_store, warehouse, kr, datetime.now(UTC))
         return dg.MaterializeResult(metadata=_result_metadata(row))
 
     return _okr

@@ -14,7 +14,7 @@ from planhat_pipelines.config import Config, UsageSection
 from planhat_pipelines.defs.cadence import last_due
 from planhat_pipelines.defs.failures import SYNC_RETRY_POLICY, sync_failures
 from planhat_pipelines.defs.naming import USAGE_GROUP, mapping_version, usage_asset_key, usage_table_metadata
-from planhat_pipelines.defs.resources import STORE_POOL, warehouse_resource_key
+from planhat_pipelines.defs.resources import STORE_POOL, StoreResource, WarehousesResource
 from planhat_pipelines.errors import SyncError
 from planhat_pipelines.health import skip_reason_if_unhealthy
 from planhat_pipelines.store.schema import USAGE_TABLES
@@ -50,7 +50,6 @@ def _describe(section: UsageSection, connection_type: str) -> str:
 
 def build_usage_asset(section: UsageSection, config: Config) -> dg.AssetsDefinition:
     connection = config.connection(section.connection)
-    wh_key = warehouse_resource_key(section.connection)
 
     @dg.asset(
         key=usage_asset_key(section),
@@ -62,11 +61,12 @@ def build_usage_asset(section: UsageSection, config: Config) -> dg.AssetsDefinit
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=STORE_POOL,
         retry_policy=SYNC_RETRY_POLICY,
-        required_resource_keys={"store", wh_key},
         description=_describe(section, connection.type),
         tags={"domain": "usage"},
     )
-    def _usage_asset(context: dg.AssetExecutionContext, config: UsageRunConfig) -> dg.MaterializeResult:
+    def _usage_asset(
+        context: dg.AssetExecutionContext, config: UsageRunConfig, store: StoreResource, warehouses: WarehousesResource
+    ) -> dg.MaterializeResult:
         spans, invalid = parse_partition_keys(context.partition_keys)
         for key in invalid:
             context.log.warning(
@@ -86,19 +86,19 @@ def build_usage_asset(section: UsageSection, config: Config) -> dg.AssetsDefinit
 
         with (
             sync_failures(f"usage/{section.name}"),
-            context.resources.store.open() as store,
-            getattr(context.resources, wh_key).open() as warehouse,
+            store.open() as model_store,
+            warehouses.open(section.connection) as warehouse,
         ):
             result = run_usage(
                 section,
-                store,
+                model_store,
                 warehouse,
                 spans,
                 dagster_run_id=context.run_id,
                 reread=config.reread,
                 progress=progress,
             )
-            stored_rows = store.usage_rows(section.name, USAGE_TABLES[section.kind])
+            stored_rows = model_store.usage_rows(section.name, USAGE_TABLES[section.kind])
         context.log.info(
             f"{section.name}: {result.rows_read} read, {result.inserted} inserted, {result.unchanged} already "
             f"loaded, {result.rejected} rejected over {len(spans)} range(s)"
@@ -160,7 +160,6 @@ def build_usage_sensor(section: UsageSection, config: Config) -> dg.SensorDefini
     connection's status and fix.
     """
     partitions = usage_partitions(section)
-    wh_key = warehouse_resource_key(section.connection)
     asset_key = usage_asset_key(section)
     connection = config.connection(section.connection)
 
@@ -169,10 +168,9 @@ def build_usage_sensor(section: UsageSection, config: Config) -> dg.SensorDefini
         description=f"Pulls new rows of usage section '{section.name}' {section.cadence.describe()}.",
         asset_selection=[asset_key],
         minimum_interval_seconds=60,
-        required_resource_keys={wh_key},
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
-    def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    def _sensor(context: dg.SensorEvaluationContext, warehouses: WarehousesResource) -> dg.SensorResult | dg.SkipReason:
         state = json.loads(context.cursor) if context.cursor else {}
         now = datetime.now(UTC)
         due = last_due(section.cadence, now)
@@ -184,7 +182,7 @@ def build_usage_sensor(section: UsageSection, config: Config) -> dg.SensorDefini
             # next evaluation (a minute later) probes again and the sensor resumes as soon as the fix lands.
             raise SyncError(unhealthy)
         requested = None if state.get("requested_through") is None else int(state["requested_through"])
-        with getattr(context.resources, wh_key).open() as warehouse:
+        with warehouses.open(section.connection) as warehouse:
             check_source(section, warehouse)  # raises the run's own KeyValidationError / WarehouseError
             bounds = warehouse.key_bounds(section.table, section.key)
             starts = (

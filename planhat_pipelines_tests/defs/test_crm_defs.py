@@ -86,13 +86,13 @@ def test_one_asset_per_section_with_group_kind_pool_resources_and_deps(two_conne
     assert spec.group_name == "crm"
     assert spec.kinds == {"duckdb"}
     assert licenses.op.pool == STORE_POOL
-    assert {"store", "warehouse_wh"} <= licenses.required_resource_keys
+    assert {"store", "warehouses"} <= licenses.required_resource_keys
     # License belongs to a company: it runs after the Company section of the same connection.
     assert {d.asset_key for d in spec.deps} == {dg.AssetKey(["crm", "companies"])}
     assert "License" in (spec.description or "") and "crm_licenses" in (spec.description or "")
     users = next(iter(defs.resolve_assets_def(dg.AssetKey(["crm", "users"])).specs))
     assert not users.deps  # no Company section on its connection
-    assert {"store", "warehouse_other"} <= defs.resolve_assets_def(dg.AssetKey(["crm", "users"])).required_resource_keys
+    assert {"store", "warehouses"} <= defs.resolve_assets_def(dg.AssetKey(["crm", "users"])).required_resource_keys
 
 
 def test_hourly_schedule_per_connection_follows_the_automation_switch(two_connections: Config) -> None:

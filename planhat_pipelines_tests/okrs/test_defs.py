@@ -52,7 +52,7 @@ def test_one_asset_per_key_result_with_key_group_kinds_pool_and_description(conf
     assert spec.group_name == "okrs"
     assert spec.kinds == {"duckdb"}
     assert leads.op.pool == STORE_POOL
-    assert {"store", "warehouse_wh"} <= set(leads.required_resource_keys)
+    assert {"store", "warehouses"} <= set(leads.required_resource_keys)
     description = spec.description or ""
     assert "objective `grow` (Grow the pipeline)" in description
     assert "SELECT count(*) FROM leads" in description
