@@ -125,7 +125,7 @@ def _normalise_keys(con: duckdb.DuckDBPyConnection, model: ModelSpec) -> list[st
     """Bring keys an older store kept as the warehouse spelled them into the form the CRM sync now matches.
 
     sourceId/externalId lose surrounding whitespace, End User emails are also lower-cased (see
-    ``sync/crm.py``); otherwise the next sync, which matches the normalised form, would add a second
+    ``sync/crm/``); otherwise the next sync, which matches the normalised form, would add a second
     record beside ' C-1 ' or 'Ann@X.com'. A value is left alone when another record normalises to the same
     key (two records would then share it); the CRM sync reports that key as a duplicate no more than before.
     Each column is done once: a column comment marks it, so opening the store does not scan it again.
