@@ -32,15 +32,6 @@ class Cadence:
     timezone: str = "UTC"
 
     @property
-    def cron(self) -> str:
-        if self.every_minutes == 60:
-            return "0 * * * *"
-        if self.every_minutes is not None:
-            return f"*/{self.every_minutes} * * * *"
-        assert self.daily_at is not None
-        return f"{self.daily_at.minute} {self.daily_at.hour} * * *"
-
-    @property
     def interval_seconds(self) -> int:
         return (self.every_minutes or 24 * 60) * 60
 
