@@ -26,12 +26,20 @@ def test_demo_definitions_hold_every_declared_asset_job_and_schedule() -> None:
     expected = {f"crm/{s.name}" for s in config.crm} | {f"usage/{s.name}" for s in config.usage}
     expected |= {f"okrs/{kr.name}" for kr in config.key_results}
     assert expected <= keys
-    for job in ("crm_full_sync", "crm_embedded_sync", "okrs_refresh", "usage_product_events_job"):
-        assert defs.resolve_job_def(job) is not None
+    # resolve_* raise for an unknown name: assert on what each selects, which can be wrong.
+    selected = {
+        job: {k.to_user_string() for k in defs.resolve_job_def(job).asset_layer.selected_asset_keys}
+        for job in ("crm_full_sync", "crm_embedded_sync", "okrs_refresh", "usage_product_events_job")
+    }
+    assert selected["crm_full_sync"] == selected["crm_embedded_sync"] == {f"crm/{s.name}" for s in config.crm}
+    assert selected["okrs_refresh"] == {f"okrs/{kr.name}" for kr in config.key_results}
+    assert selected["usage_product_events_job"] == {"usage/product_events"}
     hourly = defs.resolve_schedule_def("crm_embedded_hourly")
     assert hourly.cron_schedule == "0 * * * *"
     assert hourly.default_status == dg.DefaultScheduleStatus.RUNNING  # crm_automation: true in the demo
-    assert defs.resolve_sensor_def("usage_product_events_sensor") is not None
+    selection = defs.resolve_sensor_def("usage_product_events_sensor").asset_selection
+    assert selection is not None
+    assert selection.resolve(defs.resolve_asset_graph()) == {dg.AssetKey(["usage", "product_events"])}
 
 
 def test_nothing_is_read_at_import_time(tmp_path: Path) -> None:
