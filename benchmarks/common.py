@@ -160,7 +160,7 @@ def template_store() -> Path:
 
     with ModelStore(path) as store:
         ids = range(1, USERS + 1)
-        store.upsert(
+        store.upsert_arrow(
             "enduser",
             pa.table(
                 {

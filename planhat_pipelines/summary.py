@@ -19,9 +19,9 @@ def store_summary(store: ModelStore, config: Config) -> str:
     for section in config.usage:
         table = USAGE_TABLES[section.kind]
         rows = store.con.execute(f"SELECT count(*) FROM {table} WHERE section = ?", [section.name]).fetchall()[0][0]
-        cursors = store.cursors(section.name)
-        through = max((int(v) for v in cursors.values()), default=None)
-        lines.append(f"{section.name:<22}{rows:>10,}  {through if through is not None else '-':>20}  {len(cursors)}")
+        ranges = len(store.cursors(section.name))
+        through = store.loaded_through(section.name)
+        lines.append(f"{section.name:<22}{rows:>10,}  {through if through is not None else '-':>20}  {ranges}")
     latest = [
         runs[0]
         for name in [*(c.name for c in config.crm), *(u.name for u in config.usage)]

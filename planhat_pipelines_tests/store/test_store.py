@@ -38,7 +38,7 @@ def test_every_model_has_a_table_with_identity_and_custom_columns(store: ModelSt
 def test_migration_adds_a_new_standard_field_and_keeps_data(tmp_path: Path) -> None:
     path = tmp_path / "store.duckdb"
     with ModelStore(path) as store:
-        store.upsert(
+        store.upsert_arrow(
             "asset",
             pa.table({"externalId": ["a1"], "name": ["Cluster"], "custom": [json.dumps({"region": "eu"})]}),
             "externalId",
@@ -58,20 +58,22 @@ def test_migration_adds_a_new_standard_field_and_keeps_data(tmp_path: Path) -> N
 
 
 def test_upsert_reports_inserted_updated_unchanged(store: ModelStore) -> None:
-    first = store.upsert("company", pa.table({"externalId": ["a", "b"], "name": ["A", "B"]}), "externalId")
+    first = store.upsert_arrow("company", pa.table({"externalId": ["a", "b"], "name": ["A", "B"]}), "externalId")
     assert (first.inserted, first.updated, first.unchanged) == (2, 0, 0)
-    second = store.upsert("company", pa.table({"externalId": ["a", "b", "c"], "name": ["A", "B2", "C"]}), "externalId")
+    second = store.upsert_arrow(
+        "company", pa.table({"externalId": ["a", "b", "c"], "name": ["A", "B2", "C"]}), "externalId"
+    )
     assert (second.inserted, second.updated, second.unchanged) == (1, 1, 1)
     assert store.count("company") == 3
 
 
 def test_null_does_not_wipe_unless_asked(store: ModelStore) -> None:
-    store.upsert("company", pa.table({"externalId": ["a"], "name": ["A"], "phase": ["onboarding"]}), "externalId")
-    kept = store.upsert(
+    store.upsert_arrow("company", pa.table({"externalId": ["a"], "name": ["A"], "phase": ["onboarding"]}), "externalId")
+    kept = store.upsert_arrow(
         "company", pa.table({"externalId": ["a"], "name": ["A"], "phase": pa.array([None], pa.string())}), "externalId"
     )
     assert kept.unchanged == 1
-    wiped = store.upsert(
+    wiped = store.upsert_arrow(
         "company",
         pa.table({"externalId": ["a"], "phase": pa.array([None], pa.string())}),
         "externalId",
@@ -82,37 +84,43 @@ def test_null_does_not_wipe_unless_asked(store: ModelStore) -> None:
 
 
 def test_custom_fields_merge_as_json(store: ModelStore) -> None:
-    store.upsert("company", pa.table({"externalId": ["a"], "custom": [json.dumps({"tier": "gold"})]}), "externalId")
-    store.upsert("company", pa.table({"externalId": ["a"], "custom": [json.dumps({"seats": 9})]}), "externalId")
-    again = store.upsert("company", pa.table({"externalId": ["a"], "custom": [json.dumps({"seats": 9})]}), "externalId")
+    store.upsert_arrow(
+        "company", pa.table({"externalId": ["a"], "custom": [json.dumps({"tier": "gold"})]}), "externalId"
+    )
+    store.upsert_arrow("company", pa.table({"externalId": ["a"], "custom": [json.dumps({"seats": 9})]}), "externalId")
+    again = store.upsert_arrow(
+        "company", pa.table({"externalId": ["a"], "custom": [json.dumps({"seats": 9})]}), "externalId"
+    )
     assert again.unchanged == 1
     (custom,) = store.con.execute("SELECT custom FROM company").fetchall()[0]
     assert json.loads(custom) == {"tier": "gold", "seats": 9}
 
 
 def test_native_ids_look_like_planhat_ids_and_are_stable(store: ModelStore) -> None:
-    store.upsert("company", pa.table({"externalId": ["a"], "name": ["A"]}), "externalId")
+    store.upsert_arrow("company", pa.table({"externalId": ["a"], "name": ["A"]}), "externalId")
     (first,) = store.con.execute("SELECT id FROM company").fetchall()[0]
-    store.upsert("company", pa.table({"externalId": ["a"], "name": ["A2"]}), "externalId")
+    store.upsert_arrow("company", pa.table({"externalId": ["a"], "name": ["A2"]}), "externalId")
     (second,) = store.con.execute("SELECT id FROM company").fetchall()[0]
     assert first == second and len(first) == 24 and int(first, 16) >= 0
 
 
 def test_data_and_cursor_commit_together_or_not_at_all(store: ModelStore) -> None:
     with pytest.raises(RuntimeError), store.transaction():
-        store.upsert("company", pa.table({"externalId": ["a"]}), "externalId")
+        store.upsert_arrow("company", pa.table({"externalId": ["a"]}), "externalId")
         store.set_cursor("companies", "", "2026-01-01")
         raise RuntimeError("crash between data and commit")
     assert store.count("company") == 0
     assert store.get_cursor("companies") is None
     with store.transaction():
-        store.upsert("company", pa.table({"externalId": ["a"]}), "externalId")
+        store.upsert_arrow("company", pa.table({"externalId": ["a"]}), "externalId")
         store.set_cursor("companies", "", "2026-01-01")
     assert (store.count("company"), store.get_cursor("companies")) == (1, "2026-01-01")
 
 
 def test_issue_links_to_many_companies(store: ModelStore) -> None:
-    store.upsert("issue", pa.table({"externalId": ["i1"], "companyIds": [json.dumps(["c1", "c2"])]}), "externalId")
+    store.upsert_arrow(
+        "issue", pa.table({"externalId": ["i1"], "companyIds": [json.dumps(["c1", "c2"])]}), "externalId"
+    )
     rows = store.con.execute('SELECT "companyId" FROM issue_company ORDER BY 1').fetchall()
     assert rows == [("c1",), ("c2",)]
 
@@ -121,7 +129,7 @@ TODAY = date(2026, 6, 1)
 
 
 def _company_with(store: ModelStore, licenses: list[dict[str, object]]) -> tuple[object, ...]:
-    store.upsert("company", pa.table({"externalId": ["c"]}), "externalId")
+    store.upsert_arrow("company", pa.table({"externalId": ["c"]}), "externalId")
     (cid,) = store.con.execute("SELECT id FROM company").fetchall()[0]
     if licenses:
         rows = [
@@ -150,7 +158,7 @@ def _company_with(store: ModelStore, licenses: list[dict[str, object]]) -> tuple
                 ("renewalStatus", pa.string()),
             ]
         )
-        store.upsert("license", pa.Table.from_pylist(rows, schema), "externalId")
+        store.upsert_arrow("license", pa.Table.from_pylist(rows, schema), "externalId")
     store.refresh_company_fields(TODAY)
     return tuple(
         store.con.execute(

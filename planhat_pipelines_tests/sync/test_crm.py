@@ -347,7 +347,7 @@ def test_full_read_fallback_without_change_tracking(
 
 # --- send -----------------------------------------------------------------------------------------------
 def _seed_store_companies(store: ModelStore) -> None:
-    store.upsert(
+    store.upsert_arrow(
         "company",
         pa.table(
             {
@@ -403,7 +403,7 @@ def test_send_maps_company_id_back_to_the_warehouse_reference(
 ) -> None:
     _seed_store_companies(store)
     acme = rows(store, "SELECT id FROM company WHERE \"externalId\" = 'c1'")[0][0]
-    store.upsert("license", pa.table({"externalId": ["l1"], "companyId": [acme], "mrr": [50.0]}), "externalId")
+    store.upsert_arrow("license", pa.table({"externalId": ["l1"], "companyId": [acme], "mrr": [50.0]}), "externalId")
     harness.create_table(
         "crm_licenses_out",
         pa.table(
@@ -564,7 +564,7 @@ def test_failure_mid_section_leaves_the_store_unchanged(
 def test_end_users_by_email_find_their_company_by_source_id(
     harness: WarehouseHarness, tmp_path: Path, store: ModelStore
 ) -> None:
-    store.upsert("company", pa.table({"sourceId": ["crm-1"], "name": ["Acme"]}), "sourceId")
+    store.upsert_arrow("company", pa.table({"sourceId": ["crm-1"], "name": ["Acme"]}), "sourceId")
     acme = rows(store, "SELECT id FROM company")[0][0]
     harness.create_table(
         "crm_users",

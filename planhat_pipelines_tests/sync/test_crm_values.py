@@ -287,7 +287,7 @@ def license_section(duckdb_harness: DuckDBHarness, tmp_path: Path, fields: list[
 
 
 def seed_company(store: ModelStore, external_id: str = "c1") -> str:
-    store.upsert("company", pa.table({"externalId": [external_id], "name": ["Acme"]}), "externalId")
+    store.upsert_arrow("company", pa.table({"externalId": [external_id], "name": ["Acme"]}), "externalId")
     return str(rows(store, f"SELECT id FROM company WHERE \"externalId\" = '{external_id}'")[0][0])
 
 
@@ -414,7 +414,7 @@ def test_derived_arr_and_mrr_are_exact_decimal_sums(
 
 def test_derived_mrr_divides_large_and_negative_arr_exactly(store: ModelStore) -> None:
     big, credit = seed_company(store, "c1"), seed_company(store, "c2")
-    store.upsert(
+    store.upsert_arrow(
         "license",
         pa.table(
             {
@@ -476,7 +476,7 @@ def test_money_is_sent_exactly_to_a_decimal_column(
     duckdb_harness: DuckDBHarness, tmp_path: Path, store: ModelStore
 ) -> None:
     cid = seed_company(store)
-    store.upsert(
+    store.upsert_arrow(
         "license",
         pa.table(
             {
@@ -540,7 +540,7 @@ def test_money_round_trips_exactly_through_every_warehouse_decimal_column(
         ],
     )
     wh = harness.warehouse()
-    store.upsert("license", pa.table({"externalId": ["l1", "l2"], "companyId": [cid, cid]}), "externalId")
+    store.upsert_arrow("license", pa.table({"externalId": ["l1", "l2"], "companyId": [cid, cid]}), "externalId")
     first = sync_section(sec, store, wh)
     assert rows(store, 'SELECT arr FROM license ORDER BY "externalId"') == [(a,) for a in amounts]
     store.con.execute("UPDATE license SET mrr = arr")

@@ -62,7 +62,7 @@ def _events(keys: Sequence[int | None], emails: Sequence[str | None] | None = No
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[ModelStore]:
     s = ModelStore(tmp_path / "store.duckdb")
-    s.upsert(
+    s.upsert_arrow(
         "enduser",
         pa.table({"externalId": ["e0", "e1", "e2"], "email": ["u0@x.io", "u1@x.io", "u2@x.io"]}),
         "externalId",
@@ -293,7 +293,7 @@ def test_metrics_section_with_value_errors(duckdb_harness: WarehouseHarness, tmp
         fields={"record": "company_key", "dimension": "dimension", "value": "value", "date": "measured_at"},
     )
     with ModelStore(tmp_path / "s.duckdb") as store:
-        store.upsert("company", pa.table({"externalId": ["c1"]}), "externalId")
+        store.upsert_arrow("company", pa.table({"externalId": ["c1"]}), "externalId")
         duckdb_harness.create_table(
             "metrics",
             pa.table(
@@ -409,7 +409,7 @@ def test_rejected_rows_are_retried_until_they_pass(
     assert (second.inserted, second.resolved_rejects) == (0, 0)
     assert [k for _, k, _, _ in store.open_rejects("events")] == ["2"]
     # The end user arrives through the CRM sync: the next run loads the row and resolves the reject.
-    store.upsert("enduser", pa.table({"externalId": ["e9"], "email": ["late@x.io"]}), "externalId")
+    store.upsert_arrow("enduser", pa.table({"externalId": ["e9"], "email": ["late@x.io"]}), "externalId")
     third = run_usage(section, store, harness.warehouse(), [])
     assert (third.inserted, third.resolved_rejects) == (1, 1)
     assert store.open_rejects("events") == []
@@ -442,7 +442,7 @@ def test_a_retry_reads_exactly_the_rejected_keys_and_counts_them_once(
     again = run_usage(section, store, harness.warehouse(), [KeyRangeSpan(0, 999)])
     assert (again.rows_read, again.inserted, again.rejected, again.still_rejected) == (2, 0, 0, 2)
     assert again.rows_read == again.inserted + again.unchanged + again.rejected + again.still_rejected
-    store.upsert("enduser", pa.table({"externalId": ["g"], "email": ["ghost@x.io"]}), "externalId")
+    store.upsert_arrow("enduser", pa.table({"externalId": ["g"], "email": ["ghost@x.io"]}), "externalId")
     fixed = run_usage(section, store, harness.warehouse(), [])
     assert (fixed.rows_read, fixed.inserted, fixed.resolved_rejects) == (2, 2, 2)
     assert store.open_rejects("events") == []

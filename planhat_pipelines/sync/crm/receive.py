@@ -301,7 +301,9 @@ def _write(run: _Run) -> None:
     writing = Reporter(section.name, run.progress, "write")
     with store.transaction():
         # One set-based pass over the staged rows: no Arrow round trip, one join with the model table.
-        counts = store.upsert(section.model, "__crm_ok", section.planhat_key, null_overwrites=section.null_overwrites)
+        counts = store.upsert_staged(
+            section.model, "__crm_ok", section.planhat_key, null_overwrites=section.null_overwrites
+        )
         _remember_hashes(run)
         counts = UpsertCounts(counts.inserted, counts.updated, counts.unchanged + skipped)
         if run.pending:
