@@ -91,6 +91,7 @@ class ModelStore(Cursors, SyncLog, Rejects):
                 delay = min(delay * 2, 1.0)
 
     def close(self) -> None:
+        """Close the connection (DuckDB checkpoints the WAL into the file)."""
         self.con.close()
 
     def __enter__(self) -> ModelStore:
@@ -147,6 +148,7 @@ class ModelStore(Cursors, SyncLog, Rejects):
             return _upsert.apply(con, plan)
 
     def count(self, model: str) -> int:
+        """How many records model table ``model`` holds."""
         return int(self.con.execute(f"SELECT count(*) FROM {q(model)}").fetchall()[0][0])
 
     def usage_rows(self, section: str, table: str) -> int:

@@ -109,6 +109,7 @@ class SyncLog(Transactional):
         error: str | None = None,
         notes: str | None = None,
     ) -> None:
+        """Close run ``run_id`` with ``status`` (``success`` / ``failed`` / ...) and its final counts."""
         self.con.execute(
             "UPDATE sync_runs SET ended_at = now(), status = ?, rows_read = ?, inserted = ?, updated = ?, "
             "unchanged = ?, rejected = ?, resolved_rejects = ?, sent = ?, cursor_after = ?, error = ?, notes = ? "
@@ -130,6 +131,7 @@ class SyncLog(Transactional):
         )
 
     def runs(self, *, section: str | None = None, status: str | None = None, limit: int = 50) -> list[RunRecord]:
+        """The latest ``limit`` sync-log rows, newest first, optionally of one section and/or status."""
         where, params = ["TRUE"], []
         if section:
             where.append("section = ?")
