@@ -35,7 +35,8 @@ def _tier(item: pytest.Item) -> str:
     kind = callspec.params.get("harness") if callspec is not None else None
     if fixtures & _EMULATOR_FIXTURES or kind in ("bigquery", "snowflake"):
         return "emulator"
-    module = item.module.__name__.rsplit(".", 1)[-1] if getattr(item, "module", None) else ""
+    module_obj = getattr(item, "module", None)
+    module = module_obj.__name__.rsplit(".", 1)[-1] if module_obj is not None else ""
     if module in _E2E_MODULES:
         return "e2e"
     if ".defs." in item.nodeid.replace("/", ".") or module in ("test_alerts", "test_defs", "test_health_skips"):

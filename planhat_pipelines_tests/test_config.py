@@ -248,6 +248,7 @@ def test_every_mistake_names_file_section_field_and_fix(
     with pytest.raises(ConfigError) as info:
         load_config(file)
     err = info.value
+    assert problem is not None and fix is not None  # a refused case names both
     assert err.path == str(file)
     assert err.where == where
     assert problem in err.problem

@@ -12,6 +12,7 @@ from typing import Any
 
 import dagster as dg
 import yaml
+from dagster._core.definitions.freshness import TimeWindowFreshnessPolicy
 
 from planhat_pipelines.config import load_config
 from planhat_pipelines.definitions import build_definitions
@@ -78,7 +79,8 @@ def test_freshness_is_declared_the_current_dagster_way(tmp_path: Path) -> None:
     graph = defs.resolve_asset_graph()
     for key in [*(f"crm/{s.name}" for s in config.crm), *(f"okrs/{kr.name}" for kr in config.key_results)]:
         policy = graph.get(dg.AssetKey.from_user_string(key)).freshness_policy
-        assert policy is not None and policy.fail_window.to_timedelta() == timedelta(hours=2), key
+        assert isinstance(policy, TimeWindowFreshnessPolicy), key
+        assert policy.fail_window.to_timedelta() == timedelta(hours=2), key
     for section in config.usage:
         check = graph.get_check_spec(dg.AssetCheckKey(dg.AssetKey(["usage", section.name]), "fresh"))
         assert check.automation_condition is not None
