@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,6 @@ import pyarrow as pa
 import pytest
 
 from planhat_pipelines.config import UsageSection, parse_config
-from planhat_pipelines.defs.cadence import last_due
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.sync.ranges import KeyRangeSpan, range_of, ranges_between
 from planhat_pipelines.sync.usage import load_range, loaded_through, pending_ranges, run_usage
@@ -370,31 +369,6 @@ def test_partition_keys_sort_numerically() -> None:
     assert nine.partition_key < ten.partition_key  # 9... sorts before 10... thanks to zero padding
     with pytest.raises(ValueError, match="not a usage range partition key"):
         KeyRangeSpan.parse("1-2")
-
-
-@pytest.mark.parametrize(
-    ("cadence", "now", "due"),
-    [
-        ({"every_minutes": 5}, "2026-11-23T10:07:30+00:00", "2026-11-23T10:05:00+00:00"),
-        ({"every_minutes": 10}, "2026-11-23T10:07:30+00:00", "2026-11-23T10:00:00+00:00"),
-        ({"every_minutes": 30}, "2026-11-23T10:47:00+00:00", "2026-11-23T10:30:00+00:00"),
-        ({"every_minutes": 60}, "2026-11-23T10:47:00+00:00", "2026-11-23T10:00:00+00:00"),
-        (
-            {"daily_at": "06:30", "timezone": "Europe/Stockholm"},
-            "2026-11-23T05:31:00+00:00",
-            "2026-11-23T05:30:00+00:00",
-        ),
-        (
-            {"daily_at": "06:30", "timezone": "Europe/Stockholm"},
-            "2026-11-23T05:29:00+00:00",
-            "2026-11-22T05:30:00+00:00",
-        ),
-    ],
-)
-def test_each_cadence_gives_the_right_tick(tmp_path: Path, cadence: dict[str, Any], now: str, due: str) -> None:
-    section = _section(tmp_path, cadence=cadence)
-    got = last_due(section.cadence, datetime.fromisoformat(now))
-    assert got.astimezone(UTC) == datetime.fromisoformat(due)
 
 
 def test_rejected_rows_are_retried_until_they_pass(
