@@ -175,6 +175,17 @@ def _new_records_in_order(
     yield from heapq.merge(*(stream(key) for key in keys), key=lambda pair: pair[1].storage_id)
 
 
+def _rows_and_rejected(metadata: dg.RawMetadataMapping) -> tuple[float, float] | None:
+    """(rows read, rejected) of a materialization that read rows; None when it cannot be judged."""
+    # Usage runs put each range's own counts on its partition and the run's totals in run_*.
+    rows = _numeric(metadata, "run_rows_read") or _numeric(metadata, "rows_read")
+    rejected = _numeric(metadata, "run_rejected")
+    rejected = _numeric(metadata, "rejected") if rejected is None else rejected
+    if rows is None or rejected is None or rows <= 0:
+        return None
+    return rows, rejected
+
+
 def _rejected_share_alert(
     key: dg.AssetKey, run_id: str, rows: float, rejected: float, threshold: float
 ) -> tuple[str, str]:
@@ -220,16 +231,12 @@ def build_rejected_share_sensor(
         # range's own counts and the run's totals as run_*): judge each (asset, run) once, on the totals.
         seen_runs: set[tuple[dg.AssetKey, str]] = set()
         for key, record in _new_records_in_order(context.instance, keys, after):
-            materialization = record.asset_materialization
-            rows = rejected = None
-            if materialization is not None and (key, record.run_id) not in seen_runs:
+            counts = None
+            if record.asset_materialization is not None and (key, record.run_id) not in seen_runs:
                 seen_runs.add((key, record.run_id))
-                # Usage runs put each range's own counts on its partition and the run's totals in run_*.
-                metadata = materialization.metadata
-                rows = _numeric(metadata, "run_rows_read") or _numeric(metadata, "rows_read")
-                rejected = _numeric(metadata, "run_rejected")
-                rejected = _numeric(metadata, "rejected") if rejected is None else rejected
-            if rows is not None and rejected is not None and rows > 0:
+                counts = _rows_and_rejected(record.asset_materialization.metadata)
+            if counts is not None:
+                rows, rejected = counts
                 judged += 1
                 if rejected / rows > threshold:
                     title, text = _rejected_share_alert(key, record.run_id, rows, rejected, threshold)

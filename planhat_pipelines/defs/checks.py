@@ -3,7 +3,7 @@
 CRM sections (``crm/<section>``):
 
 - ``unique_keys``: the section's Planhat key is unique among the non-null values of the model's store table.
-- Freshness is the asset's ``FreshnessPolicy`` (:mod:`planhat_pipelines.defs.crm`), not a check.
+- Freshness is the asset's ``FreshnessPolicy`` (:mod:`planhat_pipelines.defs.specs`), not a check.
 
 Usage sections (``usage/<section>``):
 
@@ -188,12 +188,12 @@ def _missing_keys_fix(section: UsageSection, lowest: int | None, missing: int, l
     )
 
 
-def _usage_checks(section: UsageSection) -> list[dg.AssetChecksDefinition]:
-    asset = usage_asset_key(section)
+def _usage_unique_check(section: UsageSection) -> dg.AssetChecksDefinition:
+    """``unique_keys`` on ``usage/<section>``: no key stored twice, none above the loaded-through cursor."""
     target = USAGE_TABLES[section.kind]
 
     @dg.asset_check(
-        asset=asset,
+        asset=usage_asset_key(section),
         name="unique_keys",
         description="No (section, key) is stored twice, and no stored key lies above the loaded-through cursor.",
         pool=STORE_POOL,
@@ -235,8 +235,15 @@ def _usage_checks(section: UsageSection) -> list[dg.AssetChecksDefinition]:
             ),
         )
 
+    return _unique
+
+
+def _row_count_check(section: UsageSection) -> dg.AssetChecksDefinition:
+    """``row_count_matches_source`` on ``usage/<section>``: over closed ranges, source keys = stored + rejected."""
+    target = USAGE_TABLES[section.kind]
+
     @dg.asset_check(
-        asset=asset,
+        asset=usage_asset_key(section),
         name="row_count_matches_source",
         description="Over closed key ranges, distinct source keys = stored keys + keys of open rejects.",
         pool=STORE_POOL,
@@ -283,10 +290,15 @@ def _usage_checks(section: UsageSection) -> list[dg.AssetChecksDefinition]:
             description += ". " + _missing_keys_fix(section, lowest, missing, loaded)
         return dg.AssetCheckResult(passed=passed, metadata=metadata, description=description)
 
+    return _row_count
+
+
+def _usage_fresh_check(section: UsageSection) -> dg.AssetChecksDefinition:
+    """``fresh`` on ``usage/<section>``: a recent successful run, or nothing new in the source."""
     limit = 2 * section.cadence.interval_seconds
 
     @dg.asset_check(
-        asset=asset,
+        asset=usage_asset_key(section),
         name="fresh",
         description=f"The last successful run ended within 2 x the cadence ({section.cadence.describe()}), "
         "or the source has nothing new. Runs by itself hourly (automation condition).",
@@ -320,7 +332,11 @@ def _usage_checks(section: UsageSection) -> list[dg.AssetChecksDefinition]:
             description=f"{result.description} (source max key {max_key}, loaded through {loaded})",
         )
 
-    return [_unique, _row_count, _fresh]
+    return _fresh
+
+
+def _usage_checks(section: UsageSection) -> list[dg.AssetChecksDefinition]:
+    return [_usage_unique_check(section), _row_count_check(section), _usage_fresh_check(section)]
 
 
 def build_sync_checks(config: Config) -> list[dg.AssetChecksDefinition]:

@@ -12,23 +12,20 @@ No `from __future__ import annotations` here: Dagster reads the run-config annot
 """
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import dagster as dg
 
 from planhat_pipelines.config import Config, ConnectionConfig, CrmSection
 from planhat_pipelines.defs.failures import SYNC_RETRY_POLICY, sync_failures
-from planhat_pipelines.defs.naming import CRM_GROUP, crm_asset_key, mapping_version, table_metadata
+from planhat_pipelines.defs.naming import crm_asset_key
 from planhat_pipelines.defs.resources import STORE_POOL, StoreResource, WarehousesResource
+from planhat_pipelines.defs.specs import crm_asset_spec, multi_asset_args
 from planhat_pipelines.errors import SyncError
 from planhat_pipelines.health import skip_reason_if_unhealthy
 from planhat_pipelines.sync.crm import CrmProgress, CrmResult, sync_section
 
 HOURLY_CRON = "0 * * * *"
-#: CRM sections sync hourly: late after 75 minutes without a materialization, failing after two missed syncs.
-HOURLY_SYNC_FRESHNESS = dg.FreshnessPolicy.time_window(
-    fail_window=timedelta(hours=2), warn_window=timedelta(minutes=75)
-)
 FULL_SYNC_JOB = "crm_full_sync"
 
 
@@ -45,39 +42,6 @@ def crm_job_name(connection: str) -> str:
 
 def crm_schedule_name(connection: str) -> str:
     return f"crm_{connection}_hourly"
-
-
-def _describe(section: CrmSection, connection_type: str) -> str:
-    arrows = {"both": "<->", "send": "->", "receive": "<-"}
-    mapped = ", ".join(
-        f"{f.planhat} {arrows[f.direction.value]} {f.warehouse}{'.' + f.path if f.path else ''}" for f in section.fields
-    )
-    return (
-        f"Syncs Planhat {section.model.name} records with {connection_type} "
-        f"`{section.connection}.{section.table}` (direction: {section.direction.value}). Keys: Planhat "
-        f"{section.planhat_key} = warehouse column `{section.warehouse_key}` (unique text). Fields: {mapped}. "
-        f"Companies matched by {section.company_match}; nulls "
-        f"{'overwrite' if section.null_overwrites else 'never overwrite'} stored values. Receive is diff-based "
-        "and transactional; with `both`, receive runs first, so the warehouse wins a conflict."
-    )
-
-
-def _company_deps(section: CrmSection, config: Config) -> list[dg.AssetKey]:
-    """Sections that must run first on the same connection.
-
-    - A company-owned model needs the receiving Company sections (its rows reference companies).
-    - A send-only Company section needs the receiving Company and License sections, so the derived fields it
-      sends (ARR, MRR, renewal date, status, ...) are computed from this run's licenses. A Company section that
-      also receives cannot wait for licenses (License depends on it): its derived fields go out a run later.
-    """
-    same = [s for s in config.crm if s.connection == section.connection and s is not section]
-    receiving_companies = [s for s in same if s.model.slug == "company" and s.direction.receives]
-    if section.model.company_field == "companyId":
-        return [crm_asset_key(s) for s in receiving_companies]
-    if section.model.slug == "company" and not section.direction.receives:
-        licenses = [s for s in same if s.model.slug == "license" and s.direction.receives]
-        return [crm_asset_key(s) for s in (*receiving_companies, *licenses)]
-    return []
 
 
 def _metadata(result: CrmResult, duration: float) -> dict[str, dg.MetadataValue]:
@@ -100,21 +64,10 @@ def _metadata(result: CrmResult, duration: float) -> dict[str, dg.MetadataValue]
 
 def build_crm_asset(section: CrmSection, config: Config) -> dg.AssetsDefinition:
     """The asset ``crm/<section>`` that runs :func:`~planhat_pipelines.sync.crm.sync_section`."""
-    connection = config.connection(section.connection)
+    spec = crm_asset_spec(section, config)
+    connection_type = config.connection(section.connection).type
 
-    @dg.asset(
-        key=crm_asset_key(section),
-        group_name=CRM_GROUP,
-        code_version=mapping_version(section),
-        metadata=table_metadata(section.model),
-        freshness_policy=HOURLY_SYNC_FRESHNESS,
-        kinds={connection.type},
-        pool=STORE_POOL,
-        retry_policy=SYNC_RETRY_POLICY,
-        deps=_company_deps(section, config),
-        description=_describe(section, connection.type),
-        tags={"domain": "crm"},
-    )
+    @dg.multi_asset(specs=[spec], **multi_asset_args(spec), pool=STORE_POOL, retry_policy=SYNC_RETRY_POLICY)
     def _crm_asset(
         context: dg.AssetExecutionContext, config: CrmSyncConfig, store: StoreResource, warehouses: WarehousesResource
     ) -> dg.MaterializeResult:
@@ -139,7 +92,7 @@ def build_crm_asset(section: CrmSection, config: Config) -> dg.AssetsDefinition:
         metadata = _metadata(result, time.monotonic() - started)
         metadata |= {
             "connection": dg.MetadataValue.text(section.connection),
-            "warehouse": dg.MetadataValue.text(connection.type),
+            "warehouse": dg.MetadataValue.text(connection_type),
             "dagster/row_count": dg.MetadataValue.int(stored_rows),
         }
         return dg.MaterializeResult(metadata=metadata)

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from planhat_pipelines.config import Config, KeyResult
-from planhat_pipelines.defs.crm import HOURLY_SYNC_FRESHNESS
 from planhat_pipelines.defs.resources import STORE_POOL, StoreResource, WarehousesResource
+from planhat_pipelines.defs.specs import HOURLY_SYNC_FRESHNESS
 from planhat_pipelines.okrs.refresh import OkrValue, refresh_key_result
 from planhat_pipelines.okrs.status import Status
 

@@ -10,16 +10,18 @@ from typing import Any
 
 import dagster as dg
 
-from planhat_pipelines.config import Config, UsageSection
+from planhat_pipelines.config import Config, ConnectionConfig, UsageSection
 from planhat_pipelines.defs.cadence import last_due
 from planhat_pipelines.defs.failures import SYNC_RETRY_POLICY, sync_failures
-from planhat_pipelines.defs.naming import USAGE_GROUP, mapping_version, usage_asset_key, usage_table_metadata
+from planhat_pipelines.defs.naming import usage_asset_key
 from planhat_pipelines.defs.resources import STORE_POOL, StoreResource, WarehousesResource
+from planhat_pipelines.defs.specs import multi_asset_args, usage_asset_spec, usage_partitions
 from planhat_pipelines.errors import SyncError
 from planhat_pipelines.health import skip_reason_if_unhealthy
 from planhat_pipelines.store.schema import USAGE_TABLES
 from planhat_pipelines.sync.ranges import KeyRangeSpan, range_of, span_at
 from planhat_pipelines.sync.usage import UsageProgress, UsageResult, check_source, run_usage
+from planhat_pipelines.warehouses.base import Warehouse
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -32,37 +34,17 @@ class UsageRunConfig(dg.Config):
     """Read each range from its start again instead of resuming after its cursor (idempotent)."""
 
 
-def usage_partitions(section: UsageSection) -> dg.DynamicPartitionsDefinition:
-    """The section's key-range partitions (added by its sensor, or by `make demo` for the demo)."""
-    return dg.DynamicPartitionsDefinition(name=f"usage_{section.name}_ranges")
-
-
-def _describe(section: UsageSection, connection_type: str) -> str:
-    target = "User Activities" if section.kind == "activities" else "Custom Metrics"
-    mapped = ", ".join(f"{role} <- {col}" for role, col in section.fields.items())
-    return (
-        f"{target} for {section.model.name} from {connection_type} `{section.connection}.{section.table}`, "
-        f"keyed by the incrementing column `{section.key}`; {section.cadence.describe()}, batches of "
-        f"{section.batch_size:,} rows, partitions of {section.partition_span:,} keys. Records matched by "
-        f"{section.record_match}. Fields: {mapped}."
-    )
-
-
 def build_usage_asset(section: UsageSection, config: Config) -> dg.AssetsDefinition:
-    connection = config.connection(section.connection)
+    """The asset ``usage/<section>``: one run loads every key range it is given (single-run backfill policy)."""
+    spec = usage_asset_spec(section, config)
+    connection_type = config.connection(section.connection).type
 
-    @dg.asset(
-        key=usage_asset_key(section),
-        group_name=USAGE_GROUP,
-        code_version=mapping_version(section),
-        metadata=usage_table_metadata(section),
-        kinds={connection.type},
-        partitions_def=usage_partitions(section),
+    @dg.multi_asset(
+        specs=[spec],
+        **multi_asset_args(spec),
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=STORE_POOL,
         retry_policy=SYNC_RETRY_POLICY,
-        description=_describe(section, connection.type),
-        tags={"domain": "usage"},
     )
     def _usage_asset(
         context: dg.AssetExecutionContext, config: UsageRunConfig, store: StoreResource, warehouses: WarehousesResource
@@ -103,7 +85,7 @@ def build_usage_asset(section: UsageSection, config: Config) -> dg.AssetsDefinit
             f"{section.name}: {result.rows_read} read, {result.inserted} inserted, {result.unchanged} already "
             f"loaded, {result.rejected} rejected over {len(spans)} range(s)"
         )
-        metadata = materialization_metadata(context, result, section, connection.type, stored_rows)
+        metadata = materialization_metadata(context, result, section, connection_type, stored_rows)
         return dg.MaterializeResult(metadata=metadata)
 
     return _usage_asset
@@ -144,6 +126,52 @@ def parse_partition_keys(keys: Iterable[str]) -> tuple[list[KeyRangeSpan], list[
     return spans, invalid
 
 
+def _raise_if_unhealthy(connection: ConnectionConfig, now: datetime) -> None:
+    """Fail the tick while the section's connection is unhealthy (its status and fix as the message)."""
+    unhealthy = skip_reason_if_unhealthy(connection, now)
+    if unhealthy:
+        # A failed tick (red, with the status and the fix), not a grey skip. The cursor is not moved, so the
+        # next evaluation (a minute later) probes again and the sensor resumes as soon as the fix lands.
+        raise SyncError(unhealthy)
+
+
+def _new_range_starts(
+    section: UsageSection, warehouse: Warehouse, requested: int | None
+) -> tuple[tuple[int, int] | None, list[int]]:
+    """The source's valid-key bounds and the starts of the ranges holding keys above ``requested``."""
+    check_source(section, warehouse)  # raises the run's own KeyValidationError / WarehouseError
+    bounds = warehouse.key_bounds(section.table, section.key)
+    if bounds is None:
+        return None, []
+    return bounds, warehouse.occupied_ranges(section.table, section.key, section.partition_span, after=requested)
+
+
+def _wanted_partition_keys(section: UsageSection, starts: Sequence[int], requested: int | None) -> list[str]:
+    """The range partitions a tick requests: those holding new keys, else (with lookback) the tail range."""
+    wanted = [span_at(start, section.partition_span).partition_key for start in starts]
+    if not wanted and section.lookback and requested is not None:
+        # Nothing new, but the lookback window must be re-read on every tick: request the tail range.
+        wanted = [range_of(requested, section.partition_span).partition_key]
+    return wanted
+
+
+def _range_runs(
+    section: UsageSection,
+    partitions: dg.DynamicPartitionsDefinition,
+    existing: Sequence[str],
+    wanted: list[str],
+    tick: str,
+) -> dg.SensorResult:
+    """One run per contiguous segment of ``wanted``, adding the wanted ranges the instance does not hold yet."""
+    known = set(existing)
+    new_keys = [k for k in wanted if k not in known]
+    segments = contiguous_segments([*existing, *new_keys], set(wanted))
+    return dg.SensorResult(
+        run_requests=[range_run_request(section, segment, run_key=f"{tick}:{i}") for i, segment in enumerate(segments)],
+        dynamic_partitions_requests=[partitions.build_add_request(new_keys)] if new_keys else [],
+    )
+
+
 def build_usage_sensor(section: UsageSection, config: Config) -> dg.SensorDefinition:
     """At each cadence tick: add the ranges that hold new keys as partitions and request runs for them.
 
@@ -160,13 +188,12 @@ def build_usage_sensor(section: UsageSection, config: Config) -> dg.SensorDefini
     connection's status and fix.
     """
     partitions = usage_partitions(section)
-    asset_key = usage_asset_key(section)
     connection = config.connection(section.connection)
 
     @dg.sensor(
         name=f"usage_{section.name}_sensor",
         description=f"Pulls new rows of usage section '{section.name}' {section.cadence.describe()}.",
-        asset_selection=[asset_key],
+        asset_selection=[usage_asset_key(section)],
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
@@ -176,44 +203,23 @@ def build_usage_sensor(section: UsageSection, config: Config) -> dg.SensorDefini
         due = last_due(section.cadence, now)
         if state.get("last_tick") and datetime.fromisoformat(state["last_tick"]) >= due:
             return dg.SkipReason(f"not due: {section.cadence.describe()}, last tick {state['last_tick']}")
-        unhealthy = skip_reason_if_unhealthy(connection, now)
-        if unhealthy:
-            # A failed tick (red, with the status and the fix), not a grey skip. The cursor is not moved, so the
-            # next evaluation (a minute later) probes again and the sensor resumes as soon as the fix lands.
-            raise SyncError(unhealthy)
+        _raise_if_unhealthy(connection, now)
         requested = None if state.get("requested_through") is None else int(state["requested_through"])
         with warehouses.open(section.connection) as warehouse:
-            check_source(section, warehouse)  # raises the run's own KeyValidationError / WarehouseError
-            bounds = warehouse.key_bounds(section.table, section.key)
-            starts = (
-                []
-                if bounds is None
-                else warehouse.occupied_ranges(section.table, section.key, section.partition_span, after=requested)
-            )
+            bounds, starts = _new_range_starts(section, warehouse, requested)
         state["last_tick"] = due.isoformat()
-        wanted = [span_at(start, section.partition_span).partition_key for start in starts]
-        if not wanted and section.lookback and requested is not None:
-            # Nothing new, but the lookback window must be re-read on every tick: request the tail range.
-            wanted = [range_of(requested, section.partition_span).partition_key]
+        wanted = _wanted_partition_keys(section, starts, requested)
         if not wanted:
             context.update_cursor(json.dumps(state))
             return dg.SkipReason(
                 f"nothing new in {section.table} (max valid key {None if bounds is None else bounds[1]})"
             )
         existing = context.instance.get_dynamic_partitions(partitions.name or "")
-        known = set(existing)
-        new_keys = [k for k in wanted if k not in known]
         if bounds is not None:
             state["requested_through"] = max(bounds[1], requested or 0)
         context.update_cursor(json.dumps(state))
         tick = f"{section.name}:{state.get('requested_through')}" + (f":{now.isoformat()}" if section.lookback else "")
-        segments = contiguous_segments([*existing, *new_keys], set(wanted))
-        return dg.SensorResult(
-            run_requests=[
-                range_run_request(section, segment, run_key=f"{tick}:{i}") for i, segment in enumerate(segments)
-            ],
-            dynamic_partitions_requests=[partitions.build_add_request(new_keys)] if new_keys else [],
-        )
+        return _range_runs(section, partitions, existing, wanted, tick)
 
     return _sensor
 
