@@ -5,8 +5,6 @@ Loaded lazily: the config is read when Dagster calls :func:`defs`, never at impo
 
 from __future__ import annotations
 
-import warnings
-
 import dagster as dg
 
 from planhat_pipelines.config import Config, load_config
@@ -31,7 +29,4 @@ def build_definitions(config: Config) -> dg.Definitions:
 @dg.definitions
 def defs() -> dg.Definitions:
     """Definitions for the config named by $PLANHAT_PIPELINES_CONFIG (default ./planhat_pipelines.yaml)."""
-    # `backfill_policy` is beta in Dagster 1.13; its warning (one per usage asset, every load) says nothing a
-    # user can act on. Only that warning is hidden.
-    warnings.filterwarnings("ignore", category=dg.BetaWarning, message=r"Parameter `backfill_policy` ")
     return build_definitions(load_config())

@@ -264,7 +264,6 @@ def build_usage_defs(config: Config) -> dg.Definitions:
         dg.define_asset_job(
             f"usage_{s.name}_job",
             selection=[usage_asset_key(s)],
-            partitions_def=usage_partitions(s),
             description=f"Load key ranges of usage section '{s.name}' (for backfills from the CLI).",
         )
         for s in config.usage
