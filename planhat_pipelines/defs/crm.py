@@ -103,7 +103,13 @@ def build_crm_asset(section: CrmSection, config: Config) -> dg.AssetsDefinition:
 def _hourly_schedule(
     name: str, connection: ConnectionConfig, job: "dg.UnresolvedAssetJobDefinition"
 ) -> dg.ScheduleDefinition:
-    """The hourly sync of one connection; while its credentials fail, each tick fails with the status and fix."""
+    """The hourly sync of one connection; while its credentials fail, each tick fails with the status and fix.
+
+    A schedule, not ``AutomationCondition.on_cron``: its tick is where the credential gate runs (one probe per
+    connection per hour, a red tick naming the error while it fails), it has the per-connection on/off switch
+    Planhat's automation toggle maps to (``crm_automation``), and one run syncs every section of the connection
+    in dependency order. An automation condition can do neither the probe nor the per-connection switch.
+    """
 
     @dg.schedule(
         name=crm_schedule_name(name),

@@ -114,6 +114,11 @@ def build_okr_asset(config: Config, kr: KeyResult) -> dg.AssetsDefinition:
 def build_okr_defs(config: Config) -> dg.Definitions:
     """One asset per key result, the ``okrs_refresh`` job over all of them and the hourly schedule.
 
+    The refresh stays a schedule rather than ``AutomationCondition.on_cron``: it runs every key result in one
+    run whether or not anything upstream changed (an OKR query reads warehouse tables Dagster does not see
+    change), which is what a schedule says and an ``on_cron`` condition (which waits for upstream updates) does
+    not.
+
     Returns empty Definitions when the config has no key results. Resources are not included:
     ``definitions.py`` adds them for every domain.
     """
