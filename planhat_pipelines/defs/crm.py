@@ -18,7 +18,7 @@ import dagster as dg
 
 from planhat_pipelines.config import Config, ConnectionConfig, CrmSection
 from planhat_pipelines.defs.failures import SYNC_RETRY_POLICY, sync_failures
-from planhat_pipelines.defs.naming import crm_asset_key
+from planhat_pipelines.defs.naming import crm_asset_key, full_sync_run_config
 from planhat_pipelines.defs.resources import STORE_POOL, StoreResource, WarehousesResource
 from planhat_pipelines.defs.specs import crm_asset_spec, multi_asset_args
 from planhat_pipelines.errors import SyncError
@@ -153,7 +153,7 @@ def build_crm_defs(config: Config) -> dg.Definitions:
         dg.define_asset_job(
             FULL_SYNC_JOB,
             selection=[crm_asset_key(s) for s in config.crm],
-            config={"ops": {a.op.name: {"config": {"full": True}} for a in assets}},
+            config=full_sync_run_config(config.crm),
             description="Full sync of every CRM section (Planhat's 'Full sync' button).",
         )
     )

@@ -6,6 +6,7 @@ Checks, sensors, alerts, the demo and the CLI take their names from here, so a n
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 import dagster as dg
 
@@ -40,6 +41,11 @@ def op_name(key: dg.AssetKey) -> str:
 def reread_run_config(section: UsageSection) -> dict[str, object]:
     """Run config that re-reads a usage section's ranges from their start."""
     return {"ops": {op_name(usage_asset_key(section)): {"config": {"reread": True}}}}
+
+
+def full_sync_run_config(sections: Iterable[CrmSection]) -> dict[str, object]:
+    """Run config of a full CRM sync (Planhat's "Full sync" button) of ``sections``."""
+    return {"ops": {op_name(crm_asset_key(s)): {"config": {"full": True}} for s in sections}}
 
 
 def mapping_version(section: CrmSection | UsageSection) -> str:

@@ -11,6 +11,7 @@ import dagster as dg
 
 from planhat_pipelines.config import Config, DuckDBSettings
 from planhat_pipelines.definitions import build_definitions
+from planhat_pipelines.defs.naming import full_sync_run_config
 from planhat_pipelines.defs.usage import RANGE_END_TAG, RANGE_START_TAG, usage_partitions
 from planhat_pipelines.demo.generate import seed_demo
 from planhat_pipelines.progress import is_progress_line
@@ -106,7 +107,7 @@ def run_all(
     """
     defs = build_definitions(config)
     if config.crm:
-        full = {"ops": {f"crm__{s.name}": {"config": {"full": True}} for s in config.crm}}
+        full = full_sync_run_config(config.crm)
         result = _execute(defs.resolve_job_def("crm_full_sync"), instance, progress, run_config={**QUIET, **full})
         echo(f"crm_full_sync: {'success' if result.success else 'FAILED'} (run {result.run_id})")
     for section in config.usage:
