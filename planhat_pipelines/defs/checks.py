@@ -115,14 +115,12 @@ def _crm_checks(section: CrmSection) -> list[dg.AssetChecksDefinition]:
 def _loaded_state(store: ModelStore, section: UsageSection) -> tuple[int | None, list[KeyRangeSpan]]:
     """The loaded-through cursor and the ranges that have a cursor."""
     spans: list[KeyRangeSpan] = []
-    values: list[int] = []
-    for scope, value in store.cursors(section.name).items():
+    for scope in store.cursors(section.name):
         try:
             spans.append(KeyRangeSpan.parse(scope))
         except ValueError:
             continue
-        values.append(int(value))
-    return (max(values) if values else None), sorted(spans)
+    return store.loaded_through(section.name), sorted(spans)
 
 
 def count_source_keys(warehouse: Warehouse, section: UsageSection, through: int) -> tuple[int, int]:
