@@ -1,0 +1,219 @@
+"""One pass of a usage run over one key range: read in batches, validate, insert and commit each batch.
+
+A batch commits in one store transaction with its rows, its rejects, the range's cursor and the run's
+counts so far, so a crash leaves either all of a batch or nothing of it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from planhat_pipelines.config import UsageSection
+from planhat_pipelines.store import ModelStore
+from planhat_pipelines.sync.usage.result import BatchCounts, ProgressFn, UsageProgress, UsageResult
+from planhat_pipelines.sync.usage.validation import insert_sql, key_text_sql, rejects_sql, validating_view
+from planhat_pipelines.warehouses.base import ColumnKind, KeyRange, TableInfo, Warehouse
+
+
+@dataclass
+class Pass:
+    """What one run pass needs: the section, store, source and the run it belongs to."""
+
+    section: UsageSection
+    store: ModelStore
+    warehouse: Warehouse
+    info: TableInfo
+    run_id: str
+    result: UsageResult
+    started: float
+    progress: ProgressFn | None
+    source_max: int | None = None
+
+    @property
+    def key_kind(self) -> ColumnKind:
+        return self.info.column(self.section.key).kind
+
+    def read(self, key_range: KeyRange) -> Iterable[pa.RecordBatch]:
+        columns = [self.section.key, *dict.fromkeys(self.section.fields.values())]
+        batches = self.warehouse.read_batches(
+            self.section.table, columns, batch_size=self.section.batch_size, key_range=key_range
+        )
+        return (b for b in batches if b.num_rows)
+
+    def duplicates(self, key_range: KeyRange) -> pa.Table:
+        keys = [] if key_range.invalid_keys else self.warehouse.duplicate_keys(self.section.table, key_range)
+        return pa.table({"dup_key": pa.array([str(k) for k in keys], pa.string())})
+
+    def load(self, batch: pa.RecordBatch, duplicates: pa.Table) -> BatchCounts:
+        """Validate and insert one batch, in the caller's transaction.
+
+        The common case (every row valid and new) costs one INSERT over the validating view; only a batch with
+        rejects or already-loaded rows is materialised to count them and record the rejects.
+        """
+        con = self.store.con
+        con.register("__usage_batch", batch)
+        con.register("__usage_dups_in", duplicates)
+        try:
+            self._stage(batch)
+            inserted = self._insert()
+            if inserted == batch.num_rows:
+                accepted, rejected, known = inserted, 0, 0
+                checked = "__usage_rows"
+            else:
+                checked = "__usage_checked"
+                accepted, rejected, known = self._record_rejects(checked)
+            resolved = self._resolve_seen(checked)
+            con.execute("DROP VIEW __usage_rows")
+            con.execute("DROP TABLE IF EXISTS __usage_checked")
+            con.execute("DROP TABLE __usage_dups")
+        finally:
+            con.unregister("__usage_batch")
+            con.unregister("__usage_dups_in")
+        return BatchCounts(inserted, accepted - inserted, rejected - known, known, resolved)
+
+    def _stage(self, batch: pa.RecordBatch) -> None:
+        """The source's duplicate keys as a table, and the validating view ``__usage_rows`` over the batch."""
+        con = self.store.con
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE __usage_dups AS SELECT CAST(dup_key AS HUGEINT) AS dup_key "
+            "FROM __usage_dups_in"
+        )
+        con.execute(validating_view(self.section, self.key_kind, batch.schema.names))
+
+    def _insert(self) -> int:
+        """Insert the batch's valid rows that are not loaded yet; returns how many were inserted."""
+        section = self.section
+        params = [section.name, section.model.slug, self.run_id, section.name]
+        return int(self.store.con.execute(insert_sql(section), params).fetchall()[0][0])
+
+    def _record_rejects(self, checked: str) -> tuple[int, int, int]:
+        """Materialise the checked rows as ``checked`` and record its rejects.
+
+        Returns:
+            The rows accepted (inserted or already loaded), the rows rejected, and how many of those rejects
+            were already recorded, unchanged, by an earlier run.
+        """
+        section, store = self.section, self.store
+        con = store.con
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {checked} AS SELECT * FROM __usage_rows")
+        accepted, rejected = con.execute(
+            "SELECT count(*) FILTER (WHERE __reason IS NULL), count(*) FILTER (WHERE __reason IS NOT NULL) "
+            f"FROM {checked}"
+        ).fetchall()[0]
+        known = 0
+        if rejected:
+            rejects = con.sql(rejects_sql(section)).to_arrow_table()
+            known = store.known_rejects(section.name, rejects)
+            store.record_rejects(section.name, self.run_id, rejects, resolve_others=False)
+        return int(accepted), int(rejected), known
+
+    def _resolve_seen(self, checked: str) -> int:
+        """Resolve earlier runs' rejects whose rows this batch read again and did not reject again.
+
+        Such a row passes now, or changed and was recorded anew. Returns how many rejects were resolved.
+        """
+        section, store = self.section, self.store
+        if not _has_open_rejects(store, section, self.run_id):
+            return 0
+        store.con.execute(
+            f'CREATE OR REPLACE TEMP TABLE __usage_seen AS SELECT DISTINCT {key_text_sql()} AS "key" FROM {checked}'
+        )
+        resolved = store.resolve_rejects(section.name, self.run_id, keys="__usage_seen")
+        store.con.execute("DROP TABLE __usage_seen")
+        return int(resolved)
+
+    def run(
+        self,
+        key_range: KeyRange,
+        phase: str,
+        *,
+        cursor_scope: str | None = None,
+        duplicates: pa.Table | None = None,
+    ) -> None:
+        """Load every batch of ``key_range``; each batch commits with its counts (and the range's cursor)."""
+        dups = self.duplicates(key_range) if duplicates is None else duplicates
+        read_started = time.perf_counter()
+        for batch in self.read(key_range):
+            with self.store.transaction():
+                self.result.add(self.load(batch, dups))
+                top = None if key_range.invalid_keys else _max_key(batch)
+                if cursor_scope is not None and top is not None:
+                    self._advance_cursor(cursor_scope, top)
+                self._record_progress()
+            if self.progress is not None:
+                self.progress(self._progress(phase, key_range, top, read_started))
+
+    def _advance_cursor(self, scope: str, top: int) -> None:
+        """Move the range's cursor up to ``top`` (never down: a retry or lookback may read lower keys)."""
+        old = self.store.get_cursor(self.section.name, scope)
+        if old is None or top > int(old):
+            self.store.set_cursor(self.section.name, scope, str(top))
+
+    def _record_progress(self) -> None:
+        """The run's counts so far into the sync log, in the batch's transaction."""
+        r = self.result
+        self.store.record_progress(
+            self.run_id,
+            rows_read=r.rows_read,
+            inserted=r.inserted,
+            unchanged=r.unchanged,
+            rejected=r.rejected,
+            resolved_rejects=r.resolved_rejects,
+            cursor_after=cursor_text(loaded_through(self.store, self.section)),
+        )
+
+    def _progress(self, phase: str, key_range: KeyRange, top: int | None, read_started: float) -> UsageProgress:
+        r = self.result
+        return UsageProgress(
+            self.section.name,
+            phase,
+            r.rows_read,
+            r.inserted,
+            r.rejected,
+            top,
+            key_range.after,
+            _read_end(key_range.through, self.source_max),
+            time.perf_counter() - self.started,
+            time.perf_counter() - read_started,
+        )
+
+
+def loaded_through(store: ModelStore, section: UsageSection) -> int | None:
+    """The highest key any range of the section has committed."""
+    cursors = store.cursors(section.name)
+    return max((int(v) for v in cursors.values()), default=None)
+
+
+def cursor_text(value: int | None) -> str | None:
+    """A cursor as the sync log holds it (text; None stays None)."""
+    return None if value is None else str(value)
+
+
+def _read_end(through: int | None, source_max: int | None) -> int | None:
+    """Where a read will stop: its bound, or the source's highest key when that is lower (a mostly empty range)."""
+    if through is None or source_max is None:
+        return through if source_max is None else source_max
+    return min(through, source_max)
+
+
+def _max_key(batch: pa.RecordBatch) -> int | None:
+    """The highest valid key of a batch read from a key range (text keys are cast; every key there is valid)."""
+    column = batch.column(0)
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        column = pc.cast(pc.utf8_trim_whitespace(column), pa.decimal128(38, 0))
+    top = pc.max(column).as_py()
+    return None if top is None else int(top)
+
+
+def _has_open_rejects(store: ModelStore, section: UsageSection, run_id: str) -> bool:
+    """Whether earlier runs left rejects that this batch might resolve (usually none: skip the UPDATE)."""
+    rows = store.con.execute(
+        "SELECT count(*) FROM rejected_rows WHERE section = ? AND resolved_at IS NULL AND run_id IS DISTINCT FROM ?",
+        [section.name, run_id],
+    ).fetchall()
+    return bool(rows[0][0])

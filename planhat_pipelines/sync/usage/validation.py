@@ -1,0 +1,225 @@
+"""The usage sync's validation SQL, run by DuckDB over one staged batch (``__usage_batch``).
+
+:func:`validating_view` gives each row its key as a number (``__num``), its record, and the reason, offending
+value and permanence of a reject (NULL reason: the row is valid). Key checks come first and are permanent
+(no retry can fix a key); row checks (duplicate key, missing or unknown reference, bad date, non-finite
+numbers) are not. :func:`insert_sql` and :func:`rejects_sql` read that view's rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from planhat_pipelines.config import UsageSection
+from planhat_pipelines.store import ModelStore
+from planhat_pipelines.store.schema import USAGE_TABLES, q
+from planhat_pipelines.sync.ranges import KEY_DIGITS
+from planhat_pipelines.warehouses.base import FLOAT_KEY_LIMIT, KEY_LIMIT, ColumnKind
+
+
+def _staging_select(section: UsageSection, names: Sequence[str]) -> str:
+    """Project the raw batch columns onto the usage roles (``__key``, ``record``, ``date`` ...)."""
+    cols = {"__key": q(section.key)}
+    for role, column in section.fields.items():
+        cols[role] = q(column)
+    present = {n.lower(): n for n in names}
+    parts = []
+    for alias, quoted in cols.items():
+        raw = quoted.strip('"')
+        parts.append(f"b.{q(present.get(raw.lower(), raw))} AS {q(alias)}")
+    return ", ".join(parts)
+
+
+def _key_number_sql(kind: ColumnKind) -> str:
+    """The staged key (``s.__key``) as HUGEINT when it is a valid key (NULL when it cannot be one)."""
+    if kind is ColumnKind.TEXT:
+        return "TRY_CAST(trim(CAST(s.__key AS VARCHAR)) AS HUGEINT)"
+    if kind is ColumnKind.FLOAT:
+        return f"CASE WHEN isfinite(s.__key) AND abs(s.__key) < {FLOAT_KEY_LIMIT} THEN CAST(s.__key AS HUGEINT) END"
+    return f"CASE WHEN abs(s.__key) < {KEY_LIMIT} THEN TRY_CAST(s.__key AS HUGEINT) END"
+
+
+def _key_checks(kind: ColumnKind) -> list[tuple[str, str]]:
+    """(condition, reason) for keys that are not valid; every one is a permanent reject."""
+    shown = "CAST(s.__key AS VARCHAR)"
+    checks = [("s.__key IS NULL", "'null key'")]
+    if kind is ColumnKind.TEXT:
+        checks.append(
+            (
+                f"NOT regexp_full_match(trim({shown}), '[0-9]{{1,{KEY_DIGITS}}}')",
+                f"'key ''' || {shown} || ''' is not a whole number of 1 to {KEY_DIGITS} digits'",
+            )
+        )
+        return checks
+    if kind is ColumnKind.FLOAT:
+        checks.append(("NOT isfinite(s.__key)", f"'key ' || {shown} || ' is not a finite number'"))
+    checks += [
+        ("s.__key < 0", f"'key ' || {shown} || ' is negative'"),
+        ("s.__key <> floor(s.__key)", f"'key ' || {shown} || ' is not a whole number'"),
+    ]
+    if kind is ColumnKind.FLOAT:
+        checks.append(
+            (
+                f"s.__key >= {FLOAT_KEY_LIMIT}",
+                f"'key ' || {shown} || ' is a float above 2**53, which cannot hold every whole number (cast the key "
+                "column to an integer type)'",
+            )
+        )
+    else:
+        checks.append(
+            # An exact literal: 10**32 - 1 as a double would already be 1e32.
+            (f"abs(s.__key) >= {KEY_LIMIT}", f"'key ' || {shown} || ' is longer than {KEY_DIGITS} digits'")
+        )
+    return checks
+
+
+def _finite(expr: str) -> str:
+    return f"(TRY_CAST({expr} AS DOUBLE) IS NULL OR NOT isfinite(TRY_CAST({expr} AS DOUBLE)))"
+
+
+def _row_checks(section: UsageSection) -> list[tuple[str, str, str]]:
+    """(condition, reason, offending value) for rows whose key is valid but whose content is not."""
+    model = section.model
+    match = section.record_match
+    # Column names end up inside SQL string literals: double any quote they contain.
+    fields = {role: column.replace("'", "''") for role, column in section.fields.items()}
+
+    def text(role: str) -> str:
+        return f"CAST(s.{role} AS VARCHAR)"
+
+    checks = [
+        ("d.dup_key IS NOT NULL", "'key ' || CAST(__num AS VARCHAR) || ' occurs more than once in the source'", "NULL"),
+        ("s.record IS NULL", f"'missing {model.name} reference ({fields['record']})'", "NULL"),
+        ("s.date IS NULL", f"'missing date ({fields['date']})'", "NULL"),
+        (
+            "TRY_CAST(s.date AS TIMESTAMP) IS NULL",
+            f"'date ' || {text('date')} || ' is not a timestamp ({fields['date']})'",
+            text("date"),
+        ),
+    ]
+    if section.kind == "metrics":
+        checks += [
+            ("s.dimension IS NULL", f"'missing dimension ({fields['dimension']})'", "NULL"),
+            (
+                _finite("s.value"),
+                f"'value ' || COALESCE({text('value')}, 'NULL') || ' is not a finite number ({fields['value']})'",
+                text("value"),
+            ),
+        ]
+    else:
+        checks.append(("s.action IS NULL", f"'missing action ({fields['action']})'", "NULL"))
+        if "info" in section.fields:
+            checks.append(
+                (
+                    "s.info IS NOT NULL AND NOT json_valid(CAST(s.info AS VARCHAR))",
+                    f"'info is not JSON ({fields['info']})'",
+                    f"left({text('info')}, 200)",
+                )
+            )
+        for role in ("count", "weight"):
+            if role in section.fields:
+                checks.append(
+                    (
+                        f"s.{role} IS NOT NULL AND {_finite('s.' + role)}",
+                        f"'{role} ' || {text(role)} || ' is not a finite number ({fields[role]})'",
+                        text(role),
+                    )
+                )
+    if section.unknown_reference == "reject":
+        checks.append(
+            ("r.id IS NULL", f"'unknown {model.slug} ' || {text('record')} || ' (matched by {match})'", text("record"))
+        )
+    return checks
+
+
+def validating_view(section: UsageSection, kind: ColumnKind, names: Sequence[str]) -> str:
+    """SQL of the view over ``__usage_batch`` giving each row's key, record, reason, value and permanence."""
+    key_checks = _key_checks(kind)
+    row_checks = _row_checks(section)
+    reason = (
+        "CASE "
+        + " ".join(f"WHEN {c} THEN {r}" for c, r in key_checks)
+        + " "
+        + " ".join(f"WHEN {c} THEN {r}" for c, r, _ in row_checks)
+        + " END"
+    )
+    value = (
+        "CASE "
+        + " ".join(f"WHEN {c} THEN CAST(s.__key AS VARCHAR)" for c, _ in key_checks)
+        + " "
+        + " ".join(f"WHEN {c} THEN {v}" for c, _, v in row_checks)
+        + " END"
+    )
+    permanent = "CASE " + " ".join(f"WHEN {c} THEN TRUE" for c, _ in key_checks) + " ELSE FALSE END"
+    return (
+        "CREATE OR REPLACE TEMP VIEW __usage_rows AS "
+        f"WITH s0 AS (SELECT {_staging_select(section, names)} FROM __usage_batch b), "
+        f"s AS (SELECT s.*, CASE {' '.join(f'WHEN {c} THEN NULL' for c, _ in key_checks)} "
+        f"ELSE {_key_number_sql(kind)} END AS __num FROM s0 s) "
+        f"SELECT s.*, r.id AS __record_id, r.company_id AS __company_id, {reason} AS __reason, "
+        f"{value} AS __value, {permanent} AS __permanent "
+        f"FROM s LEFT JOIN __usage_refs r ON r.ref = {_ref_sql(section, 's.record')} "
+        "LEFT JOIN __usage_dups d ON d.dup_key = s.__num"
+    )
+
+
+def _ref_sql(section: UsageSection, expr: str) -> str:
+    """How a reference is compared: emails lower-cased and trimmed (people type them so), the rest exactly."""
+    text = f"CAST({expr} AS VARCHAR)"
+    return f"lower(trim({text}))" if section.record_match == "email" else text
+
+
+def prepare_refs(section: UsageSection, store: ModelStore) -> None:
+    """Index the section's records by the matched field once, not per run pass (``__usage_refs``)."""
+    model = section.model
+    company = "id" if model.slug == "company" else '"companyId"'
+    match = q(section.record_match)
+    store.con.execute(
+        "CREATE OR REPLACE TEMP TABLE __usage_refs AS "
+        f"SELECT {_ref_sql(section, match)} AS ref, min(id) AS id, min({company}) AS company_id "
+        f"FROM {q(model.slug)} WHERE {match} IS NOT NULL GROUP BY 1"
+    )
+
+
+def insert_sql(section: UsageSection) -> str:
+    """INSERT of the valid, not yet loaded rows of ``__usage_rows`` (params: section, model, run id, section)."""
+    common = "SELECT ?, __num, ?, __record_id, __company_id, CAST(record AS VARCHAR), "
+    if section.kind == "activities":
+        info = "CAST(info AS JSON)" if "info" in section.fields else "NULL"
+        count = "TRY_CAST(count AS DOUBLE)" if "count" in section.fields else "1.0"
+        weight = "TRY_CAST(weight AS DOUBLE)" if "weight" in section.fields else "1.0"
+        columns = (
+            f"CAST(action AS VARCHAR), TRY_CAST(date AS TIMESTAMP), COALESCE({count}, 1.0), "
+            f"COALESCE({weight}, 1.0), {info}"
+        )
+    else:
+        columns = "CAST(dimension AS VARCHAR), TRY_CAST(value AS DOUBLE), TRY_CAST(date AS TIMESTAMP)"
+    table = USAGE_TABLES[section.kind]
+    # Anti-join on the store's primary key: keys already loaded (a retry, a re-run, the lookback) are skipped.
+    # Accepted keys are unique within a batch (keys that occur twice in the source are rejected), so this is
+    # exact; a conflict that still slipped through would fail the batch on the primary key, never duplicate it.
+    return (
+        f"INSERT INTO {table} {common} {columns}, ? FROM __usage_rows u WHERE __reason IS NULL "
+        f'AND NOT EXISTS (SELECT 1 FROM {table} t WHERE t.section = ? AND t."key" = u.__num)'
+    )
+
+
+def key_text_sql() -> str:
+    """A checked row's key as reject records hold it: the valid key's digits, else the raw text, or '(null)'."""
+    return "COALESCE(CAST(__num AS VARCHAR), CASE WHEN __key IS NULL THEN '(null)' ELSE CAST(__key AS VARCHAR) END)"
+
+
+def rejects_sql(section: UsageSection) -> str:
+    """The rejected rows of ``__usage_checked`` as reject records, one per source row.
+
+    The fingerprint is a hash of the row's mapped values plus its occurrence among identical rows, so both
+    copies of a duplicate key, or several null-key rows, are records of their own.
+    """
+    values = ", ".join(f"COALESCE(CAST({q(c)} AS VARCHAR), chr(0))" for c in ["__key", *dict.fromkeys(section.fields)])
+    fingerprint = f"md5(concat_ws(chr(31), {values}))"
+    return (
+        f'SELECT "key", fp || \'#\' || CAST(row_number() OVER (PARTITION BY "key", fp) AS VARCHAR) AS fingerprint, '
+        'reason, "value", permanent FROM (SELECT '
+        f'{key_text_sql()} AS "key", {fingerprint} AS fp, __reason AS reason, __value AS "value", '
+        "__permanent AS permanent FROM __usage_checked WHERE __reason IS NOT NULL)"
+    )
