@@ -184,9 +184,8 @@ class Pass:
 
 
 def loaded_through(store: ModelStore, section: UsageSection) -> int | None:
-    """The highest key any range of the section has committed."""
-    cursors = store.cursors(section.name)
-    return max((int(v) for v in cursors.values()), default=None)
+    """The highest key any range of the section has committed (the store computes it)."""
+    return store.loaded_through(section.name)
 
 
 def cursor_text(value: int | None) -> str | None:
