@@ -93,6 +93,21 @@ def as_items(value: Any, info: ValidationInfo) -> tuple[Any, ...]:
     return tuple(items)
 
 
+_OWNER = re.compile(r"^(team:[A-Za-z0-9_.-]+|[^@\s]+@[^@\s.]+(\.[^@\s.]+)+)$")
+
+
+def check_owners(value: Any) -> tuple[str, ...]:
+    """A section's owners, as Dagster shows them on its asset: a list of emails or ``team:<name>``."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        fail("must be a list", "write owners: [jane@acme.com, team:cs-ops]")
+    for owner in value:
+        if not isinstance(owner, str) or not _OWNER.match(owner):
+            fail(f"'{owner}' is neither an email nor 'team:<name>'", "write owners: [jane@acme.com, team:cs-ops]")
+    return tuple(value)
+
+
 def check_name(value: str) -> str:
     """A section, key-result or objective name: lower-case snake case."""
     if not NAME.match(value):

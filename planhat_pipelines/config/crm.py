@@ -13,6 +13,7 @@ from planhat_pipelines.config.base import (
     FileModel,
     as_items,
     check_name,
+    check_owners,
     example,
     fail,
     first_connection,
@@ -82,6 +83,7 @@ class CrmSection:
     fields: tuple[FieldMapping, ...]
     company_match: str = "externalId"
     null_overwrites: bool = False
+    owners: tuple[str, ...] = ()
 
     def receive_fields(self) -> tuple[FieldMapping, ...]:
         return tuple(f for f in self.fields if f.direction.receives)
@@ -131,6 +133,7 @@ class CrmSectionFile(FileModel):
     )
     company_match: Literal["externalId", "sourceId", "id"] = "externalId"
     null_overwrites: bool = False
+    owners: Annotated[tuple[str, ...], BeforeValidator(check_owners)] = ()
 
     @field_validator("model")
     @classmethod
@@ -172,6 +175,7 @@ class CrmSectionFile(FileModel):
             fields,
             self.company_match,
             self.null_overwrites,
+            self.owners,
         )
 
 

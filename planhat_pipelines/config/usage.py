@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, fie
 from planhat_pipelines.config.base import (
     FileModel,
     check_name,
+    check_owners,
     example,
     fail,
     first_connection,
@@ -70,6 +71,7 @@ class UsageSection:
     cadence: Cadence
     lookback: int = 0
     unknown_reference: str = "reject"  # reject | keep
+    owners: tuple[str, ...] = ()
 
 
 # --- the file ----------------------------------------------------------------------------------------
@@ -154,6 +156,7 @@ class _UsageFile(FileModel):
     cadence: CadenceFile = example("{every_minutes: 5}")
     lookback: Annotated[int, AfterValidator(_zero_or_more)] = 0
     unknown_reference: Literal["reject", "keep"] = "reject"
+    owners: Annotated[tuple[str, ...], BeforeValidator(check_owners)] = ()
 
     @field_validator("model")
     @classmethod
@@ -207,6 +210,7 @@ class _UsageFile(FileModel):
             self.cadence.build(),
             self.lookback,
             self.unknown_reference,
+            self.owners,
         )
 
 

@@ -84,6 +84,7 @@ def crm_asset_spec(section: CrmSection, config: Config) -> dg.AssetSpec:
         deps=company_deps(section, config),
         description=_describe_crm(section, connection_type),
         tags={"domain": "crm"},
+        owners=list(section.owners),
     )
 
 
@@ -111,6 +112,7 @@ def usage_asset_spec(section: UsageSection, config: Config) -> dg.AssetSpec:
         partitions_def=usage_partitions(section),
         description=_describe_usage(section, connection_type),
         tags={"domain": "usage"},
+        owners=list(section.owners),
     )
 
 
