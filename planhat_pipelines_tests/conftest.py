@@ -1,4 +1,7 @@
-"""Shared fixtures: the warehouse harnesses every cross-warehouse test is parametrized over."""
+"""Shared fixtures: the warehouse harnesses every cross-warehouse test is parametrized over, and a store.
+
+Config documents are built with planhat_pipelines_tests/builders.py.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from planhat_pipelines.store import ModelStore
 from planhat_pipelines_tests.emulators.duckdb import DuckDBHarness
 from planhat_pipelines_tests.harness import WarehouseHarness
 
@@ -67,6 +71,13 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehous
     else:
         # Emulator harnesses come from session-scoped fixtures in emulators/<kind>.py.
         yield request.getfixturevalue(f"{kind}_harness")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[ModelStore]:
+    """An empty model store: a real DuckDB file, ``tmp_path / "store.duckdb"`` (where config_doc points)."""
+    with ModelStore(tmp_path / "store.duckdb") as s:
+        yield s
 
 
 @pytest.fixture

@@ -7,34 +7,25 @@ own client, the store is a real DuckDB file in tmp_path.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
 
-from planhat_pipelines.config import CrmSection, parse_config
+from planhat_pipelines.config import CrmSection
 from planhat_pipelines.errors import KeyValidationError, ReadOnlyTargetError
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.sync.crm import NULL_KEY, receive, send, sync_section
+from planhat_pipelines_tests.builders import config_doc, crm_section, parse
 from planhat_pipelines_tests.harness import WarehouseHarness
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[ModelStore]:
-    s = ModelStore(tmp_path / "store.duckdb")
-    yield s
-    s.close()
-
-
 def sections(harness: WarehouseHarness, tmp_path: Path, *items: dict[str, Any]) -> tuple[CrmSection, ...]:
-    data = {
-        "store": {"path": str(tmp_path / "store.duckdb")},
-        "connections": {"wh": harness.connection_config()},
-        "crm": [{"connection": "wh", **item} for item in items],
-    }
-    return parse_config(data, tmp_path / "planhat_pipelines.yaml").crm
+    doc = config_doc(
+        tmp_path, connections={"wh": harness.connection_config()}, crm=[{"connection": "wh", **item} for item in items]
+    )
+    return parse(doc, tmp_path, "planhat_pipelines.yaml").crm
 
 
 def section(harness: WarehouseHarness, tmp_path: Path, **item: Any) -> CrmSection:
@@ -42,15 +33,7 @@ def section(harness: WarehouseHarness, tmp_path: Path, **item: Any) -> CrmSectio
 
 
 def companies_section(harness: WarehouseHarness, tmp_path: Path, **extra: Any) -> CrmSection:
-    item: dict[str, Any] = {
-        "model": "company",
-        "table": "crm_companies",
-        "direction": "receive",
-        "keys": {"planhat": "externalId", "warehouse": "id"},
-        "fields": [{"planhat": "name", "warehouse": "name"}],
-    }
-    item.update(extra)
-    return section(harness, tmp_path, **item)
+    return sections(harness, tmp_path, crm_section(**{"name": "s", **extra}))[0]
 
 
 def rows(store: ModelStore, sql: str) -> list[tuple[Any, ...]]:
@@ -160,27 +143,18 @@ def test_every_rejection_reason_is_recorded_and_the_rest_syncs(
     comp, lic = sections(
         harness,
         tmp_path,
-        {
-            "name": "companies",
-            "model": "company",
-            "table": "crm_companies",
-            "direction": "receive",
-            "keys": {"planhat": "externalId", "warehouse": "id"},
-            "fields": [{"planhat": "name", "warehouse": "name"}],
-        },
-        {
-            "name": "licenses",
-            "model": "license",
-            "table": "crm_licenses",
-            "direction": "receive",
-            "keys": {"planhat": "externalId", "warehouse": "id"},
-            "fields": [
+        crm_section(),
+        crm_section(
+            "licenses",
+            "crm_licenses",
+            model="license",
+            fields=[
                 {"planhat": "companyId", "warehouse": "company_ref"},
                 {"planhat": "mrr", "warehouse": "mrr"},
                 {"planhat": "fromDate", "warehouse": "from_date"},
                 {"planhat": "custom", "warehouse": "extra"},
             ],
-        },
+        ),
     )
     wh = harness.warehouse()
     sync_section(comp, store, wh)
@@ -249,22 +223,13 @@ def test_second_sync_without_source_change_writes_nothing(
     receive_sec, send_sec = sections(
         harness,
         tmp_path,
-        {
-            "name": "companies",
-            "model": "company",
-            "table": "crm_companies",
-            "direction": "both",
-            "keys": {"planhat": "externalId", "warehouse": "id"},
-            "fields": [{"planhat": "name", "warehouse": "name"}],
-        },
-        {
-            "name": "companies_out",
-            "model": "company",
-            "table": "crm_out",
-            "direction": "send",
-            "keys": {"planhat": "externalId", "warehouse": "id"},
-            "fields": [{"planhat": "name", "warehouse": "name"}, {"planhat": "phase", "warehouse": "phase"}],
-        },
+        crm_section(direction="both"),
+        crm_section(
+            "companies_out",
+            "crm_out",
+            direction="send",
+            fields=[{"planhat": "name", "warehouse": "name"}, {"planhat": "phase", "warehouse": "phase"}],
+        ),
     )
     wh = harness.warehouse()
     first = sync_section(receive_sec, store, wh)
@@ -527,26 +492,17 @@ def test_failure_mid_section_leaves_the_store_unchanged(
     comp, lic = sections(
         harness,
         tmp_path,
-        {
-            "name": "companies",
-            "model": "company",
-            "table": "crm_companies",
-            "direction": "receive",
-            "keys": {"planhat": "externalId", "warehouse": "id"},
-            "fields": [{"planhat": "name", "warehouse": "name"}],
-        },
-        {
-            "name": "licenses",
-            "model": "license",
-            "table": "crm_licenses",
-            "direction": "receive",
-            "keys": {"planhat": "externalId", "warehouse": "id"},
-            "fields": [
+        crm_section(),
+        crm_section(
+            "licenses",
+            "crm_licenses",
+            model="license",
+            fields=[
                 {"planhat": "companyId", "warehouse": "company_ref"},
                 {"planhat": "fromDate", "warehouse": "from_date"},
                 {"planhat": "toDate", "warehouse": "to_date"},
             ],
-        },
+        ),
     )
     wh = harness.warehouse()
     sync_section(comp, store, wh)
