@@ -27,6 +27,9 @@ from planhat_pipelines.warehouses.factory import open_warehouse
 
 Status = Literal["ok", "expiring", "failing"]
 
+#: Exceptions that mean the probe's code is wrong, not the connection: never reported as a failing connection.
+_BUGS = (TypeError, AttributeError, NameError, KeyError, IndexError, AssertionError, ImportError, SyntaxError)
+
 #: The fix given when an error carries none (an unexpected client exception).
 GENERIC_FIX = "check the connection's endpoint, network and credentials settings"
 
@@ -112,7 +115,9 @@ def check_connection(connection: ConnectionConfig, now: datetime) -> HealthStatu
     try:
         with open_warehouse(connection) as warehouse:
             warehouse.probe()
-    except Exception as exc:  # a health check reports every failure; it must not crash its caller
+    except _BUGS:
+        raise  # a bug in the probe is not a broken connection: let it fail the tick with its traceback
+    except Exception as exc:  # every failure of the connection (client, network, credentials) is a status
         if isinstance(connection.settings, DuckDBSettings) and "could not set lock" in str(exc).lower():
             # Another process (a sync writing the file) holds it: the file exists and works.
             return HealthStatus(connection.name, "ok", None, None, expires_at, now)
@@ -130,26 +135,15 @@ def check_connection(connection: ConnectionConfig, now: datetime) -> HealthStatu
     return HealthStatus(connection.name, "ok", None, None, expires_at, now)
 
 
-def _naive_utc(value: datetime | None) -> datetime | None:
-    # The store's TIMESTAMP columns hold UTC wall-clock times.
-    if value is None or value.tzinfo is None:
-        return value
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
 def record_health(store: ModelStore, status: HealthStatus) -> None:
     """Append ``status`` to the store's ``connection_health`` table (times stored as UTC)."""
-    store.con.execute(
-        "INSERT INTO connection_health (connection, checked_at, status, error, fix, expires_at) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        [
-            status.connection,
-            _naive_utc(status.checked_at),
-            status.status,
-            status.error,
-            status.fix,
-            _naive_utc(status.expires_at),
-        ],
+    store.record_health(
+        status.connection,
+        status.checked_at,
+        status.status,
+        error=status.error,
+        fix=status.fix,
+        expires_at=status.expires_at,
     )
 
 

@@ -370,3 +370,12 @@ def test_credentials_sensor_events_show_on_the_health_asset(tmp_path: Path, duck
     (evaluation,) = run.get_asset_check_evaluations()
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
     assert "key_rotation_date" in str(evaluation.metadata["error"].value)
+
+
+def test_a_bug_in_the_probe_is_raised_not_reported_as_a_failing_connection() -> None:
+    """Settings no adapter knows are a programming error (TypeError), not bad credentials."""
+    from planhat_pipelines.config import ConnectionConfig
+
+    broken = ConnectionConfig("wh", "duckdb", object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="unknown connection settings"):
+        check_connection(broken, NOW)
