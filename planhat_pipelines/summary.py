@@ -18,7 +18,7 @@ def store_summary(store: ModelStore, config: Config) -> str:
     lines += ["", f"{'usage section':<22}{'rows':>10}  {'loaded through key':>20}  ranges"]
     for section in config.usage:
         table = USAGE_TABLES[section.kind]
-        rows = store.con.execute(f"SELECT count(*) FROM {table} WHERE section = ?", [section.name]).fetchall()[0][0]
+        rows = store.usage_rows(section.name, table)
         ranges = len(store.cursors(section.name))
         through = store.loaded_through(section.name)
         lines.append(f"{section.name:<22}{rows:>10,}  {through if through is not None else '-':>20}  {ranges}")

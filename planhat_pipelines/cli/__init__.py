@@ -95,11 +95,7 @@ def _logs(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     with ModelStore(config.store_path, read_only=True) as store:
         print(format_runs(store.runs(section=args.section, status=args.status, limit=args.limit)))
-        health = store.con.execute(
-            "SELECT connection, checked_at, status, error, fix FROM connection_health "
-            "QUALIFY row_number() OVER (PARTITION BY connection ORDER BY checked_at DESC) <= 3 "
-            "ORDER BY connection, checked_at DESC"
-        ).fetchall()
+        health = store.recent_health(limit_per_connection=3)
         if health:
             print()
             print("connection health (newest 3 checks per connection):")

@@ -35,7 +35,7 @@ from planhat_pipelines.config import Config, CrmSection, UsageSection
 from planhat_pipelines.defs.naming import crm_asset_key, reread_run_config, usage_asset_key
 from planhat_pipelines.defs.resources import STORE_POOL, StoreResource, WarehousesResource
 from planhat_pipelines.store import ModelStore
-from planhat_pipelines.store.schema import USAGE_TABLES, q
+from planhat_pipelines.store.schema import USAGE_TABLES
 from planhat_pipelines.sync.ranges import KeyRangeSpan, range_of
 from planhat_pipelines.warehouses.base import KeyRange, Warehouse
 
@@ -50,13 +50,7 @@ CheckFn = Callable[..., dg.AssetCheckResult]
 
 def _last_success(store: ModelStore, section: str) -> tuple[Any, float | None]:
     """(ended_at, age in seconds) of the section's last successful run, both None if there is none."""
-    # ended_at was written with now() in the same session time zone, so compare in SQL.
-    row = store.con.execute(
-        "SELECT max(ended_at), date_diff('second', max(ended_at), CAST(now() AS TIMESTAMP)) FROM sync_runs "
-        "WHERE section = ? AND status = 'success'",
-        [section],
-    ).fetchall()[0]
-    return row[0], None if row[1] is None else float(row[1])
+    return store.last_success(section)
 
 
 def _fresh_result(section: str, ended_at: Any, age: float | None, limit: float, what: str) -> dg.AssetCheckResult:
@@ -80,7 +74,6 @@ def _fresh_result(section: str, ended_at: Any, age: float | None, limit: float, 
 # --- CRM -------------------------------------------------------------------------------------------------
 def _crm_checks(section: CrmSection) -> list[dg.AssetChecksDefinition]:
     asset = crm_asset_key(section)
-    table, key = q(section.model.slug), q(section.planhat_key)
 
     @dg.asset_check(
         asset=asset,
@@ -92,10 +85,7 @@ def _crm_checks(section: CrmSection) -> list[dg.AssetChecksDefinition]:
     )
     def _unique(store: StoreResource) -> dg.AssetCheckResult:
         with store.open() as db:
-            rows = db.con.execute(
-                f"SELECT CAST({key} AS VARCHAR), count(*) FROM {table} WHERE {key} IS NOT NULL "
-                f"GROUP BY {key} HAVING count(*) > 1 ORDER BY 2 DESC, 1"
-            ).fetchall()
+            rows = db.duplicate_planhat_keys(section.model.slug, section.planhat_key)
         sample = ", ".join(f"{k} (x{n})" for k, n in rows[:_SAMPLE])
         return dg.AssetCheckResult(
             passed=not rows,
@@ -152,20 +142,10 @@ def lowest_missing_key(
     missing = 0
     key_range = KeyRange(section.key, after=None, through=through)
     for batch in warehouse.read_batches(section.table, [section.key], batch_size=COUNT_BATCH_SIZE, key_range=key_range):
-        store.con.register("__check_keys", pa.table({"k": batch.column(0)}))
-        try:
-            low, n = store.con.execute(
-                "SELECT min(k), count(*) FROM (SELECT DISTINCT TRY_CAST(trim(CAST(k AS VARCHAR)) AS HUGEINT) AS k "
-                f'FROM __check_keys) b WHERE k NOT IN (SELECT "key" FROM {target} WHERE section = ?) '
-                'AND CAST(k AS VARCHAR) NOT IN (SELECT "key" FROM rejected_rows WHERE section = ? '
-                "AND resolved_at IS NULL)",
-                [section.name, section.name],
-            ).fetchall()[0]
-        finally:
-            store.con.unregister("__check_keys")
-        missing += int(n)
+        low, n = store.missing_usage_keys(section.name, target, batch.column(0))
+        missing += n
         if low is not None:
-            lowest = int(low) if lowest is None else min(lowest, int(low))
+            lowest = low if lowest is None else min(lowest, low)
     return lowest, missing
 
 
@@ -200,17 +180,9 @@ def _usage_unique_check(section: UsageSection) -> dg.AssetChecksDefinition:
     def _unique(store: StoreResource) -> dg.AssetCheckResult:
         with store.open() as db:
             loaded, _ = _loaded_state(db, section)
-            dupes = db.con.execute(
-                f'SELECT count(*) FROM (SELECT "key" FROM {target} WHERE section = ? GROUP BY "key" '
-                "HAVING count(*) > 1)",
-                [section.name],
-            ).fetchall()[0][0]
+            dupes = db.duplicate_usage_keys(section.name, target)
             # Without any cursor, every stored row is unaccounted for.
-            above_sql = "" if loaded is None else ' AND "key" > CAST(? AS HUGEINT)'
-            above = db.con.execute(
-                f'SELECT count(*), CAST(min("key") AS VARCHAR) FROM {target} WHERE section = ?{above_sql}',
-                [section.name] if loaded is None else [section.name, str(loaded)],
-            ).fetchall()[0]
+            above = db.usage_rows_above(section.name, target, loaded)
         problems = []
         if dupes:
             problems.append(f"{dupes} keys are stored more than once")
@@ -258,14 +230,7 @@ def _row_count_check(section: UsageSection) -> dg.AssetChecksDefinition:
                     description="no closed range yet: every loaded key is in the range still being filled",
                 )
             through = max(s.end for s in closed)
-            stored, rejected, accounted = db.con.execute(
-                f'WITH s AS (SELECT "key" FROM {target} WHERE section = ? AND "key" <= CAST(? AS HUGEINT)), '
-                'r AS (SELECT DISTINCT TRY_CAST("key" AS HUGEINT) AS "key" FROM rejected_rows WHERE section = ? '
-                'AND resolved_at IS NULL AND NOT permanent AND TRY_CAST("key" AS HUGEINT) <= CAST(? AS HUGEINT)) '
-                '(SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM r WHERE "key" NOT IN (SELECT "key" FROM s)), '
-                '(SELECT count(*) FROM (SELECT "key" FROM s UNION SELECT "key" FROM r)))',
-                [section.name, str(through), section.name, str(through)],
-            ).fetchall()[0]
+            stored, rejected, accounted = db.usage_key_stats(section.name, target, through)
             with warehouses.open(section.connection) as warehouse:
                 source_rows, source_keys = count_source_keys(warehouse, section, through)
                 passed = int(accounted) == source_keys

@@ -32,44 +32,11 @@ from planhat_pipelines.errors import ConfigError, OkrQueryError, PlanhatPipeline
 from planhat_pipelines.okrs.sql_check import check_query
 from planhat_pipelines.okrs.status import Evaluation, Status, evaluate, worst_status
 from planhat_pipelines.store import ModelStore
+from planhat_pipelines.store.okr_values import SOURCE_CHECKIN, SOURCE_QUERY, STATUS_ERROR, OkrValue
 from planhat_pipelines.warehouses.base import Warehouse
-
-#: ``okr_values.source`` of a value the key result's query returned.
-SOURCE_QUERY = "query"
-#: ``okr_values.source`` of a value someone checked in by hand.
-SOURCE_CHECKIN = "checkin"
-#: ``okr_values.status`` of a refresh that failed (the error column says why).
-STATUS_ERROR = "error"
 
 _MAX_SHOWN_ROWS = 5
 _MAX_SHOWN_CHARS = 300
-
-
-@dataclass(frozen=True)
-class OkrValue:
-    """One row of ``okr_values``.
-
-    Attributes:
-        key_result: The key result's name.
-        objective: Its objective's name.
-        recorded_at: When it was recorded (naive UTC).
-        value: The number; None for a failed refresh.
-        source: ``query`` or ``checkin``.
-        progress: Progress when recorded (None for a KPI or a failure).
-        expected: Expected progress when recorded (None for a KPI or a failure).
-        status: ``on_track``, ``behind``, ``at_risk``, ``error``, or None for a KPI.
-        error: Why the refresh failed, else None.
-    """
-
-    key_result: str
-    objective: str
-    recorded_at: datetime
-    value: float | None
-    source: str
-    progress: float | None
-    expected: float | None
-    status: str | None
-    error: str | None
 
 
 def _utc_naive(now: datetime) -> datetime:
@@ -78,24 +45,6 @@ def _utc_naive(now: datetime) -> datetime:
 
 def _where(kr: KeyResult) -> str:
     return f"key result '{kr.name}' (objective '{kr.objective}', connection '{kr.connection}')"
-
-
-def _append(store: ModelStore, row: OkrValue) -> None:
-    store.con.execute(
-        'INSERT INTO okr_values (key_result, objective, recorded_at, "value", source, progress, expected, status, '
-        "error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            row.key_result,
-            row.objective,
-            row.recorded_at,
-            row.value,
-            row.source,
-            row.progress,
-            row.expected,
-            row.status,
-            row.error,
-        ],
-    )
 
 
 def _record(store: ModelStore, kr: KeyResult, ev: Evaluation, source: str, at: datetime) -> OkrValue:
@@ -110,7 +59,7 @@ def _record(store: ModelStore, kr: KeyResult, ev: Evaluation, source: str, at: d
         ev.status.value if ev.status else None,
         None,
     )
-    _append(store, row)
+    store.append_okr_value(row)
     return row
 
 
@@ -199,7 +148,9 @@ def refresh_key_result(store: ModelStore, warehouse: Warehouse, kr: KeyResult, n
         value = single_number(kr, table)
         ev = evaluate(kr, value, at.date())
     except Exception as exc:
-        _append(store, OkrValue(kr.name, kr.objective, at, None, SOURCE_QUERY, None, None, STATUS_ERROR, str(exc)))
+        store.append_okr_value(
+            OkrValue(kr.name, kr.objective, at, None, SOURCE_QUERY, None, None, STATUS_ERROR, str(exc))
+        )
         raise
     return _record(store, kr, ev, SOURCE_QUERY, at)
 
@@ -221,12 +172,7 @@ def check_in(store: ModelStore, kr: KeyResult, value: float, now: datetime) -> O
 
 def history(store: ModelStore, key_result: str) -> list[OkrValue]:
     """Every row of one key result, oldest first (ties in the order they were written)."""
-    rows = store.con.execute(
-        'SELECT key_result, objective, recorded_at, "value", source, progress, expected, status, error '
-        "FROM okr_values WHERE key_result = ? ORDER BY recorded_at, rowid",
-        [key_result],
-    ).fetchall()
-    return [OkrValue(*r) for r in rows]
+    return store.okr_history(key_result)
 
 
 @dataclass(frozen=True)
@@ -271,15 +217,8 @@ def current_values(store: ModelStore, config: Config, now: datetime | None = Non
     """
     today = _utc_naive(now or datetime.now(UTC)).date()
     # The latest row per key result among successes and, separately, among failures.
-    rows = store.con.execute(
-        'SELECT key_result, objective, recorded_at, "value", source, progress, expected, status, error, is_error, '
-        "seq FROM (SELECT *, rowid AS seq, coalesce(status = ?, false) AS is_error, row_number() OVER ("
-        "PARTITION BY key_result, coalesce(status = ?, false) ORDER BY recorded_at DESC, rowid DESC) AS rn "
-        "FROM okr_values) WHERE rn = 1",
-        [STATUS_ERROR, STATUS_ERROR],
-    ).fetchall()
     latest: dict[tuple[str, bool], tuple[OkrValue, tuple[datetime, int]]] = {
-        (r[0], bool(r[9])): (OkrValue(*r[:9]), (r[2], int(r[10]))) for r in rows
+        (r.row.key_result, r.is_error): (r.row, (r.row.recorded_at, r.seq)) for r in store.latest_okr_values()
     }
     objectives = []
     for objective in config.objectives:

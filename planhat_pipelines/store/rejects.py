@@ -119,3 +119,21 @@ class Rejects(Transactional):
             sql += " AND section = ?"
             params.append(section)
         return [tuple(r) for r in self.con.execute(sql + ' ORDER BY section, "key"', params).fetchall()]
+
+    def has_open_rejects(self, section: str, run_id: str) -> bool:
+        """Whether ``section`` has open rejects that runs other than ``run_id`` recorded."""
+        rows = self.con.execute(
+            "SELECT count(*) FROM rejected_rows WHERE section = ? AND resolved_at IS NULL "
+            "AND run_id IS DISTINCT FROM ?",
+            [section, run_id],
+        ).fetchall()
+        return bool(rows[0][0])
+
+    def retryable_reject_keys(self, section: str) -> list[int]:
+        """The distinct numeric keys of the section's open, retryable (not permanent) rejects, ascending."""
+        rows = self.con.execute(
+            'SELECT DISTINCT CAST("key" AS HUGEINT) AS k FROM rejected_rows WHERE section = ? AND resolved_at IS NULL '
+            'AND NOT permanent AND TRY_CAST("key" AS HUGEINT) IS NOT NULL ORDER BY k',
+            [section],
+        ).fetchall()
+        return [int(k) for (k,) in rows]

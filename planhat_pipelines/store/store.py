@@ -4,8 +4,10 @@ Data goes in as Arrow and moves with set-based SQL. Sync cursors live in the sam
 caller that wraps data and cursor in :meth:`ModelStore.transaction` commits both or neither.
 
 The parts live beside this module: the upsert steps in ``upsert.py``, cursors in ``cursors.py``, the sync
-log in ``sync_log.py``, rejected rows in ``rejects.py`` and transactions in ``transactions.py``;
-:class:`ModelStore` composes them, so callers use one object.
+log in ``sync_log.py``, rejected rows in ``rejects.py``, the connection health log in ``health.py``, OKR values
+in ``okr_values.py``, the asset checks' queries in ``checks.py`` and transactions in ``transactions.py``;
+:class:`ModelStore` composes them, so callers use one object and never write SQL of their own on the store's
+tables (the sync engines' set-based SQL over their own temp tables stays with the engines).
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ import pyarrow as pa
 from planhat_pipelines.errors import PlanhatPipelinesError, TransientError
 from planhat_pipelines.models import MODELS, ModelSpec
 from planhat_pipelines.store import upsert as _upsert
+from planhat_pipelines.store.checks import StoreChecks
 from planhat_pipelines.store.cursors import Cursors
 from planhat_pipelines.store.derived import refresh_company_fields
+from planhat_pipelines.store.health import HealthLog
 from planhat_pipelines.store.lock import SHELL_GRACE_S, lock_holder, lock_message
+from planhat_pipelines.store.okr_values import OkrValues
 from planhat_pipelines.store.rejects import Rejects
 from planhat_pipelines.store.schema import migrate, q
 from planhat_pipelines.store.sync_log import DEAD_WORKER_ERROR, RunRecord, SyncLog
@@ -31,7 +36,7 @@ from planhat_pipelines.store.upsert import NEW_ID_SQL, UpsertCounts, UpsertPlan
 __all__ = ["DEAD_WORKER_ERROR", "NEW_ID_SQL", "ModelStore", "RunRecord", "UpsertCounts"]
 
 
-class ModelStore(Cursors, SyncLog, Rejects):
+class ModelStore(Cursors, SyncLog, Rejects, HealthLog, OkrValues, StoreChecks):
     """The DuckDB model store.
 
     Args:
