@@ -8,7 +8,6 @@ Real DuckDB warehouse file and store.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +20,6 @@ from planhat_pipelines.store import ModelStore
 from planhat_pipelines.sync.crm import NULL_KEY, sync_section
 from planhat_pipelines_tests.emulators.duckdb import DuckDBHarness
 from planhat_pipelines_tests.sync.test_crm import section
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[ModelStore]:
-    s = ModelStore(tmp_path / "store.duckdb")
-    yield s
-    s.close()
 
 
 def companies(duckdb_harness: DuckDBHarness, tmp_path: Path) -> CrmSection:

@@ -9,7 +9,6 @@ Snowflake emulators through ``harness``), a real DuckDB store.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from pathlib import Path
@@ -17,23 +16,16 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pytest
 
 from planhat_pipelines.config import CrmSection
 from planhat_pipelines.models import MODELS, FieldType
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.store.schema import migrate
 from planhat_pipelines.sync.crm import sync_section
+from planhat_pipelines_tests.builders import crm_section
 from planhat_pipelines_tests.emulators.duckdb import DuckDBHarness
 from planhat_pipelines_tests.harness import WarehouseHarness
 from planhat_pipelines_tests.sync.test_crm import rows, section, sections
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[ModelStore]:
-    s = ModelStore(tmp_path / "store.duckdb")
-    yield s
-    s.close()
 
 
 def reasons(store: ModelStore, section_name: str = "s") -> dict[str, str]:
@@ -41,15 +33,14 @@ def reasons(store: ModelStore, section_name: str = "s") -> dict[str, str]:
 
 
 def users_section(harness: WarehouseHarness, tmp_path: Path, **extra: Any) -> CrmSection:
-    item: dict[str, Any] = {
-        "model": "enduser",
-        "table": "crm_users",
-        "direction": "receive",
-        "keys": {"planhat": "email", "warehouse": "email"},
-        "fields": [{"planhat": "firstName", "warehouse": "first_name"}],
-    }
-    item.update(extra)
-    return section(harness, tmp_path, **item)
+    item = crm_section(
+        "s",
+        "crm_users",
+        model="enduser",
+        keys={"planhat": "email", "warehouse": "email"},
+        fields=[{"planhat": "firstName", "warehouse": "first_name"}],
+    )
+    return sections(harness, tmp_path, {**item, **extra})[0]
 
 
 def seed_users(
@@ -155,25 +146,16 @@ def test_text_keys_and_company_references_are_matched_trimmed(
     comp, lic = sections(
         harness,
         tmp_path,
-        {
-            "name": "companies",
-            "model": "company",
-            "table": "crm_companies",
-            "direction": "receive",
-            "keys": {"planhat": "externalId", "warehouse": "id"},
-            "fields": [{"planhat": "name", "warehouse": "name"}],
-        },
-        {
-            "name": "licenses",
-            "model": "license",
-            "table": "crm_licenses",
-            "direction": "receive",
-            "keys": {"planhat": "externalId", "warehouse": "id"},
-            "fields": [
+        crm_section(),
+        crm_section(
+            "licenses",
+            "crm_licenses",
+            model="license",
+            fields=[
                 {"planhat": "companyId", "warehouse": "company_ref"},
                 {"planhat": "fromDate", "warehouse": "from_date"},
             ],
-        },
+        ),
     )
     wh = harness.warehouse()
     first = sync_section(comp, store, wh)
