@@ -14,35 +14,26 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from planhat_pipelines.config import UsageSection, parse_config
+from planhat_pipelines.config import UsageSection
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.sync.ranges import KeyRangeSpan, range_of, ranges_between
 from planhat_pipelines.sync.usage import load_range, loaded_through, pending_ranges, run_usage
 from planhat_pipelines.warehouses.base import KeyRange, Warehouse
+from planhat_pipelines_tests.builders import config_doc, duckdb_connection, parse, usage_section
 from planhat_pipelines_tests.harness import WarehouseHarness
 
 
 def _section(tmp_path: Path, **overrides: Any) -> UsageSection:
-    section = {
-        "name": "events",
-        "kind": "activities",
-        "model": "enduser",
-        "connection": "wh",
-        "table": "events",
-        "key": "event_id",
-        "record_match": "email",
-        "fields": {"record": "user_email", "action": "action", "date": "occurred_at", "info": "info"},
-        "batch_size": 4,
-        "partition_span": 100,
-        "cadence": {"every_minutes": 5},
-    }
-    section.update(overrides)
-    raw = {
-        "store": {"path": "store.duckdb"},
-        "connections": {"wh": {"type": "duckdb", "path": "w.duckdb"}},
-        "usage": [section],
-    }
-    return parse_config(raw, tmp_path / "config.yaml").usage[0]
+    section = usage_section(
+        **{
+            "fields": {"record": "user_email", "action": "action", "date": "occurred_at", "info": "info"},
+            "batch_size": 4,
+            "partition_span": 100,
+            **overrides,
+        }
+    )
+    raw = config_doc(tmp_path, store="store.duckdb", connections={"wh": duckdb_connection("w.duckdb")}, usage=[section])
+    return parse(raw, tmp_path).usage[0]
 
 
 def _events(keys: Sequence[int | None], emails: Sequence[str | None] | None = None) -> pa.Table:

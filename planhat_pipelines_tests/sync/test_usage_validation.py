@@ -17,10 +17,11 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from planhat_pipelines.config import UsageSection, parse_config
+from planhat_pipelines.config import UsageSection
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.sync.usage.validation import prepare_refs, validating_view
 from planhat_pipelines.warehouses.base import ColumnKind
+from planhat_pipelines_tests.builders import config_doc, duckdb_connection, parse, usage_section
 
 #: One checked row: (key as text, key as a number, reason, offending value, permanent).
 Checked = tuple[str | None, int | None, str | None, str | None, bool]
@@ -28,24 +29,9 @@ Checked = tuple[str | None, int | None, str | None, str | None, bool]
 
 def _section(tmp_path: Path, **overrides: Any) -> UsageSection:
     """An activities section on End Users matched by email, parsed by the real config parser."""
-    section = {
-        "name": "events",
-        "kind": "activities",
-        "model": "enduser",
-        "connection": "wh",
-        "table": "events",
-        "key": "event_id",
-        "record_match": "email",
-        "fields": {"record": "user_email", "action": "action", "date": "occurred_at"},
-        "cadence": {"every_minutes": 5},
-    }
-    section.update(overrides)
-    raw = {
-        "store": {"path": "store.duckdb"},
-        "connections": {"wh": {"type": "duckdb", "path": "w.duckdb"}},
-        "usage": [section],
-    }
-    return parse_config(raw, tmp_path / "config.yaml").usage[0]
+    section = usage_section(**overrides)
+    raw = config_doc(tmp_path, store="store.duckdb", connections={"wh": duckdb_connection("w.duckdb")}, usage=[section])
+    return parse(raw, tmp_path).usage[0]
 
 
 @pytest.fixture
