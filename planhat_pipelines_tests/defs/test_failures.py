@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import yaml
 
-from planhat_pipelines.config import load_config
 from planhat_pipelines.defs.alerts import build_failure_alert_sensor, failure_alert_text
 from planhat_pipelines.defs.crm import build_crm_asset
 from planhat_pipelines.defs.resources import build_resources
+from planhat_pipelines_tests.builders import crm_section, write_config
 from planhat_pipelines_tests.emulators.duckdb import DuckDBHarness
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,24 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _config(tmp_path: Path, harness: DuckDBHarness) -> Any:
     harness.execute("CREATE TABLE present (company_key VARCHAR, name VARCHAR)")
-    raw = {
-        "store": {"path": str(tmp_path / "store.duckdb")},
-        "connections": {"wh": harness.connection_config()},
-        "crm": [
-            {
-                "name": "companies",
-                "model": "company",
-                "connection": "wh",
-                "table": "crm_missing",
-                "direction": "receive",
-                "keys": {"planhat": "externalId", "warehouse": "company_key"},
-                "fields": [{"planhat": "name", "warehouse": "name"}],
-            }
-        ],
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return load_config(path)
+    crm = [crm_section(table="crm_missing", warehouse_key="company_key")]
+    return write_config(tmp_path, connections={"wh": harness.connection_config()}, crm=crm)
 
 
 def test_a_missing_table_fails_once_with_the_message_first_and_the_fix(

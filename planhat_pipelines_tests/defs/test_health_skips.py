@@ -12,52 +12,34 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 import pytest
-import yaml
 
-from planhat_pipelines.config import Config, load_config
+from planhat_pipelines.config import Config
 from planhat_pipelines.definitions import build_definitions
 from planhat_pipelines.defs.resources import build_resources
 from planhat_pipelines.errors import SyncError
 from planhat_pipelines.health import check_connection, record_health
 from planhat_pipelines.store import ModelStore
+from planhat_pipelines_tests.builders import OMIT, crm_section, usage_section, write_config
 from planhat_pipelines_tests.emulators.duckdb import DuckDBHarness
 
 
 def _config(tmp_path: Path, harness: DuckDBHarness) -> Config:
-    raw = {
-        "store": {"path": str(tmp_path / "store.duckdb")},
+    return write_config(
+        tmp_path,
         # create: true - the file is missing at first (the broken connection), so loading must not refuse it.
-        "connections": {"wh": {**harness.connection_config(), "crm_automation": True, "create": True}},
-        "crm": [
-            {
-                "name": "companies",
-                "model": "company",
-                "connection": "wh",
-                "table": "accounts",
-                "direction": "receive",
-                "keys": {"planhat": "externalId", "warehouse": "account_key"},
-                "fields": [{"planhat": "name", "warehouse": "name"}],
-            }
+        connections={"wh": {**harness.connection_config(), "crm_automation": True, "create": True}},
+        crm=[crm_section(table="accounts", warehouse_key="account_key")],
+        usage=[
+            usage_section(
+                model="company",
+                record_match=OMIT,
+                unknown_reference="keep",
+                fields={"record": "account_key", "action": "action", "date": "ts"},
+                batch_size=10,
+                partition_span=10,
+            )
         ],
-        "usage": [
-            {
-                "name": "events",
-                "kind": "activities",
-                "model": "company",
-                "connection": "wh",
-                "table": "events",
-                "key": "event_id",
-                "unknown_reference": "keep",
-                "fields": {"record": "account_key", "action": "action", "date": "ts"},
-                "batch_size": 10,
-                "partition_span": 10,
-                "cadence": {"every_minutes": 5},
-            }
-        ],
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return load_config(path)
+    )
 
 
 def test_broken_credentials_skip_schedule_and_sensor_then_resume(tmp_path: Path, duckdb_harness: DuckDBHarness) -> None:

@@ -12,7 +12,6 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 import pytest
-import yaml
 
 from planhat_pipelines.config import Config, load_config
 from planhat_pipelines.definitions import build_definitions
@@ -20,35 +19,15 @@ from planhat_pipelines.defs.resources import build_resources
 from planhat_pipelines.defs.usage import RANGE_END_TAG, RANGE_START_TAG, build_usage_asset, usage_partitions
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.sync.ranges import ranges_between
+from planhat_pipelines_tests.builders import usage_section, write_config_file
 from planhat_pipelines_tests.emulators.duckdb import DuckDBHarness
 
 SPAN = 10
 
 
 def _write_config(tmp_path: Path, harness: DuckDBHarness) -> Path:
-    raw = {
-        "store": {"path": str(tmp_path / "store.duckdb")},
-        "connections": {"wh": harness.connection_config()},
-        "usage": [
-            {
-                "name": "events",
-                "kind": "activities",
-                "model": "enduser",
-                "connection": "wh",
-                "table": "events",
-                "key": "event_id",
-                "record_match": "email",
-                "unknown_reference": "keep",
-                "fields": {"record": "user_email", "action": "action", "date": "occurred_at"},
-                "batch_size": 5,
-                "partition_span": SPAN,
-                "cadence": {"every_minutes": 5},
-            }
-        ],
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
+    section = usage_section(unknown_reference="keep", batch_size=5, partition_span=SPAN)
+    return write_config_file(tmp_path, connections={"wh": harness.connection_config()}, usage=[section])
 
 
 def _seed(harness: DuckDBHarness, n: int) -> None:
