@@ -18,6 +18,7 @@ from planhat_pipelines.alerts import AlertDeliveryError, send_alert
 from planhat_pipelines.config import AlertsConfig, Config, EnvRef, parse_config
 from planhat_pipelines.defs.alerts import build_failure_alert_sensor, build_rejected_share_sensor
 from planhat_pipelines.errors import ConfigError, CredentialsError
+from planhat_pipelines_tests.builders import OMIT, config_doc, crm_section, parse, usage_section
 
 #: The receiver stops itself after this long even if a test forgets it.
 RECEIVER_LIFETIME_SECONDS = 60.0
@@ -79,37 +80,15 @@ def receiver() -> Iterator[Receiver]:
 
 def _config(tmp_path: Path, webhook: str | None, threshold: float = 0.05) -> Config:
     """A config whose ``alerts.webhook_url`` is ``{env: <webhook>}`` (an env var name), or no webhook."""
-    raw: dict[str, Any] = {
-        "store": {"path": str(tmp_path / "store.duckdb")},
-        "connections": {"wh": {"type": "duckdb", "path": str(tmp_path / "wh.duckdb")}},
-        "crm": [
-            {
-                "name": "companies",
-                "model": "company",
-                "connection": "wh",
-                "table": "crm_companies",
-                "direction": "receive",
-                "keys": {"planhat": "externalId", "warehouse": "company_key"},
-                "fields": [{"planhat": "name", "warehouse": "name"}],
-            }
-        ],
-        "usage": [
-            {
-                "name": "events",
-                "kind": "activities",
-                "model": "enduser",
-                "connection": "wh",
-                "table": "events",
-                "key": "event_id",
-                "fields": {"record": "user_email", "action": "action", "date": "occurred_at"},
-                "cadence": {"every_minutes": 5},
-            }
-        ],
-        "alerts": {"rejected_share_threshold": threshold},
-    }
+    raw = config_doc(
+        tmp_path,
+        crm=[crm_section(warehouse_key="company_key")],
+        usage=[usage_section(record_match=OMIT)],
+        alerts={"rejected_share_threshold": threshold},
+    )
     if webhook:
         raw["alerts"]["webhook_url"] = {"env": webhook}
-    return parse_config(raw, tmp_path / "config.yaml")
+    return parse(raw, tmp_path)
 
 
 def _alerts(monkeypatch: pytest.MonkeyPatch, url: str) -> AlertsConfig:

@@ -12,33 +12,17 @@ from typing import Any
 
 import dagster as dg
 import pyarrow as pa
-import yaml
 
 from planhat_pipelines.config import CrmSection, load_config
 from planhat_pipelines.defs.crm import build_crm_asset
 from planhat_pipelines.defs.resources import build_resources
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.sync.crm import DEFAULT_BATCH_SIZE, CrmProgress, sync_section
+from planhat_pipelines_tests.builders import crm_section, write_config
 from planhat_pipelines_tests.emulators.duckdb import DuckDBHarness
 
-COMPANIES: dict[str, Any] = {
-    "name": "companies",
-    "model": "company",
-    "connection": "wh",
-    "table": "crm_companies",
-    "direction": "receive",
-    "keys": {"planhat": "externalId", "warehouse": "id"},
-    "fields": [{"planhat": "name", "warehouse": "name"}],
-}
-EXPORT: dict[str, Any] = {
-    "name": "export",
-    "model": "company",
-    "connection": "wh",
-    "table": "company_export",
-    "direction": "send",
-    "keys": {"planhat": "externalId", "warehouse": "id"},
-    "fields": [{"planhat": "name", "warehouse": "name"}],
-}
+COMPANIES: dict[str, Any] = crm_section()
+EXPORT: dict[str, Any] = crm_section("export", "company_export", direction="send")
 
 
 def seed_companies(harness: DuckDBHarness, n: int) -> None:
@@ -47,10 +31,8 @@ def seed_companies(harness: DuckDBHarness, n: int) -> None:
 
 
 def config_for(harness: DuckDBHarness, tmp_path: Path, *crm: dict[str, Any]) -> tuple[CrmSection, ...]:
-    raw = {"store": {"path": str(tmp_path / "store.duckdb")}, "connections": {"wh": harness.connection_config()}}
-    path = tmp_path / "planhat_pipelines.yaml"
-    path.write_text(yaml.safe_dump({**raw, "crm": list(crm)}))
-    return load_config(path).crm
+    connections = {"wh": harness.connection_config()}
+    return write_config(tmp_path, name="planhat_pipelines.yaml", connections=connections, crm=crm).crm
 
 
 def batch_sizes(harness: DuckDBHarness, table: str, batch_size: int) -> list[int]:

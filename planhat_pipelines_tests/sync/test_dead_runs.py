@@ -14,7 +14,6 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
-import yaml
 
 from planhat_pipelines.config import load_config
 from planhat_pipelines.defs.alerts import build_failure_alert_sensor
@@ -23,6 +22,7 @@ from planhat_pipelines.store.store import DEAD_WORKER_ERROR
 from planhat_pipelines.sync.ranges import KeyRangeSpan
 from planhat_pipelines.sync.usage import run_usage
 from planhat_pipelines.warehouses.duckdb import DuckDBWarehouse
+from planhat_pipelines_tests.builders import OMIT, duckdb_connection, usage_section, write_config_file
 from planhat_pipelines_tests.emulators.duckdb import DuckDBHarness
 
 _KILLED_RUN = textwrap.dedent(
@@ -66,27 +66,8 @@ def _setup(tmp_path: Path) -> tuple[Path, Path]:
         ),
     )
     harness.close()
-    raw = {
-        "store": {"path": str(tmp_path / "store.duckdb")},
-        "connections": {"wh": {"type": "duckdb", "path": str(warehouse)}},
-        "usage": [
-            {
-                "name": "events",
-                "kind": "activities",
-                "model": "enduser",
-                "connection": "wh",
-                "table": "events",
-                "key": "event_id",
-                "unknown_reference": "keep",
-                "fields": {"record": "user_email", "action": "action", "date": "occurred_at"},
-                "batch_size": 5,
-                "partition_span": 100,
-                "cadence": {"every_minutes": 5},
-            }
-        ],
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(raw))
+    section = usage_section(record_match=OMIT, unknown_reference="keep", batch_size=5, partition_span=100)
+    path = write_config_file(tmp_path, connections={"wh": duckdb_connection(warehouse)}, usage=[section])
     return path, warehouse
 
 
