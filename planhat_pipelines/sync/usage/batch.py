@@ -118,7 +118,7 @@ class Pass:
         Such a row passes now, or changed and was recorded anew. Returns how many rejects were resolved.
         """
         section, store = self.section, self.store
-        if not _has_open_rejects(store, section, self.run_id):
+        if not store.has_open_rejects(section.name, self.run_id):
             return 0
         store.con.execute(
             f'CREATE OR REPLACE TEMP TABLE __usage_seen AS SELECT DISTINCT {key_text_sql()} AS "key" FROM {checked}'
@@ -207,12 +207,3 @@ def _max_key(batch: pa.RecordBatch) -> int | None:
         column = pc.cast(pc.utf8_trim_whitespace(column), pa.decimal128(38, 0))
     top = pc.max(column).as_py()
     return None if top is None else int(top)
-
-
-def _has_open_rejects(store: ModelStore, section: UsageSection, run_id: str) -> bool:
-    """Whether earlier runs left rejects that this batch might resolve (usually none: skip the UPDATE)."""
-    rows = store.con.execute(
-        "SELECT count(*) FROM rejected_rows WHERE section = ? AND resolved_at IS NULL AND run_id IS DISTINCT FROM ?",
-        [section.name, run_id],
-    ).fetchall()
-    return bool(rows[0][0])

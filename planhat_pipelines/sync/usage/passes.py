@@ -20,12 +20,7 @@ def retry_rejects(one: Pass) -> None:
     Rows already loaded are skipped, so this is idempotent; a reject whose row now passes is marked resolved,
     one still failing is recorded again by this run. Keys are read :data:`RETRY_KEYS_PER_READ` at a time.
     """
-    rows = one.store.con.execute(
-        'SELECT DISTINCT CAST("key" AS HUGEINT) AS k FROM rejected_rows WHERE section = ? AND resolved_at IS NULL '
-        'AND NOT permanent AND TRY_CAST("key" AS HUGEINT) IS NOT NULL ORDER BY k',
-        [one.section.name],
-    ).fetchall()
-    keys = [int(k) for (k,) in rows]
+    keys = one.store.retryable_reject_keys(one.section.name)
     for start in range(0, len(keys), RETRY_KEYS_PER_READ):
         chunk = tuple(keys[start : start + RETRY_KEYS_PER_READ])
         one.run(KeyRange(one.section.key, keys=chunk), "retry")
