@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -112,8 +113,9 @@ class _ConnectionFile(FileModel):
     crm_automation: bool = False
     health: HealthFile = HealthFile()
 
+    @abstractmethod
     def settings(self, base_dir: Path) -> ConnectionSettings:
-        raise NotImplementedError
+        """The type's settings dataclass; relative paths resolve against ``base_dir`` (the config's folder)."""
 
     def own_values(self) -> dict[str, Any]:
         """The type's own keys and values, as its settings dataclass takes them (EnvRefs kept as they are)."""

@@ -48,11 +48,6 @@ _SAMPLE = 5
 CheckFn = Callable[..., dg.AssetCheckResult]
 
 
-def _last_success(store: ModelStore, section: str) -> tuple[Any, float | None]:
-    """(ended_at, age in seconds) of the section's last successful run, both None if there is none."""
-    return store.last_success(section)
-
-
 def _fresh_result(section: str, ended_at: Any, age: float | None, limit: float, what: str) -> dg.AssetCheckResult:
     metadata: dict[str, Any] = {"limit_minutes": round(limit / 60, 1)}
     if age is None:
@@ -273,7 +268,7 @@ def _usage_fresh_check(section: UsageSection) -> dg.AssetChecksDefinition:
     )
     def _fresh(store: StoreResource, warehouses: WarehousesResource) -> dg.AssetCheckResult:
         with store.open() as db:
-            ended_at, age = _last_success(db, section.name)
+            ended_at, age = db.last_success(section.name)
             loaded, _ = _loaded_state(db, section)
         result = _fresh_result(section.name, ended_at, age, limit, f"{section.cadence.describe()}, limit")
         if result.passed:

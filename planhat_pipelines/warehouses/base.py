@@ -264,6 +264,7 @@ class Warehouse(ABC):
             sql += f" WHERE {where} ORDER BY {order}"
         yield from self._arrow_stream(sql, params, batch_size, ordered=key_range is not None, obj=f"table '{table}'")
 
+    @abstractmethod
     def _arrow_stream(
         self, sql: str, params: list[tuple[str, int]], batch_size: int, *, ordered: bool, obj: str
     ) -> Iterator[pa.RecordBatch]:
@@ -276,9 +277,6 @@ class Warehouse(ABC):
             ordered: Whether the query has an ORDER BY the stream must keep (no parallel streams).
             obj: How error messages name what is read (``table 'x'``).
         """
-        # Not abstract: wrappers that override read_batches itself (fault injection in tests, proxies
-        # around another adapter) must stay instantiable. Every adapter here overrides it.
-        raise NotImplementedError(f"{type(self).__name__} does not implement _arrow_stream")
 
     def max_key(self, table: str, key: str) -> int | None:
         """The current maximum of integer column ``key`` (None for an empty table)."""

@@ -168,6 +168,11 @@ class _FailsAfter(Warehouse):
         super().__init__(inner.name)
         self.inner, self.batches = inner, batches
 
+    def _arrow_stream(
+        self, sql: str, params: list[tuple[str, int]], batch_size: int, *, ordered: bool, obj: str
+    ) -> Iterator[pa.RecordBatch]:
+        return self.inner._arrow_stream(sql, params, batch_size, ordered=ordered, obj=obj)
+
     def read_batches(
         self, table: str, columns: Sequence[str], *, batch_size: int, key_range: KeyRange | None = None
     ) -> Iterator[pa.RecordBatch]:
