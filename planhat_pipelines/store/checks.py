@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pyarrow as pa
 
-from planhat_pipelines.store.schema import q
+from planhat_pipelines.sql_quoting import quote_identifier as q
 from planhat_pipelines.store.transactions import Transactional
 
 

@@ -13,12 +13,7 @@ import duckdb
 
 from planhat_pipelines.models import MODELS, FieldType, ModelSpec
 from planhat_pipelines.models.catalog import email_sql, trim_sql
-
-
-def q(name: str) -> str:
-    """Quote an identifier for DuckDB (catalog names are camelCase, so they must be quoted)."""
-    return '"' + name.replace('"', '""') + '"'
-
+from planhat_pipelines.sql_quoting import quote_identifier as q
 
 #: The store table each usage section kind loads into.
 USAGE_TABLES = {"activities": "user_activities", "metrics": "custom_metrics"}

@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from planhat_pipelines.errors import PlanhatPipelinesError, TransientError
 from planhat_pipelines.models import MODELS, ModelSpec
+from planhat_pipelines.sql_quoting import quote_identifier as q
 from planhat_pipelines.store import upsert as _upsert
 from planhat_pipelines.store.checks import StoreChecks
 from planhat_pipelines.store.cursors import Cursors
@@ -29,7 +30,7 @@ from planhat_pipelines.store.health import HealthLog
 from planhat_pipelines.store.lock import SHELL_GRACE_S, lock_holder, lock_message
 from planhat_pipelines.store.okr_values import OkrValues
 from planhat_pipelines.store.rejects import Rejects
-from planhat_pipelines.store.schema import migrate, q
+from planhat_pipelines.store.schema import migrate
 from planhat_pipelines.store.sync_log import DEAD_WORKER_ERROR, RunRecord, SyncLog
 from planhat_pipelines.store.upsert import NEW_ID_SQL, UpsertCounts, UpsertPlan
 

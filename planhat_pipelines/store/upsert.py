@@ -13,7 +13,7 @@ import duckdb
 
 from planhat_pipelines.errors import PlanhatPipelinesError
 from planhat_pipelines.models import ModelSpec
-from planhat_pipelines.store.schema import q
+from planhat_pipelines.sql_quoting import quote_identifier as q
 
 #: SQL for a new native id: 24 hex characters, like Planhat's ObjectIds.
 NEW_ID_SQL = "substr(replace(CAST(gen_random_uuid() AS VARCHAR), '-', ''), 1, 24)"

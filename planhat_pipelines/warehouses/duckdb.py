@@ -11,6 +11,7 @@ import duckdb
 import pyarrow as pa
 
 from planhat_pipelines.errors import CredentialsError, WarehouseError
+from planhat_pipelines.sql_quoting import quote_qualified
 from planhat_pipelines.warehouses.base import (
     Capabilities,
     Column,
@@ -20,11 +21,6 @@ from planhat_pipelines.warehouses.base import (
     Warehouse,
     validate_identifier,
 )
-
-
-def quote(name: str) -> str:
-    """Quote a (possibly dotted) identifier for DuckDB."""
-    return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
 
 
 def duckdb_kind(type_text: str) -> tuple[ColumnKind, int | None]:
@@ -138,7 +134,7 @@ class DuckDBWarehouse(Warehouse):
 
     @staticmethod
     def quote(name: str) -> str:
-        return quote(name)
+        return quote_qualified(name)
 
     @staticmethod
     def json_text(column_sql: str) -> str:
@@ -158,7 +154,7 @@ class DuckDBWarehouse(Warehouse):
 
     def table_sql(self, table: str) -> str:
         self._split(table)
-        return quote(table)
+        return quote_qualified(table)
 
     def _key_rows(self, sql: str, params: list[tuple[str, int]], obj: str) -> list[tuple[Any, ...]]:
         try:
@@ -192,18 +188,18 @@ class DuckDBWarehouse(Warehouse):
     def _merge(self, table: str, data: pa.Table, key: str, info: TableInfo) -> MergeResult:
         con = self._writable()
         cols = data.column_names
-        key_q = quote(info.column(key).name)
+        key_q = quote_qualified(info.column(key).name)
         con.register("__planhat_staged", data)
         try:
             con.execute("BEGIN")
             inserted = con.execute(
                 f"SELECT count(*) FROM __planhat_staged __src WHERE NOT EXISTS "
-                f"(SELECT 1 FROM {quote(table)} __tgt WHERE __tgt.{key_q} = __src.{quote(key)})"
+                f"(SELECT 1 FROM {quote_qualified(table)} __tgt WHERE __tgt.{key_q} = __src.{quote_qualified(key)})"
             ).fetchall()[0][0]
-            actions = self.merge_actions({c: f"__src.{quote(c)}" for c in cols}, key)
+            actions = self.merge_actions({c: f"__src.{quote_qualified(c)}" for c in cols}, key)
             con.execute(
-                f"MERGE INTO {quote(table)} __tgt USING __planhat_staged __src "
-                f"ON __tgt.{key_q} = __src.{quote(key)} {actions}"
+                f"MERGE INTO {quote_qualified(table)} __tgt USING __planhat_staged __src "
+                f"ON __tgt.{key_q} = __src.{quote_qualified(key)} {actions}"
             )
             con.execute("COMMIT")
         except duckdb.Error as exc:

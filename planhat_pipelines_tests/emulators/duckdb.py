@@ -9,7 +9,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from planhat_pipelines.warehouses.duckdb import DuckDBWarehouse, quote
+from planhat_pipelines.sql_quoting import quote_qualified as quote
+from planhat_pipelines.warehouses.duckdb import DuckDBWarehouse
 
 
 class DuckDBHarness:

@@ -14,10 +14,11 @@ import pyarrow as pa
 import pytest
 
 from planhat_pipelines.config import CrmSection, parse_config
+from planhat_pipelines.sql_quoting import quote_qualified as quote
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.sync.crm import sync_section
 from planhat_pipelines.warehouses.base import Capabilities, ChangeSet, ChangesUnavailable
-from planhat_pipelines.warehouses.duckdb import DuckDBWarehouse, quote
+from planhat_pipelines.warehouses.duckdb import DuckDBWarehouse
 
 
 class ChangeLogDuckDB(DuckDBWarehouse):

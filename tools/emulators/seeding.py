@@ -17,6 +17,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from planhat_pipelines.sql_quoting import quote_identifier as _dq
+
 #: Demo tables that grow: only rows with a key above the target's maximum are copied. Every other
 #: table is copied once, when the target lacks it (CRM tables; the sync writes back into some of them).
 APPEND_KEYS = {"usage_events": "event_id", "usage_metrics": "metric_id"}
@@ -48,10 +50,6 @@ class SeedTarget(Protocol):
     def max_key(self, table: str, key: str) -> int | None: ...
     def append(self, table: str, batch: pa.Table, json_columns: Sequence[str]) -> None: ...
     def create_view(self, view: str, table: str, columns: Sequence[str]) -> None: ...
-
-
-def _dq(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _select_list(cols: Sequence[tuple[str, str]]) -> str:

@@ -15,8 +15,9 @@ from planhat_pipelines.config import CrmSection, FieldMapping
 from planhat_pipelines.errors import SyncError
 from planhat_pipelines.models import FieldType
 from planhat_pipelines.models.catalog import EMAIL_PATTERN, MONEY_INTEGER_DIGITS, email_sql, trim_sql
-from planhat_pipelines.store.schema import q
-from planhat_pipelines.sync.crm.sql import PENDING_PARENT, json_path, lit
+from planhat_pipelines.sql_quoting import quote_identifier as q
+from planhat_pipelines.sql_quoting import quote_literal as lit
+from planhat_pipelines.sync.crm.sql import PENDING_PARENT, json_path
 from planhat_pipelines.warehouses.base import ColumnKind, TableInfo
 
 _TYPE_WORDS = {

@@ -6,9 +6,9 @@ from planhat_pipelines.config import CrmSection
 from planhat_pipelines.errors import KeyValidationError, ReadOnlyTargetError
 from planhat_pipelines.models import FieldType
 from planhat_pipelines.models.catalog import EMAIL_PATTERN, email_sql, trim_sql
-from planhat_pipelines.store.schema import q
+from planhat_pipelines.sql_quoting import quote_identifier as q
+from planhat_pipelines.sql_quoting import quote_literal as lit
 from planhat_pipelines.sync.crm.fields import email_reason
-from planhat_pipelines.sync.crm.sql import lit
 from planhat_pipelines.warehouses.base import ColumnKind, TableInfo, Warehouse
 
 #: The normalised key of a staged source row, computed once while staging (see :func:`key_sql`).

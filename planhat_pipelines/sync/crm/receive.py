@@ -17,8 +17,9 @@ import pyarrow as pa
 from planhat_pipelines.config import CrmSection
 from planhat_pipelines.errors import KeyValidationError, SyncError
 from planhat_pipelines.models.catalog import trim_sql
+from planhat_pipelines.sql_quoting import quote_identifier as q
+from planhat_pipelines.sql_quoting import quote_literal as lit
 from planhat_pipelines.store import ModelStore, UpsertCounts
-from planhat_pipelines.store.schema import q
 from planhat_pipelines.sync.crm.fields import (
     Plan,
     field_error_sql,
@@ -32,7 +33,7 @@ from planhat_pipelines.sync.crm.keys import KEY, check_key_column, key_error, ra
 from planhat_pipelines.sync.crm.progress import CrmProgressFn, Reporter
 from planhat_pipelines.sync.crm.read import ReadPlan, plan_read, stage_source
 from planhat_pipelines.sync.crm.result import CrmResult
-from planhat_pipelines.sync.crm.sql import DEFAULT_BATCH_SIZE, NULL_KEY, PENDING_PARENT, drop, lit
+from planhat_pipelines.sync.crm.sql import DEFAULT_BATCH_SIZE, NULL_KEY, PENDING_PARENT, drop
 from planhat_pipelines.warehouses.base import Warehouse
 
 #: Part of every row hash: bump it when receive's conversion rules change, so rows accepted under the old

@@ -15,13 +15,14 @@ from planhat_pipelines.config import CrmSection, FieldMapping
 from planhat_pipelines.errors import SyncError
 from planhat_pipelines.models import FieldType
 from planhat_pipelines.models.catalog import MONEY_SCALE
+from planhat_pipelines.sql_quoting import quote_identifier as q
+from planhat_pipelines.sql_quoting import quote_literal as lit
 from planhat_pipelines.store import ModelStore
-from planhat_pipelines.store.schema import q
 from planhat_pipelines.sync.crm.fields import is_relation
 from planhat_pipelines.sync.crm.keys import check_send_target, key_sql
 from planhat_pipelines.sync.crm.progress import CrmProgressFn, Reporter
 from planhat_pipelines.sync.crm.result import CrmResult
-from planhat_pipelines.sync.crm.sql import DEFAULT_BATCH_SIZE, drop, json_path, lit, stage
+from planhat_pipelines.sync.crm.sql import DEFAULT_BATCH_SIZE, drop, json_path, stage
 from planhat_pipelines.warehouses.base import Column, ColumnKind, TableInfo, Warehouse
 
 #: The largest decimal scale a value is sent with (BigQuery BIGNUMERIC reports 38, which leaves no digit

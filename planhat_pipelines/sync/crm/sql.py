@@ -16,11 +16,6 @@ NULL_KEY = "(null)"
 PENDING_PARENT = "\x00pending-parent:"
 
 
-def lit(text: str) -> str:
-    """``text`` as a SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
-
-
 def json_path(path: str) -> str:
     """A dotted attribute path (``plan.tier``) as a DuckDB JSON path with every part quoted."""
     return "$" + "".join('."' + part.replace('"', '\\"') + '"' for part in path.split("."))

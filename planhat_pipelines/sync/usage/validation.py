@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from planhat_pipelines.config import UsageSection
+from planhat_pipelines.sql_quoting import quote_identifier as q
+from planhat_pipelines.sql_quoting import quote_literal as lit
 from planhat_pipelines.store import ModelStore
-from planhat_pipelines.store.schema import USAGE_TABLES, q
+from planhat_pipelines.store.schema import USAGE_TABLES
 from planhat_pipelines.sync.ranges import KEY_DIGITS
 from planhat_pipelines.warehouses.base import FLOAT_KEY_LIMIT, KEY_LIMIT, ColumnKind
 
@@ -81,38 +83,38 @@ def _row_checks(section: UsageSection) -> list[tuple[str, str, str]]:
     """(condition, reason, offending value) for rows whose key is valid but whose content is not."""
     model = section.model
     match = section.record_match
-    # Column names end up inside SQL string literals: double any quote they contain.
-    fields = {role: column.replace("'", "''") for role, column in section.fields.items()}
+    fields = section.fields
 
     def text(role: str) -> str:
         return f"CAST(s.{role} AS VARCHAR)"
 
     checks = [
         ("d.dup_key IS NOT NULL", "'key ' || CAST(__num AS VARCHAR) || ' occurs more than once in the source'", "NULL"),
-        ("s.record IS NULL", f"'missing {model.name} reference ({fields['record']})'", "NULL"),
-        ("s.date IS NULL", f"'missing date ({fields['date']})'", "NULL"),
+        ("s.record IS NULL", lit(f"missing {model.name} reference ({fields['record']})"), "NULL"),
+        ("s.date IS NULL", lit(f"missing date ({fields['date']})"), "NULL"),
         (
             "TRY_CAST(s.date AS TIMESTAMP) IS NULL",
-            f"'date ' || {text('date')} || ' is not a timestamp ({fields['date']})'",
+            f"'date ' || {text('date')} || " + lit(f" is not a timestamp ({fields['date']})"),
             text("date"),
         ),
     ]
     if section.kind == "metrics":
         checks += [
-            ("s.dimension IS NULL", f"'missing dimension ({fields['dimension']})'", "NULL"),
+            ("s.dimension IS NULL", lit(f"missing dimension ({fields['dimension']})"), "NULL"),
             (
                 _finite("s.value"),
-                f"'value ' || COALESCE({text('value')}, 'NULL') || ' is not a finite number ({fields['value']})'",
+                f"'value ' || COALESCE({text('value')}, 'NULL') || "
+                + lit(f" is not a finite number ({fields['value']})"),
                 text("value"),
             ),
         ]
     else:
-        checks.append(("s.action IS NULL", f"'missing action ({fields['action']})'", "NULL"))
+        checks.append(("s.action IS NULL", lit(f"missing action ({fields['action']})"), "NULL"))
         if "info" in section.fields:
             checks.append(
                 (
                     "s.info IS NOT NULL AND NOT json_valid(CAST(s.info AS VARCHAR))",
-                    f"'info is not JSON ({fields['info']})'",
+                    lit(f"info is not JSON ({fields['info']})"),
                     f"left({text('info')}, 200)",
                 )
             )
@@ -121,7 +123,7 @@ def _row_checks(section: UsageSection) -> list[tuple[str, str, str]]:
                 checks.append(
                     (
                         f"s.{role} IS NOT NULL AND {_finite('s.' + role)}",
-                        f"'{role} ' || {text(role)} || ' is not a finite number ({fields[role]})'",
+                        f"'{role} ' || {text(role)} || " + lit(f" is not a finite number ({fields[role]})"),
                         text(role),
                     )
                 )

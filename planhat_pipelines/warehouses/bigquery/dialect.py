@@ -11,6 +11,7 @@ import pyarrow as pa
 from google.cloud import bigquery
 
 from planhat_pipelines.errors import WarehouseError
+from planhat_pipelines.sql_quoting import quote_qualified
 from planhat_pipelines.warehouses.base import Column, ColumnKind, TableInfo
 
 # BigQuery's REST API reports legacy type names; these are the standard SQL names used in CASTs.
@@ -52,9 +53,7 @@ def quote(name: str) -> str:
     Raises:
         ValueError: ``name`` contains a backtick or backslash (it cannot be quoted safely).
     """
-    if "`" in name or "\\" in name:
-        raise ValueError(f"identifier {name!r} contains a backtick or backslash")
-    return ".".join(f"`{part}`" for part in name.split("."))
+    return quote_qualified(name, "bigquery")
 
 
 def bigquery_column(field: bigquery.SchemaField) -> Column:

@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from planhat_pipelines.sql_quoting import quote_identifier, quote_literal
 from planhat_pipelines.warehouses.base import Column, ColumnKind
 
 #: The staging table's row-order column: the last of several rows with one key wins the MERGE.
@@ -25,7 +26,7 @@ KEY = "__planhat_key"
 
 def quote(name: str) -> str:
     """Double-quote one identifier part for Snowflake (case preserved)."""
-    return '"' + name.replace('"', '""') + '"'
+    return quote_identifier(name, "snowflake")
 
 
 def snowflake_kind(type_text: str, scale: int | None = None) -> tuple[ColumnKind, int | None]:
@@ -68,8 +69,7 @@ def show_tables_sql(database: str, schema: str, table: str) -> str:
     SHOW takes no bind variables; ``table`` is a validated identifier, and the caller still
     filters the rows by exact name because ``_`` is a LIKE wildcard.
     """
-    pattern = table.replace("'", "''")
-    return f"SHOW TABLES LIKE '{pattern}' IN SCHEMA {quote(database)}.{quote(schema)}"
+    return f"SHOW TABLES LIKE {quote_literal(table, 'snowflake')} IN SCHEMA {quote(database)}.{quote(schema)}"
 
 
 def changes_sql(qualified_table: str, select_list: str) -> str:
