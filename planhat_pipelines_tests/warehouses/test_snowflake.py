@@ -23,6 +23,8 @@ from planhat_pipelines.warehouses.snowflake import (
     SnowflakeWarehouse,
     changes_sql,
     enable_change_tracking_sql,
+    json_values,
+    jsonable,
     open_snowflake,
     show_tables_sql,
     snowflake_kind,
@@ -31,6 +33,26 @@ from planhat_pipelines.warehouses.snowflake import (
 from planhat_pipelines_tests.emulators.snowflake import EMULATOR_CONNECT_ARGS, PASSWORD_ENV, SnowflakeHarness
 
 FQN = '"ANALYTICS"."PLANHAT"."CRM_COMPANIES"'
+
+
+# --- the bulk-load payload ----------------------------------------------------------------------------
+def test_json_values_keeps_row_order_json_types_and_awkward_text() -> None:
+    data = pa.table(
+        {
+            "name": ["x", 'it\'s "quoted" \\ ü', None],
+            "flag": [True, False, None],
+            "amount": [Decimal("1.10"), Decimal("12345678901234567890.123456"), None],
+            "tags": [[1, 2], None, [3]],
+        }
+    )
+    assert json.loads(json_values(jsonable(data))) == [
+        ["x", True, "1.100000", [1, 2]],
+        ['it\'s "quoted" \\ ü', False, "12345678901234567890.123456", None],
+        [None, None, None, [3]],
+    ]
+    assert json_values(data.slice(0, 0)) == "[]"
+    many = pa.table({"n": pa.array(range(100_000))})
+    assert [row[0] for row in json.loads(json_values(many))] == list(range(100_000))
 
 
 # --- SQL that fakesnow cannot run: checked by parsing ------------------------------------------------

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from planhat_pipelines.sql_quoting import quote_identifier as _dq
+from planhat_pipelines.warehouses.snowflake.dialect import json_values
 
 #: Demo tables that grow: only rows with a key above the target's maximum are copied. Every other
 #: table is copied once, when the target lacks it (CRM tables; the sync writes back into some of them).
@@ -253,7 +254,7 @@ class SnowflakeTarget:
         )
         per_chunk = max(1, int(SNOWFLAKE_CHUNK_BYTES / max(1.0, 1.5 * text.nbytes / max(1, text.num_rows))))
         for start in range(0, text.num_rows, per_chunk):
-            payload = text.slice(start, per_chunk).to_pandas().to_json(orient="values", force_ascii=False)
+            payload = json_values(text.slice(start, per_chunk))
             self._run(sql, [payload])
 
     def create_view(self, view: str, table: str, columns: Sequence[str]) -> None:

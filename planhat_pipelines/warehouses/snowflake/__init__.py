@@ -25,6 +25,8 @@ from planhat_pipelines.warehouses.snowflake.auth import DEFAULT_LOGIN_TIMEOUT, s
 from planhat_pipelines.warehouses.snowflake.dialect import (
     changes_sql,
     enable_change_tracking_sql,
+    json_values,
+    jsonable,
     quote,
     show_tables_sql,
     snowflake_kind,
@@ -38,6 +40,8 @@ __all__ = [
     "SnowflakeWarehouse",
     "changes_sql",
     "enable_change_tracking_sql",
+    "json_values",
+    "jsonable",
     "open_snowflake",
     "quote",
     "show_tables_sql",

@@ -41,6 +41,7 @@ from planhat_pipelines.warehouses.snowflake.dialect import (
     changes_sql,
     enable_change_tracking_sql,
     information_schema_columns,
+    json_values,
     jsonable,
     quote,
     show_tables_sql,
@@ -339,7 +340,7 @@ class SnowflakeWarehouse(Warehouse):
             insert = stage_insert_sql(stage, targets, data.schema)
             per_chunk = max(1, int(STAGE_CHUNK_BYTES / max(1.0, 1.5 * prepared.nbytes / max(1, prepared.num_rows))))
             for start in range(0, prepared.num_rows, per_chunk):
-                text = prepared.slice(start, per_chunk).to_pandas().to_json(orient="values", force_ascii=False)
+                text = json_values(prepared.slice(start, per_chunk))
                 self._rows(insert, [start, text], obj=obj, fix=fix)
             key_q = quote(key_col.name)
             actions = self.merge_actions({c.name: f"s.{quote(c.name)}" for c in targets}, key_col.name)

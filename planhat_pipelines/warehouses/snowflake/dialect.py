@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -116,6 +117,26 @@ def jsonable(data: pa.Table) -> pa.Table:
         else:
             arrays.append(pc.cast(col, pa.string()))
     return pa.table(arrays, names=data.column_names)
+
+
+def json_values(data: pa.Table) -> str:
+    """The rows of ``data`` as one JSON array of arrays, in row order (what ``PARSE_JSON`` + ``FLATTEN`` unpack).
+
+    DuckDB builds the text (``json_array`` per row, aggregated in row order), so no row passes through
+    Python. Columns keep their JSON types: booleans stay booleans, text stays text (see :func:`jsonable`).
+    """
+    columns = ", ".join(quote_identifier(name, "duckdb") for name in data.column_names)
+    order = pc.subtract(pc.cumulative_sum(pa.repeat(1, data.num_rows)), 1)
+    con = duckdb.connect()
+    try:
+        con.register("__rows", data.append_column("__planhat_row", order))
+        found = con.execute(
+            f"SELECT CAST(COALESCE(to_json(list(json_array({columns}) ORDER BY __planhat_row)), '[]') AS VARCHAR) "
+            "FROM __rows"
+        ).fetchone()
+    finally:
+        con.close()
+    return str(found[0]) if found else "[]"
 
 
 def information_schema_columns(rows: Iterable[Sequence[Any]]) -> tuple[Column, ...]:
