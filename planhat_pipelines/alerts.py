@@ -11,6 +11,11 @@ retried; any other HTTP 4xx (a deleted or mistyped webhook) is not, since asking
 When every attempt fails, :func:`send_alert` raises :class:`AlertDeliveryError` (after logging the alert's
 text, so it is not lost from the logs either): the caller decides what to do with an undelivered alert;
 the alert sensors keep it for their next tick (see ``planhat_pipelines.defs.alerts``).
+
+Why no alert library: ``dagster-slack`` posts through a Slack bot token and ``dagster-msteams`` only to Teams,
+while the config takes any incoming-webhook URL; apprise's generic ``json://`` target sends its own body
+(``version``/``title``/``message``/``type``), which would break the receivers that read ``text`` today. What is
+left here is the payload, the secret-safe host for messages, and the retry policy the sensors rely on.
 """
 
 from __future__ import annotations
