@@ -13,12 +13,13 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from planhat_pipelines.config import CrmSection, parse_config
+from planhat_pipelines.config import CrmSection
 from planhat_pipelines.sql_quoting import quote_qualified as quote
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.sync.crm import sync_section
 from planhat_pipelines.warehouses.base import Capabilities, ChangeSet, ChangesUnavailable
 from planhat_pipelines.warehouses.duckdb import DuckDBWarehouse
+from planhat_pipelines_tests.builders import config_doc, crm_section, parse
 
 
 class ChangeLogDuckDB(DuckDBWarehouse):
@@ -53,22 +54,8 @@ def _setup(tmp_path: Path) -> tuple[CrmSection, ChangeLogDuckDB]:
     con = wh._writable()
     con.execute("CREATE TABLE accounts (id VARCHAR, name VARCHAR)")
     con.execute("CREATE TABLE accounts__changes (version INTEGER, action VARCHAR, id VARCHAR, name VARCHAR)")
-    raw = {
-        "store": {"path": str(tmp_path / "store.duckdb")},
-        "connections": {"wh": {"type": "duckdb", "path": str(tmp_path / "wh.duckdb")}},
-        "crm": [
-            {
-                "name": "companies",
-                "model": "company",
-                "connection": "wh",
-                "table": "accounts",
-                "direction": "receive",
-                "keys": {"planhat": "externalId", "warehouse": "id"},
-                "fields": [{"planhat": "name", "warehouse": "name"}],
-            }
-        ],
-    }
-    return parse_config(raw, tmp_path / "c.yaml").crm[0], wh
+    raw = config_doc(tmp_path, crm=[crm_section(table="accounts")])
+    return parse(raw, tmp_path, "c.yaml").crm[0], wh
 
 
 def _change(wh: ChangeLogDuckDB, version: int, action: str, key: str, name: str | None = None) -> None:

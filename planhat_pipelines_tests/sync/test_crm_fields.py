@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from planhat_pipelines.config import CrmSection, parse_config
+from planhat_pipelines.config import CrmSection
 from planhat_pipelines.errors import SyncError, WarehouseError
 from planhat_pipelines.models.catalog import MONEY_INTEGER_DIGITS
 from planhat_pipelines.sync.crm.fields import (
@@ -31,6 +31,7 @@ from planhat_pipelines.sync.crm.fields import (
     values_sql,
 )
 from planhat_pipelines.warehouses.base import Column, ColumnKind, TableInfo
+from planhat_pipelines_tests.builders import config_doc, crm_section, duckdb_connection, parse
 
 C1, C2, C3 = "a" * 24, "b" * 24, "c" * 24
 
@@ -42,14 +43,11 @@ def con() -> Iterator[duckdb.DuckDBPyConnection]:
     c.close()
 
 
-def crm_section(tmp_path: Path, **item: Any) -> CrmSection:
+def parsed(tmp_path: Path, section: dict[str, Any]) -> CrmSection:
     """One receive section parsed by the real config parser (the warehouse file is never opened)."""
-    data = {
-        "store": {"path": str(tmp_path / "store.duckdb")},
-        "connections": {"wh": {"type": "duckdb", "path": str(tmp_path / "wh.duckdb"), "create": True}},
-        "crm": [{"connection": "wh", "name": "s", "direction": "receive", **item}],
-    }
-    return parse_config(data, tmp_path / "planhat_pipelines.yaml").crm[0]
+    connections = {"wh": duckdb_connection(tmp_path / "wh.duckdb", create=True)}
+    doc = config_doc(tmp_path, connections=connections, crm=[section])
+    return parse(doc, tmp_path, "planhat_pipelines.yaml").crm[0]
 
 
 def table_info(**kinds: ColumnKind) -> TableInfo:
@@ -82,25 +80,11 @@ def store_rows(con: duckdb.DuckDBPyConnection, section: CrmSection, plans: list[
 
 
 def license_section(tmp_path: Path, fields: list[dict[str, Any]], **extra: Any) -> CrmSection:
-    return crm_section(
-        tmp_path,
-        model="license",
-        table="src",
-        keys={"planhat": "externalId", "warehouse": "id"},
-        fields=fields,
-        **extra,
-    )
+    return parsed(tmp_path, crm_section("s", "src", model="license", fields=fields, **extra))
 
 
 def company_section(tmp_path: Path, fields: list[dict[str, Any]], **extra: Any) -> CrmSection:
-    return crm_section(
-        tmp_path,
-        model="company",
-        table="src",
-        keys={"planhat": "externalId", "warehouse": "id"},
-        fields=fields,
-        **extra,
-    )
+    return parsed(tmp_path, crm_section("s", "src", model="company", fields=fields, **extra))
 
 
 # --- standard fields --------------------------------------------------------------------------------------
