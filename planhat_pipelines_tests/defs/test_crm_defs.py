@@ -8,43 +8,30 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 import pytest
-import yaml
 
-from planhat_pipelines.config import Config, load_config
+from planhat_pipelines.config import Config
 from planhat_pipelines.definitions import build_definitions
 from planhat_pipelines.defs.crm import FULL_SYNC_JOB, HOURLY_CRON, build_crm_asset, build_crm_defs
 from planhat_pipelines.defs.resources import STORE_POOL, build_resources
 from planhat_pipelines.store import ModelStore
+from planhat_pipelines_tests.builders import crm_section, duckdb_connection, write_config
 from planhat_pipelines_tests.harness import WarehouseHarness
 
-COMPANIES = {
-    "name": "companies",
-    "model": "company",
-    "connection": "wh",
-    "table": "crm_companies",
-    "direction": "receive",
-    "keys": {"planhat": "externalId", "warehouse": "id"},
-    "fields": [{"planhat": "name", "warehouse": "name"}],
-}
-LICENSES = {
-    "name": "licenses",
-    "model": "license",
-    "connection": "wh",
-    "table": "crm_licenses",
-    "direction": "both",
-    "keys": {"planhat": "externalId", "warehouse": "id"},
-    "fields": [
+COMPANIES = crm_section()
+LICENSES = crm_section(
+    "licenses",
+    "crm_licenses",
+    model="license",
+    direction="both",
+    fields=[
         {"planhat": "companyId", "warehouse": "company_ref", "direction": "receive"},
         {"planhat": "mrr", "warehouse": "mrr"},
     ],
-}
+)
 
 
-def write_config(tmp_path: Path, connections: dict[str, Any], crm: list[dict[str, Any]]) -> Config:
-    raw = {"store": {"path": str(tmp_path / "store.duckdb")}, "connections": connections, "crm": crm}
-    path = tmp_path / "planhat_pipelines.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return load_config(path)
+def crm_config(tmp_path: Path, connections: dict[str, Any], crm: list[dict[str, Any]]) -> Config:
+    return write_config(tmp_path, name="planhat_pipelines.yaml", connections=connections, crm=crm)
 
 
 def seed(harness: WarehouseHarness) -> None:
@@ -63,20 +50,19 @@ def crm_defs(config: Config) -> dg.Definitions:
 @pytest.fixture
 def two_connections(tmp_path: Path) -> Config:
     connections = {
-        "wh": {"type": "duckdb", "path": str(tmp_path / "wh.duckdb"), "crm_automation": True, "create": True},
-        "other": {"type": "duckdb", "path": str(tmp_path / "other.duckdb"), "create": True},
-        "unused": {"type": "duckdb", "path": str(tmp_path / "unused.duckdb"), "create": True},
+        "wh": duckdb_connection(tmp_path / "wh.duckdb", crm_automation=True, create=True),
+        "other": duckdb_connection(tmp_path / "other.duckdb", create=True),
+        "unused": duckdb_connection(tmp_path / "unused.duckdb", create=True),
     }
-    users = {
-        "name": "users",
-        "model": "enduser",
-        "connection": "other",
-        "table": "crm_users",
-        "direction": "receive",
-        "keys": {"planhat": "email", "warehouse": "email"},
-        "fields": [{"planhat": "firstName", "warehouse": "first_name"}],
-    }
-    return write_config(tmp_path, connections, [COMPANIES, LICENSES, users])
+    users = crm_section(
+        "users",
+        "crm_users",
+        model="enduser",
+        connection="other",
+        keys={"planhat": "email", "warehouse": "email"},
+        fields=[{"planhat": "firstName", "warehouse": "first_name"}],
+    )
+    return crm_config(tmp_path, connections, [COMPANIES, LICENSES, users])
 
 
 def test_one_asset_per_section_with_group_kind_pool_resources_and_deps(two_connections: Config) -> None:
@@ -123,7 +109,7 @@ def test_whole_definitions_load(two_connections: Config) -> None:
 
 
 def test_no_sections_no_crm_definitions(tmp_path: Path) -> None:
-    config = write_config(tmp_path, {"wh": {"type": "duckdb", "path": str(tmp_path / "wh.duckdb"), "create": True}}, [])
+    config = crm_config(tmp_path, {"wh": duckdb_connection(tmp_path / "wh.duckdb", create=True)}, [])
     assert not list(build_crm_defs(config).assets or [])
 
 
@@ -138,7 +124,7 @@ def _materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, 
 
 def test_full_sync_job_runs_every_section_companies_first(harness: WarehouseHarness, tmp_path: Path) -> None:
     seed(harness)
-    config = write_config(tmp_path, {"wh": harness.connection_config()}, [COMPANIES, LICENSES])
+    config = crm_config(tmp_path, {"wh": harness.connection_config()}, [COMPANIES, LICENSES])
     defs = crm_defs(config)
     result = defs.resolve_job_def(FULL_SYNC_JOB).execute_in_process(instance=dg.DagsterInstance.ephemeral())
     assert result.success
@@ -164,7 +150,7 @@ def test_full_sync_job_runs_every_section_companies_first(harness: WarehouseHarn
 
 def test_one_section_materializes_alone(harness: WarehouseHarness, tmp_path: Path) -> None:
     seed(harness)
-    config = write_config(tmp_path, {"wh": harness.connection_config()}, [COMPANIES, LICENSES])
+    config = crm_config(tmp_path, {"wh": harness.connection_config()}, [COMPANIES, LICENSES])
     asset = build_crm_asset(config.crm[0], config)
     result = dg.materialize([asset], resources=build_resources(config), instance=dg.DagsterInstance.ephemeral())
     assert result.success
@@ -175,7 +161,7 @@ def test_section_with_all_keys_bad_fails_the_asset(harness: WarehouseHarness, tm
     harness.create_table(
         "crm_companies", pa.table({"id": pa.array([None, None], pa.string()), "name": ["Acme", "Globex"]})
     )
-    config = write_config(tmp_path, {"wh": harness.connection_config()}, [COMPANIES])
+    config = crm_config(tmp_path, {"wh": harness.connection_config()}, [COMPANIES])
     asset = build_crm_asset(config.crm[0], config)
     result = dg.materialize(
         [asset], resources=build_resources(config), instance=dg.DagsterInstance.ephemeral(), raise_on_error=False

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 import pytest
-import yaml
 
 from planhat_pipelines.config import load_config
 from planhat_pipelines.defs.resources import (
@@ -19,6 +19,7 @@ from planhat_pipelines.defs.resources import (
 )
 from planhat_pipelines.defs.usage import build_usage_asset, usage_partitions
 from planhat_pipelines.store import ModelStore
+from planhat_pipelines_tests.builders import write_config
 from planhat_pipelines_tests.defs.test_usage_defs import _seed, _write_config
 from planhat_pipelines_tests.emulators.duckdb import DuckDBHarness
 
@@ -27,22 +28,15 @@ def test_connection_settings_are_fields_and_secrets_are_env_vars(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SF_PASSWORD_FOR_TEST", "not-shown")
-    raw = {
-        "store": {"path": str(tmp_path / "store.duckdb")},
-        "connections": {
-            "sf": {
-                "type": "snowflake",
-                "account": "acme-xy123",
-                "user": "planhat",
-                "database": "ANALYTICS",
-                "schema": "CRM",
-                "password": {"env": "SF_PASSWORD_FOR_TEST"},
-            }
-        },
+    connection: dict[str, Any] = {
+        "type": "snowflake",
+        "account": "acme-xy123",
+        "user": "planhat",
+        "database": "ANALYTICS",
+        "schema": "CRM",
+        "password": {"env": "SF_PASSWORD_FOR_TEST"},
     }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    warehouses = build_resources(load_config(path))["warehouses"]
+    warehouses = build_resources(write_config(tmp_path, connections={"sf": connection}))["warehouses"]
     assert isinstance(warehouses, WarehousesResource)
     (sf,) = warehouses.snowflake
     assert isinstance(sf, SnowflakeConnectionResource)
