@@ -16,13 +16,14 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from planhat_pipelines.config import Config, load_config
+from planhat_pipelines.config import Config
 from planhat_pipelines.definitions import build_definitions
 from planhat_pipelines.defs.resources import build_resources
 from planhat_pipelines.defs.usage import RANGE_END_TAG, RANGE_START_TAG, contiguous_segments, usage_partitions
 from planhat_pipelines.errors import KeyValidationError
 from planhat_pipelines.store import ModelStore
-from planhat_pipelines_tests.defs.test_usage_defs import SPAN, _write_config
+from planhat_pipelines_tests.builders import usage_section, write_config
+from planhat_pipelines_tests.defs.test_usage_defs import SPAN
 from planhat_pipelines_tests.emulators.duckdb import DuckDBHarness
 
 
@@ -62,14 +63,9 @@ def _stored(config: Config) -> list[int]:
 
 
 def _config(tmp_path: Path, harness: DuckDBHarness, **section: Any) -> Config:
-    path = _write_config(tmp_path, harness)
-    if section:
-        import yaml
-
-        raw = yaml.safe_load(path.read_text())
-        raw["usage"][0].update(section)
-        path.write_text(yaml.safe_dump(raw))
-    return load_config(path)
+    """test_usage_defs' config (batches of 5, ranges of ``SPAN`` keys), ``section`` added to its usage section."""
+    usage = usage_section(unknown_reference="keep", batch_size=5, partition_span=SPAN, **section)
+    return write_config(tmp_path, connections={"wh": harness.connection_config()}, usage=[usage])
 
 
 _BOUNDED_TICK = textwrap.dedent(
