@@ -1,8 +1,9 @@
 """Config documents for tests, built one way: plain dicts as they stand in the YAML file, read by the real loader.
 
 A test names only what it is about; the rest is a small, valid default. ``crm_section`` and ``usage_section``
-return one section as a dict, ``config_doc`` the whole document, ``write_config`` writes it and loads it with
-``load_config`` (the CLI's path), ``parse`` parses a document in memory with ``parse_config``.
+return one section as a dict, ``objective`` one entry of ``okrs`` (holding ``key_result`` dicts), ``config_doc``
+the whole document, ``write_config`` writes it and loads it with ``load_config`` (the CLI's path), ``parse``
+parses a document in memory with ``parse_config``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,15 @@ _USAGE: dict[str, Any] = {
     "fields": {"record": "user_email", "action": "action", "date": "occurred_at"},
     "cadence": {"every_minutes": 5},
 }
+_KEY_RESULT: dict[str, Any] = {
+    "connection": "wh",
+    "query": "SELECT count(*) FROM leads",
+    "start_value": 100,
+    "target": 500,
+    "start_date": "2026-01-01",
+    "end_date": "2026-12-31",
+    "direction": "increase",
+}
 
 
 def _merged(defaults: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -67,6 +77,17 @@ def crm_section(
 def usage_section(name: str = "events", table: str = "events", **over: Any) -> dict[str, Any]:
     """An activities section on End Users matched by email, every five minutes; ``over`` wins."""
     return _merged({"name": name, **_USAGE, "table": table}, over)
+
+
+def key_result(name: str = "leads", **over: Any) -> dict[str, Any]:
+    """A key result counting ``leads``, increasing from 100 to 500 over 2026; ``over`` wins."""
+    return _merged({"name": name, **_KEY_RESULT}, over)
+
+
+def objective(*key_results: Mapping[str, Any], name: str = "grow", **over: Any) -> dict[str, Any]:
+    """An objective holding ``key_results`` (one ``key_result()`` if none); ``over`` adds keys such as ``title``."""
+    items = [dict(kr) for kr in key_results] if key_results else [key_result()]
+    return {"name": name, **over, "key_results": items}
 
 
 def config_doc(

@@ -9,34 +9,13 @@ from typing import Any
 import pytest
 import yaml
 
-from planhat_pipelines.config import Config, KeyResult, parse_config
+from planhat_pipelines.config import Config, KeyResult
+from planhat_pipelines_tests.builders import config_doc, duckdb_connection, key_result, objective, parse
 
 MakeConfig = Callable[..., Config]
 
-
-def key_result_data(name: str = "leads", **overrides: Any) -> dict[str, Any]:
-    """One key result as it appears in the YAML file (an increasing 100 -> 500 target over 2026)."""
-    data: dict[str, Any] = {
-        "name": name,
-        "connection": "wh",
-        "query": "SELECT count(*) FROM leads",
-        "start_value": 100,
-        "target": 500,
-        "start_date": "2026-01-01",
-        "end_date": "2026-12-31",
-        "direction": "increase",
-    }
-    data.update(overrides)
-    return data
-
-
-def config_data(
-    warehouse: dict[str, Any], store: Path, objectives: list[dict[str, Any]] | None = None
-) -> dict[str, Any]:
-    """A whole config document: one warehouse connection called ``wh`` and the given objectives."""
-    if objectives is None:
-        objectives = [{"name": "grow", "title": "Grow the pipeline", "key_results": [key_result_data()]}]
-    return {"store": {"path": str(store)}, "connections": {"wh": warehouse}, "okrs": objectives}
+#: One key result as it appears in the YAML file (an increasing 100 -> 500 target over 2026).
+key_result_data = key_result
 
 
 @pytest.fixture
@@ -45,11 +24,12 @@ def make_config(tmp_path: Path) -> MakeConfig:
     WarehouseResource reads the file named by ``config.path``."""
 
     def make(warehouse: dict[str, Any] | None = None, objectives: list[dict[str, Any]] | None = None) -> Config:
-        wh = warehouse or {"type": "duckdb", "path": str(tmp_path / "warehouse.duckdb"), "create": True}
-        data = config_data(wh, tmp_path / "store.duckdb", objectives)
-        path = tmp_path / "config.yaml"
-        path.write_text(yaml.safe_dump(data))
-        return parse_config(data, path)
+        wh = warehouse or duckdb_connection(tmp_path / "warehouse.duckdb", create=True)
+        if objectives is None:
+            objectives = [objective(title="Grow the pipeline")]
+        data = config_doc(tmp_path, connections={"wh": wh}, okrs=objectives)
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(data))
+        return parse(data, tmp_path)
 
     return make
 
