@@ -15,21 +15,26 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-import yaml
 
 from planhat_pipelines import preflight
-from planhat_pipelines.config import Config, load_config
+from planhat_pipelines.config import Config
 from planhat_pipelines.errors import WarehouseError
+from planhat_pipelines_tests.builders import (
+    OMIT,
+    crm_section,
+    duckdb_connection,
+    key_result,
+    objective,
+    usage_section,
+    write_config,
+)
 from planhat_pipelines_tests.emulators.duckdb import DuckDBHarness
 from planhat_pipelines_tests.harness import WarehouseHarness
 
 
 def _write(tmp_path: Path, connection: dict[str, Any], **sections: Any) -> Config:
-    raw = {"store": {"path": str(tmp_path / "store.duckdb")}, "connections": {"wh": connection}, **sections}
     tmp_path.mkdir(parents=True, exist_ok=True)
-    path = tmp_path / "planhat_pipelines.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return load_config(path)
+    return write_config(tmp_path, name="planhat_pipelines.yaml", connections={"wh": connection}, **sections)
 
 
 def _check(config: Config) -> tuple[int, list[str]]:
@@ -44,42 +49,16 @@ def _line(lines: list[str], item: str) -> str:
 
 
 def _crm(name: str, table: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "model": "company",
-        "connection": "wh",
-        "table": table,
-        "direction": "receive",
-        "keys": {"planhat": "externalId", "warehouse": "company_key"},
-        "fields": [{"planhat": "name", "warehouse": "name"}],
-        **extra,
-    }
+    return crm_section(name, table, warehouse_key="company_key", **extra)
 
 
-def _usage(name: str, table: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "kind": "activities",
-        "model": "enduser",
-        "connection": "wh",
-        "table": table,
-        "key": "event_id",
-        "record_match": "email",
-        "fields": {"record": "email", "action": "action", "date": "ts"},
-        "cadence": {"every_minutes": 5},
-        **extra,
-    }
+def _usage(name: str, table: str, fields: dict[str, str] | None = None, **extra: Any) -> dict[str, Any]:
+    fields = {"record": "email", "action": "action", "date": "ts"} if fields is None else fields
+    return usage_section(name, table, fields=fields, **extra)
 
 
 def _okr(name: str, query: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "connection": "wh",
-        "query": query,
-        "target": 100,
-        "start_date": "2026-01-01",
-        "end_date": "2026-12-31",
-    }
+    return key_result(name, query=query, target=100, start_value=OMIT, direction=OMIT)
 
 
 @pytest.fixture
@@ -151,7 +130,7 @@ def test_a_good_config_passes_with_one_ok_line_per_item(tmp_path: Path, warehous
         warehouse.connection_config(),
         crm=GOOD_CRM,
         usage=[_usage("events", "events")],
-        okrs=[{"name": "grow", "key_results": [_okr("logins", "SELECT count(*) FROM events WHERE action = 'login'")]}],
+        okrs=[objective(_okr("logins", "SELECT count(*) FROM events WHERE action = 'login'"))],
     )
     code, lines = _check(config)
     assert code == 0, lines
@@ -184,13 +163,10 @@ def test_each_problem_gets_its_line_with_the_fix_and_exit_1(tmp_path: Path, ware
             _usage("no_action", "events", fields={"record": "email", "action": "act", "date": "ts"}),
         ],
         okrs=[
-            {
-                "name": "grow",
-                "key_results": [
-                    _okr("writes", "DELETE FROM events"),
-                    _okr("two_columns", "SELECT count(*), max(event_id) FROM events"),
-                ],
-            }
+            objective(
+                _okr("writes", "DELETE FROM events"),
+                _okr("two_columns", "SELECT count(*), max(event_id) FROM events"),
+            )
         ],
     )
     code, lines = _check(config)
@@ -241,9 +217,7 @@ def test_a_failing_connection_fails_its_items_with_the_clients_error(tmp_path: P
 
 def test_a_create_true_warehouse_that_is_not_there_yet_is_reported_not_created(tmp_path: Path) -> None:
     missing = tmp_path / "later.duckdb"
-    config = _write(
-        tmp_path, {"type": "duckdb", "path": str(missing), "create": True}, crm=[_crm("c", "crm_companies")]
-    )
+    config = _write(tmp_path, duckdb_connection(missing, create=True), crm=[_crm("c", "crm_companies")])
     code, lines = _check(config)
     assert code == 1
     assert lines[0] == f"ok   connection wh: the warehouse file {missing} does not exist yet (create: true)"
@@ -284,7 +258,7 @@ def test_against_each_warehouse_a_missing_table_is_reported_in_its_own_words(
         harness.connection_config(),
         crm=[_crm("companies", "crm_companies"), _crm("missing", "no_such_table")],
         usage=[_usage("events", "events")],
-        okrs=[{"name": "grow", "key_results": [_okr("events_total", "SELECT count(*) FROM events")]}],
+        okrs=[objective(_okr("events_total", "SELECT count(*) FROM events"))],
     )
     code, lines = _check(config)
     assert code == 1, lines
