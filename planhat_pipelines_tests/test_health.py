@@ -18,11 +18,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from planhat_pipelines.config import Config, ConnectionConfig, parse_config
+from planhat_pipelines.config import Config, ConnectionConfig
 from planhat_pipelines.defs.health import CHECK_NAME, build_health_check, build_health_defs, health_asset_key
 from planhat_pipelines.defs.resources import build_resources
 from planhat_pipelines.health import check_connection, record_health, skip_reason_if_unhealthy
 from planhat_pipelines.store import ModelStore
+from planhat_pipelines_tests.builders import config_doc, duckdb_connection, parse
 from planhat_pipelines_tests.emulators.duckdb import DuckDBHarness
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -59,8 +60,7 @@ def token_server() -> Iterator[ThreadingHTTPServer]:
 
 
 def _connection(tmp_path: Path, settings: dict[str, Any]) -> ConnectionConfig:
-    raw = {"store": {"path": str(tmp_path / "store.duckdb")}, "connections": {"wh": settings}}
-    return parse_config(raw, tmp_path / "config.yaml").connection("wh")
+    return parse(config_doc(tmp_path, connections={"wh": settings}), tmp_path).connection("wh")
 
 
 def _bigquery(extra: dict[str, Any]) -> dict[str, Any]:
@@ -236,7 +236,7 @@ def test_duckdb_warehouse_held_by_a_writing_run_is_ok(tmp_path: Path, duckdb_har
 
 
 def test_missing_duckdb_file_is_failing(tmp_path: Path) -> None:
-    status = check_connection(_connection(tmp_path, {"type": "duckdb", "path": str(tmp_path / "nope.duckdb")}), NOW)
+    status = check_connection(_connection(tmp_path, duckdb_connection(tmp_path / "nope.duckdb")), NOW)
     assert status.status == "failing" and "does not exist" in (status.error or "")
 
 
@@ -260,7 +260,7 @@ def test_key_rotation_three_days_away_is_expiring(tmp_path: Path, duckdb_harness
 
 
 def test_record_health_appends_rows(tmp_path: Path) -> None:
-    connection = _connection(tmp_path, {"type": "duckdb", "path": str(tmp_path / "nope.duckdb")})
+    connection = _connection(tmp_path, duckdb_connection(tmp_path / "nope.duckdb"))
     with ModelStore(tmp_path / "store.duckdb") as store:
         record_health(store, check_connection(connection, NOW))
         record_health(store, check_connection(connection, NOW + timedelta(minutes=15)))
@@ -276,8 +276,7 @@ def test_record_health_appends_rows(tmp_path: Path) -> None:
 
 # --- the credentials sensor ------------------------------------------------------------------------------
 def _config(tmp_path: Path, connections: dict[str, Any]) -> Config:
-    raw = {"store": {"path": str(tmp_path / "store.duckdb")}, "connections": connections}
-    return parse_config(raw, tmp_path / "config.yaml")
+    return parse(config_doc(tmp_path, connections=connections), tmp_path)
 
 
 def _tick(config: Config, name: str, instance: dg.DagsterInstance) -> Any:
