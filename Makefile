@@ -23,12 +23,13 @@ install: $(STAMP)
 
 emulators: $(STAMP)
 	bash scripts/setup_bigquery_emulator.sh
+	bash scripts/setup_snowflake_emulator.sh
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
-demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml $(if $(filter bigquery,$(WAREHOUSE)),emulators)
+demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml $(if $(filter bigquery snowflake,$(WAREHOUSE)),emulators)
 	$(PY) -m planhat_pipelines.instance_setup
 ifeq ($(WAREHOUSE),duckdb)
 	$(PY) -m planhat_pipelines.cli demo

@@ -127,7 +127,7 @@ def test_timezone_aware_now_is_recorded_as_utc(store: ModelStore, warehouse: War
         ("SELECT n FROM leads WHERE n < 0", "returned no rows", "0 row(s) of column(s) [n int64]", "aggregate"),
         ("SELECT n FROM leads ORDER BY n LIMIT 2", "returned 2 rows instead of one", "[n int64]: (1,), (2,)", "single"),
         ("SELECT 1 AS a, 2 AS b", "returned 2 columns instead of one", "[a int32, b int32]: (1, 2)", "only the number"),
-        ("SELECT NULL AS v", "returned NULL", "[v null]: (None,)", "COALESCE"),
+        ("SELECT CAST(NULL AS INTEGER) AS v", "returned NULL", "[v int32]: (None,)", "COALESCE"),
         ("SELECT sum(n) FROM leads WHERE n < 0", "returned NULL", ": (None,)", "COALESCE"),
         ("SELECT 'many' AS v", "returned a string value, not a number", "[v string]: ('many',)", "CAST"),
         ("SELECT TRUE AS v", "returned a bool value, not a number", "[v bool]: (True,)", "CAST"),

@@ -1,11 +1,10 @@
-"""fakesnow as a server in a child process (``python -m tools.emulators fakesnow``), file-backed if asked."""
+"""fakesnow as a server in a child process of its own venv (``python -m tools.emulators fakesnow``)."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import os
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.emulators import CHECKOUT
-from tools.emulators.processes import port_in_use, require_free_port, server_process
+from tools.emulators.processes import EmulatorError, port_in_use, require_free_port, server_process
 
 
 @dataclass(frozen=True)
@@ -48,6 +47,10 @@ class SnowflakeServer:
         }
 
 
+#: fakesnow's own venv (it pins duckdb 2.0, the project pins 1.5.5): ``scripts/setup_snowflake_emulator.sh``.
+FAKESNOW_PYTHON = CHECKOUT / ".emulators" / "snowflake" / "bin" / "python"
+
+
 def _child_env() -> dict[str, str]:
     # The child runs `python -m tools.emulators`: the checkout must be importable wherever the parent was
     # started from (a benchmark script, pytest from another folder), and tools/ is never installed.
@@ -76,14 +79,16 @@ def fakesnow_server(
         EmulatorError: The port is taken, or the server exited or hung during start-up.
     """
     require_free_port("fakesnow", host, port, "the port in the connection's settings")
-    command = [sys.executable, "-m", "tools.emulators", "fakesnow", "--host", host, "--port", str(port)]
+    command = [str(FAKESNOW_PYTHON), "-m", "tools.emulators", "fakesnow", "--host", host, "--port", str(port)]
     if db_path is not None:
         db_path.mkdir(parents=True, exist_ok=True)
         command += ["--db-path", str(db_path.resolve())]
         log = log or db_path.parent / "snowflake-server.log"
     if log is None:
         log = Path(tempfile.mkdtemp(prefix="fakesnow-")) / "server.log"
-    fix = "install the test extra (`pip install -e '.[test]'`, which `make demo` does): it brings fakesnow[server]"
+    fix = "set up its venv with `make emulators` (scripts/setup_snowflake_emulator.sh installs fakesnow[server] there)"
+    if not FAKESNOW_PYTHON.exists():
+        raise EmulatorError(f"fakesnow is not installed: {FAKESNOW_PYTHON} is missing. Fix: {fix}")
     ready = functools.partial(port_in_use, host, port)
     with server_process("fakesnow", command, log=log, ready=ready, fix=fix, env=_child_env()) as secs:
         yield SnowflakeServer(host, port, db_path, secs)
