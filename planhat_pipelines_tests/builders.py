@@ -106,7 +106,7 @@ def config_doc(
     top-level keys such as ``alerts``.
     """
     doc: dict[str, Any] = {
-        "store": {"path": str(tmp_path / "store.duckdb") if store is None else str(store)},
+        "store": {"catalog": str(tmp_path / "store.sqlite") if store is None else str(store)},
         "connections": (
             {"wh": duckdb_connection(tmp_path / "wh.duckdb")}
             if connections is None

@@ -20,7 +20,13 @@ WAREHOUSE_KINDS = ["duckdb", "bigquery", "snowflake"]
 #: ``emulator`` (the BigQuery emulator or fakesnow), ``e2e`` (the demo, the daemon or the CLI in subprocesses),
 #: ``dagster`` (Dagster definitions, runs, sensors), ``store`` (a real DuckDB store or warehouse), ``pure``.
 TIERS = ("pure", "store", "dagster", "e2e", "emulator")
-_EMULATOR_FIXTURES = {"bigquery_harness", "snowflake_harness", "bigquery_emulator", "snowflake_emulator"}
+_EMULATOR_FIXTURES = {
+    "bigquery_harness",
+    "snowflake_harness",
+    "bigquery_emulator",
+    "snowflake_emulator",
+    "duckdb2_python",
+}
 _E2E_MODULES = {
     "test_demo",
     "test_demo_emulators",
@@ -75,8 +81,8 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehous
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[ModelStore]:
-    """An empty model store: a real DuckDB file, ``tmp_path / "store.duckdb"`` (where config_doc points)."""
-    with ModelStore(tmp_path / "store.duckdb") as s:
+    """An empty model store: a real DuckDB file, ``tmp_path / "store.sqlite"`` (where config_doc points)."""
+    with ModelStore(tmp_path / "store.sqlite") as s:
         yield s
 
 

@@ -99,7 +99,7 @@ def _alerts(monkeypatch: pytest.MonkeyPatch, url: str) -> AlertsConfig:
 # --- config ---------------------------------------------------------------------------------------------
 def test_a_plain_text_webhook_url_is_refused(tmp_path: Path) -> None:
     raw = {
-        "store": {"path": str(tmp_path / "store.duckdb")},
+        "store": {"catalog": str(tmp_path / "store.sqlite")},
         "connections": {"wh": {"type": "duckdb", "path": str(tmp_path / "wh.duckdb")}},
         "alerts": {"webhook_url": f"https://hooks.example.com/services/{SECRET_TOKEN}"},
     }

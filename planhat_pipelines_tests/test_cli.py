@@ -32,7 +32,7 @@ RANGE_2 = "00000000000000000000000000002000-00000000000000000000000000002999"
 def demo_copy(folder: Path, *, span: int = 1_000) -> Path:
     """The demo config with its store and warehouse in ``folder`` and ``span``-key ranges."""
     raw = yaml.safe_load((ROOT / "planhat_pipelines.yaml").read_text())
-    raw["store"]["path"] = str(folder / "planhat.duckdb")
+    raw["store"]["catalog"] = str(folder / "planhat.sqlite")
     raw["connections"]["embedded"]["path"] = str(folder / "warehouse.duckdb")
     for section in raw["usage"]:
         section["partition_span"] = span
@@ -120,7 +120,7 @@ def test_register_ranges_then_the_printed_command_loads_them(config: Path, home:
     ran = subprocess.run(command, shell=True, env=clean_env(), capture_output=True, text=True, timeout=240)
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert "BetaWarning" not in ran.stdout + ran.stderr
-    with ModelStore(config.parent / "planhat.duckdb", read_only=True) as store:
+    with ModelStore(config.parent / "planhat.sqlite", read_only=True) as store:
         [run] = store.runs(section="product_events")
         cursors = store.cursors("product_events")
     # Every row was read in that one run (they are rejected: no end users are synced in this test).
@@ -145,7 +145,7 @@ def test_ranges_added_out_of_key_order_get_commands_that_select_only_ranges(conf
     for command in commands:
         ran = subprocess.run(command, shell=True, env=clean_env(), capture_output=True, text=True, timeout=240)
         assert ran.returncode == 0, ran.stderr[-3000:]
-    with ModelStore(config.parent / "planhat.duckdb", read_only=True) as store:
+    with ModelStore(config.parent / "planhat.sqlite", read_only=True) as store:
         cursors = store.cursors("product_events")
     # Each range read through its last key (the rows are rejected: no end users are synced in this test).
     assert sorted(int(v) for v in cursors.values()) == [999, 1999, SMALL.events], cursors
@@ -205,7 +205,7 @@ def test_ranges_with_nothing_registered_says_how_to_register(config: Path, home:
 
 # --- read-only commands ----------------------------------------------------------------------------------------
 def test_read_only_commands_without_a_store_say_so_and_create_nothing(config: Path) -> None:
-    store = config.parent / "planhat.duckdb"
+    store = config.parent / "planhat.sqlite"
     for args in (["summary"], ["logs"]):
         done = cli(config, *args)
         assert done.returncode == 2, (args, done.stdout, done.stderr)
@@ -214,7 +214,7 @@ def test_read_only_commands_without_a_store_say_so_and_create_nothing(config: Pa
 
 
 def test_read_only_commands_run_no_migration_and_share_the_file_with_another_reader(config: Path) -> None:
-    store_path = config.parent / "planhat.duckdb"
+    store_path = config.parent / "planhat.sqlite"
     ModelStore(store_path).close()
     con = duckdb.connect(str(store_path))
     con.execute("DROP VIEW issue_company")  # migrate() would create it again
@@ -247,7 +247,7 @@ def _hold(path: Path, seconds: float, *, read_only: bool = False, argv: tuple[st
 
 @pytest.fixture
 def store_path(config: Path) -> Iterator[Path]:
-    path = config.parent / "planhat.duckdb"
+    path = config.parent / "planhat.sqlite"
     ModelStore(path).close()
     yield path
 

@@ -30,7 +30,7 @@ TIMEOUT = 240
 def demo_folder(folder: Path) -> tuple[Path, dict[str, str]]:
     """A copy of the demo config in ``folder`` (small key ranges and batches), its seeded warehouse and env."""
     raw = yaml.safe_load((ROOT / "planhat_pipelines.yaml").read_text())
-    raw["store"]["path"] = str(folder / "planhat.duckdb")
+    raw["store"]["catalog"] = str(folder / "planhat.sqlite")
     raw["connections"]["embedded"]["path"] = str(folder / "warehouse.duckdb")
     for section in raw["usage"]:
         section["partition_span"], section["batch_size"] = 1_000, 400

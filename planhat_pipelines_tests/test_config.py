@@ -12,13 +12,14 @@ import yaml
 
 from planhat_pipelines.config import Direction, load_config, parse_config
 from planhat_pipelines.errors import ConfigError
+from planhat_pipelines.store import StoreLocation
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _base() -> dict[str, Any]:
     return {
-        "store": {"path": "store.duckdb"},
+        "store": {"catalog": "store.sqlite"},
         "connections": {"wh": {"type": "duckdb", "path": "wh.duckdb"}},
         "crm": [
             {
@@ -65,9 +66,33 @@ def _base() -> dict[str, Any]:
     }
 
 
+def test_a_config_without_store_gets_the_embedded_sqlite_catalog_under_dot_data(tmp_path: Path) -> None:
+    doc = _base()
+    del doc["store"]
+    store = parse_config(doc, tmp_path / "c.yaml").store
+    assert (store.kind, store.catalog) == ("sqlite", tmp_path / ".data" / "planhat.sqlite")
+    assert store.data_path == str(tmp_path / ".data" / "planhat_files")
+    assert store.retention_days == 30
+
+
+def test_store_catalog_kinds_and_data_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def store(section: dict[str, Any]) -> StoreLocation:
+        return parse_config({**_base(), "store": section}, tmp_path / "c.yaml").store
+
+    assert store({"catalog": "a/s.duckdb"}).kind == "duckdb"
+    assert store({"catalog": "s.db", "data_path": "files"}).data_path == str(tmp_path / "files")
+    assert store({"catalog": "s.db", "data_path": "s3://b/p/"}).remote_data
+    monkeypatch.setenv("CATALOG_PW", "secret")
+    pg = store(
+        {"postgres": {"host": "h", "database": "d", "user": "u", "password": {"env": "CATALOG_PW"}}, "data_path": "d"}
+    )
+    assert pg.kind == "postgres" and pg.postgres is not None and pg.postgres.password_env == "CATALOG_PW"
+    assert "secret" not in pg.describe() and "password=secret" in pg.postgres.dsn()
+
+
 def test_valid_config_parses_into_typed_objects(tmp_path: Path) -> None:
     config = parse_config(_base(), tmp_path / "c.yaml")
-    assert config.store_path == tmp_path / "store.duckdb"
+    assert config.store.catalog == tmp_path / "store.sqlite"
     crm = config.crm[0]
     assert crm.direction is Direction.BOTH and crm.model.slug == "company"
     assert crm.fields[1].custom_name == "tier" and crm.fields[1].path == "plan.tier"
@@ -229,7 +254,16 @@ CASES = [
         "is missing",
         "{env: MY_ENV_VAR}",
     ),
-    ("store", DELETE, "store", "is missing", "add 'store:"),
+    ("store", {"path": "data/planhat.duckdb"}, "store.path", "single DuckDB file", "migrate-store data/planhat.duckdb"),
+    (
+        "store",
+        {"catalog": "c.sqlite", "postgres": {"host": "h", "database": "d", "user": "u"}},
+        "store.postgres",
+        "names two catalogs",
+        "keep either",
+    ),
+    ("store", {"postgres": {"host": "h", "database": "d", "user": "u"}}, "store.data_path", "is missing", "s3://"),
+    ("store/retention_days", 0, "store.retention_days", "must be a positive integer", "retention_days: 30"),
 ]
 
 

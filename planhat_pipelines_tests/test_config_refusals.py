@@ -26,7 +26,7 @@ SNOWFLAKE_PASSWORD_ENV = "PLANHAT_REFUSALS_TEST_PASSWORD"
 
 BASE = """\
 store:
-  path: store.duckdb
+  catalog: store.sqlite
 connections:
   hw:
     type: duckdb
@@ -168,11 +168,11 @@ REFUSALS = [
         "did you mean 'type'?",
     ),
     (
-        "misspelled_store_path",
-        _edit("  path: store.duckdb", "  paht: store.duckdb"),
-        "store.paht",
+        "misspelled_store_catalog",
+        _edit("  catalog: store.sqlite", "  catlog: store.sqlite"),
+        "store.catlog",
         "unknown key",
-        "did you mean 'path'?",
+        "did you mean 'catalog'?",
     ),
     (
         "misspelled_usage_role",
@@ -269,7 +269,7 @@ REFUSALS = [
     ("unclosed_list", "store: [unclosed\n", "file", "is not valid YAML (while parsing a flow sequence", "YAML syntax"),
     ("empty_file", "", "file", "is empty", "examples/complete.yaml"),
     ("only_comments", "# nothing yet\n", "file", "is empty", "examples/complete.yaml"),
-    ("top_level_list", "- store: {path: x}\n", "top level", "must be a mapping", "store:"),
+    ("top_level_list", "- store: {catalog: x}\n", "top level", "must be a mapping", "store:"),
     ("top_level_scalar", "hello\n", "top level", "must be a mapping", "store:"),
 ]
 
@@ -343,13 +343,13 @@ def test_create_true_accepts_a_missing_duckdb_file_without_creating_it(tmp_path:
     config = load_config(file)
     assert config.connection("hw").settings.path == tmp_path / "wh.duckdb"  # type: ignore[union-attr]
     assert not (tmp_path / "wh.duckdb").exists()
-    assert not (tmp_path / "store.duckdb").exists()
+    assert not (tmp_path / "store.sqlite").exists()
 
 
 def test_the_store_path_need_not_exist(folder: Path) -> None:
     file = folder / "planhat.yaml"
-    file.write_text(_edit("  path: store.duckdb", "  path: new/dir/store.duckdb"))
-    assert load_config(file).store_path == folder / "new" / "dir" / "store.duckdb"
+    file.write_text(_edit("  catalog: store.sqlite", "  catalog: new/dir/store.sqlite"))
+    assert load_config(file).store.catalog == folder / "new" / "dir" / "store.sqlite"
 
 
 def test_the_demo_config_loads_on_a_fresh_clone_before_the_seed(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_demo_twice_no_duplicates_and_only_new_rows(tmp_path: Path) -> None:
     raw = yaml.safe_load((ROOT / "planhat_pipelines.yaml").read_text())
-    raw["store"]["path"] = str(tmp_path / "planhat.duckdb")
+    raw["store"]["catalog"] = str(tmp_path / "planhat.sqlite")
     raw["connections"]["embedded"]["path"] = str(tmp_path / "warehouse.duckdb")
     path = tmp_path / "demo.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -26,7 +26,7 @@ def test_demo_twice_no_duplicates_and_only_new_rows(tmp_path: Path) -> None:
         seed(config, lines.append)
         run_all(config, instance, lines.append)
         assert not [line for line in lines if "FAILED" in line], lines
-        with ModelStore(config.store_path) as store:
+        with ModelStore(config.store) as store:
             counts = {m: store.count(m) for m in ("company", "enduser", "license", "opportunity")}
             events = store.con.execute('SELECT count(*), count(DISTINCT "key") FROM user_activities').fetchall()[0]
             statuses = dict(store.con.execute("SELECT status, count(*) FROM company GROUP BY 1").fetchall())
@@ -38,7 +38,7 @@ def test_demo_twice_no_duplicates_and_only_new_rows(tmp_path: Path) -> None:
 
         seed(config, lines.append)
         run_all(config, instance, lines.append)
-        with ModelStore(config.store_path) as store:
+        with ModelStore(config.store) as store:
             crm_runs = [r for r in store.runs(limit=100) if r.domain == "crm"]
             latest = {r.section: r for r in sorted(crm_runs, key=lambda r: r.started_at)}
             writes = {s: (r.inserted, r.updated, r.sent) for s, r in latest.items()}

@@ -46,7 +46,7 @@ def test_demo_emulator_outside_a_checkout_fails_with_the_fix(tmp_path: Path) -> 
     site = tmp_path / "site"
     shutil.copytree(PACKAGE, site / "planhat_pipelines", ignore=shutil.ignore_patterns("__pycache__"))
     raw = yaml.safe_load((ROOT / "examples" / "demo_snowflake.yaml").read_text())
-    raw["store"]["path"] = str(tmp_path / "planhat.duckdb")
+    raw["store"]["catalog"] = str(tmp_path / "planhat.sqlite")
     (connection,) = raw["connections"].values()
     connection["port"] = free_port()  # should the checkout be found after all, no clash with a running demo
     config = tmp_path / "elsewhere" / "demo_snowflake.yaml"

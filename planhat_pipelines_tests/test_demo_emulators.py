@@ -29,7 +29,7 @@ CRM_SECTIONS = ("companies", "end_users", "licenses", "opportunities")
 def _demo_config(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
     """examples/demo_<kind>.yaml with free ports and everything stored under ``tmp_path``."""
     data: dict[str, Any] = yaml.safe_load((ROOT / "examples" / f"demo_{kind}.yaml").read_text())
-    data["store"]["path"] = "data/planhat.duckdb"
+    data["store"]["catalog"] = "data/planhat.duckdb"
     (connection,) = data["connections"].values()
     if kind == "bigquery":
         connection["endpoint"] = f"http://127.0.0.1:{free_port()}"
@@ -62,7 +62,7 @@ def test_demo_runs_against_the_emulator_and_a_second_run_syncs_only_new_rows(
     config = _demo_config(kind, tmp_path, monkeypatch)
     with dg.instance_for_test() as instance:
         first = _demo_run(config, kind, instance)
-        with ModelStore(config.store_path) as store:
+        with ModelStore(config.store) as store:
             assert store.count("company") == SIZE.companies
             assert store.count("enduser") == SIZE.users
             assert store.count("license") == SIZE.licenses
@@ -75,7 +75,7 @@ def test_demo_runs_against_the_emulator_and_a_second_run_syncs_only_new_rows(
         second = _demo_run(config, kind, instance)
         new_events, new_metrics = int(SIZE.events * SIZE.growth), int(SIZE.metrics * SIZE.growth)
         assert f"copied usage_events +{new_events}, usage_metrics +{new_metrics}" in second[0], (first, second)
-        with ModelStore(config.store_path) as store:
+        with ModelStore(config.store) as store:
             assert _usage_rows(store, "user_activities", "product_events") == SIZE.events + new_events
             assert _usage_rows(store, "custom_metrics", "company_metrics") == SIZE.metrics + new_metrics
             events_run = store.runs(section="product_events", limit=1)[0]

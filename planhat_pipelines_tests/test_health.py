@@ -207,15 +207,19 @@ def test_healthy_duckdb_is_ok(tmp_path: Path, duckdb_harness: DuckDBHarness) -> 
     assert skip_reason_if_unhealthy(connection, NOW) is None
 
 
-def _hold(path: Path) -> subprocess.Popen[str]:
-    """Another process holding a DuckDB file read-write (as a running sync does) until its stdin closes."""
+_HOLD_DUCKDB = "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('ready', flush=True); sys.stdin.read()"
+_HOLD_SQLITE = (
+    "import sqlite3, sys; con = sqlite3.connect(sys.argv[1], isolation_level=None); "
+    "con.execute('BEGIN EXCLUSIVE'); print('ready', flush=True); sys.stdin.read()"
+)
+
+
+def _hold(path: Path | None, program: str = _HOLD_DUCKDB) -> subprocess.Popen[str]:
+    """Another process holding a DuckDB file read-write (as a running sync does), or with ``_HOLD_SQLITE`` a
+    SQLite catalog's write lock (as a writer mid-commit does), until its stdin closes."""
+    assert path is not None
     holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('ready', flush=True); sys.stdin.read()",
-            str(path),
-        ],
+        [sys.executable, "-c", program, str(path)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -261,7 +265,7 @@ def test_key_rotation_three_days_away_is_expiring(tmp_path: Path, duckdb_harness
 
 def test_record_health_appends_rows(tmp_path: Path) -> None:
     connection = _connection(tmp_path, duckdb_connection(tmp_path / "nope.duckdb"))
-    with ModelStore(tmp_path / "store.duckdb") as store:
+    with ModelStore(tmp_path / "store.sqlite") as store:
         record_health(store, check_connection(connection, NOW))
         record_health(store, check_connection(connection, NOW + timedelta(minutes=15)))
         rows = store.con.execute(
@@ -309,7 +313,7 @@ def test_credentials_sensor_reports_check_and_writes_row(tmp_path: Path, monkeyp
         assert "cannot be decrypted" in str(check.metadata["error"].value)
         assert "TEST_SF_PASSPHRASE" in str(check.metadata["fix"].value)
         assert any(isinstance(e, dg.AssetObservation) for e in events)
-    with ModelStore(config.store_path) as store:
+    with ModelStore(config.store) as store:
         rows = store.con.execute("SELECT connection, status, error, fix FROM connection_health").fetchall()
     assert len(rows) == 1 and rows[0][:2] == ("sf", "failing") and "passphrase" in rows[0][3]
 
@@ -319,8 +323,8 @@ def test_credentials_sensor_skips_the_row_when_another_process_holds_the_store(
 ) -> None:
     duckdb_harness.execute("CREATE TABLE t AS SELECT 1 AS x")
     config = _config(tmp_path, {"wh": duckdb_harness.connection_config()})
-    ModelStore(config.store_path).close()
-    holder = _hold(config.store_path)
+    ModelStore(config.store).close()
+    holder = _hold(config.store.catalog, _HOLD_SQLITE)
     try:
         with dg.instance_for_test() as instance:
             result = _tick(config, "wh", instance)
@@ -330,7 +334,7 @@ def test_credentials_sensor_skips_the_row_when_another_process_holds_the_store(
         assert check.passed
     finally:
         holder.communicate(input="", timeout=30)
-    with ModelStore(config.store_path) as store:
+    with ModelStore(config.store) as store:
         assert store.con.execute("SELECT count(*) FROM connection_health").fetchall()[0][0] == 0
 
 
@@ -349,7 +353,7 @@ def test_a_dead_run_left_started_does_not_stop_the_health_row(tmp_path: Path, du
         assert instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
         result = _tick(config, "wh", instance)
     assert "recorded in connection_health" in (result.skip_message or "")
-    with ModelStore(config.store_path) as store:
+    with ModelStore(config.store) as store:
         assert store.con.execute("SELECT count(*) FROM connection_health").fetchall()[0][0] == 1
 
 

@@ -68,7 +68,7 @@ def write_config(tmp: Path) -> Path:
         }
 
     config = {
-        "store": {"path": str(tmp / "planhat.duckdb")},
+        "store": {"catalog": str(tmp / "planhat.sqlite")},
         "connections": {
             "gated": {"type": "duckdb", "path": str(tmp / "gated.duckdb")},
             "fast": {"type": "duckdb", "path": str(tmp / "fast.duckdb")},

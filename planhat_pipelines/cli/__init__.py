@@ -68,7 +68,7 @@ def _demo(args: argparse.Namespace) -> int:
             seed(config, echo)
         with dagster_instance() as instance:
             run_all(config, instance, echo, progress=printer.update)
-    with ModelStore(config.store_path, read_only=True) as store:
+    with ModelStore(config.store, read_only=True) as store:
         print()
         print(store_summary(store, config))
     if config.key_results:
@@ -84,7 +84,7 @@ def _summary(args: argparse.Namespace) -> int:
     from planhat_pipelines.summary import store_summary
 
     config = load_config(args.config)
-    with ModelStore(config.store_path, read_only=True) as store:
+    with ModelStore(config.store, read_only=True) as store:
         print(store_summary(store, config))
     return 0
 
@@ -93,7 +93,7 @@ def _logs(args: argparse.Namespace) -> int:
     from planhat_pipelines.summary import format_runs
 
     config = load_config(args.config)
-    with ModelStore(config.store_path, read_only=True) as store:
+    with ModelStore(config.store, read_only=True) as store:
         print(format_runs(store.runs(section=args.section, status=args.status, limit=args.limit)))
         health = store.recent_health(limit_per_connection=3)
         if health:
@@ -154,10 +154,12 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("--rejects", action="store_true", help="also list open rejected rows with their reasons")
     logs.set_defaults(handler=_logs)
     from planhat_pipelines.cli.ranges import register as register_ranges
+    from planhat_pipelines.cli.store import register as register_store
     from planhat_pipelines.okrs.cli import register as register_okrs
     from planhat_pipelines.preflight import register as register_preflight
 
     register_ranges(sub)
+    register_store(sub)
     register_okrs(sub)
     register_preflight(sub)
     return parser

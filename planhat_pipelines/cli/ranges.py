@@ -166,9 +166,9 @@ def _register_ranges(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     section = _usage_section(config, args.section)
     # A first load has no store yet: create it (as the first run would); otherwise only read it.
-    exists = config.store_path.exists()
+    exists = config.store.exists()
     with (
-        ModelStore(config.store_path, read_only=exists) as store,
+        ModelStore(config.store, read_only=exists) as store,
         open_warehouse(config.connection(section.connection)) as warehouse,
     ):
         spans, max_key = pending_ranges(section, store, warehouse)

@@ -21,9 +21,11 @@ from planhat_pipelines.config.connections import (
 from planhat_pipelines.config.crm import CrmSection, CrmSectionFile
 from planhat_pipelines.config.errors import config_error
 from planhat_pipelines.config.okrs import KeyResult, Objective, ObjectiveFile
+from planhat_pipelines.config.store import StoreFile
 from planhat_pipelines.config.strict_yaml import read_yaml
 from planhat_pipelines.config.usage import UsageFile, UsageSection
 from planhat_pipelines.errors import ConfigError
+from planhat_pipelines.store.location import StoreLocation
 
 #: Environment variable naming the config file.
 CONFIG_ENV_VAR = "PLANHAT_PIPELINES_CONFIG"
@@ -36,7 +38,7 @@ class Config:
     """The whole parsed config."""
 
     path: Path
-    store_path: Path
+    store: StoreLocation
     connections: Mapping[str, ConnectionConfig]
     crm: tuple[CrmSection, ...] = ()
     usage: tuple[UsageSection, ...] = ()
@@ -52,15 +54,11 @@ class Config:
 
 
 # --- the file ----------------------------------------------------------------------------------------
-class StoreFile(FileModel):
-    path: str = example("data/planhat.duckdb")
-
-
 class ConfigFile(FileModel):
     """The file's top level, in the order its mistakes are reported."""
 
     read_if_present: ClassVar[frozenset[str]] = frozenset({"alerts"})
-    store: StoreFile = example("{path: data/planhat.duckdb}")
+    store: StoreFile = StoreFile()
     connections: dict[ConnectionName, ConnectionFile] = example("{embedded: {type: duckdb, path: ...}}")
     crm: Annotated[tuple[CrmSectionFile, ...], BeforeValidator(as_items)] = ()
     usage: Annotated[tuple[UsageFile, ...], BeforeValidator(as_items)] = ()
@@ -122,7 +120,7 @@ def parse_config(data: Any, path: Path, *, require_existing_warehouses: bool = F
             str(path),
             "file",
             "is empty (it holds no YAML document)",
-            "declare at least 'store:' and 'connections:'; start from examples/complete.yaml",
+            "declare at least 'connections:'; start from examples/complete.yaml",
         )
     if not isinstance(data, Mapping):
         raise ConfigError(
@@ -146,10 +144,9 @@ def parse_config(data: Any, path: Path, *, require_existing_warehouses: bool = F
     _check_names(path, crm, usage, [kr.name for o in objectives for kr in o.key_results])
     if require_existing_warehouses:
         check_warehouse_files(path, data["connections"], connections)
-    store_raw = Path(file.store.path)
     return Config(
         path,
-        store_raw if store_raw.is_absolute() else base_dir / store_raw,
+        file.store.build(base_dir),
         connections,
         crm,
         usage,

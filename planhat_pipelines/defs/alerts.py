@@ -93,7 +93,7 @@ def close_sync_log_rows(config: Config, dagster_run_id: str) -> str:
     next run closes them instead (:meth:`ModelStore.start_run`).
     """
     try:
-        with ModelStore(config.store_path, lock_timeout=FAILURE_SENSOR_STORE_TIMEOUT_SECONDS) as store:
+        with ModelStore(config.store, lock_timeout=FAILURE_SENSOR_STORE_TIMEOUT_SECONDS) as store:
             closed = store.close_dead_runs(dagster_run_id=dagster_run_id)
     except (PlanhatPipelinesError, duckdb.Error) as exc:
         return f"sync log not updated now, the section's next run will ({str(exc).splitlines()[0]})"

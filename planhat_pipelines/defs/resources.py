@@ -16,7 +16,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import dagster as dg
 
@@ -30,6 +30,7 @@ from planhat_pipelines.config import (
 )
 from planhat_pipelines.errors import SyncError
 from planhat_pipelines.store import ModelStore
+from planhat_pipelines.store.location import DEFAULT_RETENTION_DAYS, CatalogKind, PostgresCatalog, StoreLocation
 from planhat_pipelines.warehouses.base import Warehouse
 from planhat_pipelines.warehouses.factory import open_warehouse
 
@@ -39,20 +40,67 @@ STORE_POOL = "planhat_store"
 
 
 class StoreResource(dg.ConfigurableResource):
-    """The DuckDB model store file.
+    """The model store: a DuckLake catalog and its data path (see ``store/location.py``).
 
     Attributes:
-        path: The store file.
-        lock_timeout_seconds: How long an open waits while another process holds the file (runs queue in the
-            store pool, so this only covers a sensor's brief hold); sensors open with about a second.
+        catalog_type: ``sqlite`` (embedded, the default), ``duckdb`` (single process) or ``postgres``.
+        catalog: The catalog file (``sqlite`` / ``duckdb``).
+        data_path: The folder or object-storage prefix of the tables' files.
+        postgres_host, postgres_port, postgres_database, postgres_user: The PostgreSQL catalog.
+        postgres_password_env: The environment variable holding its password (read when the store is opened,
+            never shown).
+        retention_days: How long snapshots are kept (time travel reaches this far).
+        lock_timeout_seconds: How long an open waits for a DuckDB-file catalog another process holds; sensors
+            open with about a second.
     """
 
-    path: str
+    catalog_type: str = "sqlite"
+    catalog: str = ""
+    data_path: str
+    postgres_host: str = ""
+    postgres_port: int = 5432
+    postgres_database: str = ""
+    postgres_user: str = ""
+    postgres_password_env: str = ""
+    retention_days: int = DEFAULT_RETENTION_DAYS
     lock_timeout_seconds: float = 30.0
 
-    def open(self, *, lock_timeout: float | None = None) -> ModelStore:
-        """Open (and migrate) the store; close it when done. ``lock_timeout`` overrides the resource's."""
-        return ModelStore(self.path, lock_timeout=self.lock_timeout_seconds if lock_timeout is None else lock_timeout)
+    @classmethod
+    def of(cls, location: StoreLocation) -> StoreResource:
+        """The resource holding ``location``'s settings."""
+        pg = location.postgres
+        return cls(
+            catalog_type=location.kind,
+            catalog=str(location.catalog or ""),
+            data_path=location.data_path,
+            postgres_host=pg.host if pg else "",
+            postgres_port=pg.port if pg else 5432,
+            postgres_database=pg.database if pg else "",
+            postgres_user=pg.user if pg else "",
+            postgres_password_env=(pg.password_env or "") if pg else "",
+            retention_days=location.retention_days,
+        )
+
+    def location(self) -> StoreLocation:
+        """The catalog and data path these settings name."""
+        postgres = None
+        if self.catalog_type == "postgres":
+            postgres = PostgresCatalog(
+                self.postgres_host,
+                self.postgres_port,
+                self.postgres_database,
+                self.postgres_user,
+                self.postgres_password_env or None,
+            )
+        kind = cast(CatalogKind, self.catalog_type)
+        return StoreLocation(
+            kind, Path(self.catalog) if self.catalog else None, self.data_path, postgres, self.retention_days
+        )
+
+    def open(self, *, lock_timeout: float | None = None, read_only: bool = False) -> ModelStore:
+        """Attach (and, unless ``read_only``, migrate) the store; close it when done."""
+        timeout = self.lock_timeout_seconds if lock_timeout is None else lock_timeout
+        return ModelStore(self.location(), lock_timeout=timeout, read_only=read_only)
 
 
 @dataclass(frozen=True)
@@ -228,4 +276,4 @@ def build_resources(config: Config) -> dict[str, dg.ConfigurableResource]:
         bigquery=[c for c in connections if isinstance(c, BigQueryConnectionResource)],
         snowflake=[c for c in connections if isinstance(c, SnowflakeConnectionResource)],
     )
-    return {"store": StoreResource(path=str(config.store_path)), "warehouses": warehouses}
+    return {"store": StoreResource.of(config.store), "warehouses": warehouses}

@@ -122,11 +122,27 @@ def _append(
     return int(count)
 
 
+def _connect_demo_warehouse(path: Path) -> duckdb.DuckDBPyConnection:
+    """The demo warehouse; one written by DuckDB 2.0 (the previous release) is set aside and generated anew.
+
+    It holds only generated demo data, so nothing is lost: the old file is kept beside it as ``*.duckdb2.bak``.
+    """
+    try:
+        return duckdb.connect(str(path))
+    except duckdb.IOException as exc:
+        if "version number" not in str(exc):
+            raise
+    backup = path.with_name(path.name + "2.bak")
+    path.replace(backup)
+    print(f"demo warehouse {path} was written by a newer DuckDB: kept as {backup.name}, generating it anew")
+    return duckdb.connect(str(path))
+
+
 def seed_demo(path: str | Path, size: DemoSize | None = None) -> SeedResult:
     """Create the CRM tables if missing and append new usage rows; returns what was added."""
     size = size or DemoSize()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path))
+    con = _connect_demo_warehouse(Path(path))
     try:
         params = {"companies": size.companies, "users": size.users, "licenses": size.licenses}
         for statement in CRM_SQL.split(";"):

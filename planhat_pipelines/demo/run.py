@@ -111,7 +111,7 @@ def run_all(
         result = _execute(defs.resolve_job_def("crm_full_sync"), instance, progress, run_config={**QUIET, **full})
         echo(f"crm_full_sync: {'success' if result.success else 'FAILED'} (run {result.run_id})")
     for section in config.usage:
-        with ModelStore(config.store_path) as store, open_warehouse(config.connection(section.connection)) as wh:
+        with ModelStore(config.store) as store, open_warehouse(config.connection(section.connection)) as wh:
             spans, max_key = pending_ranges(section, store, wh)
         if not spans:
             echo(f"usage/{section.name}: nothing new (max key {max_key})")

@@ -55,18 +55,18 @@ def _okrs(args: argparse.Namespace) -> int:
 def summary_text(config: Config, now: datetime | None = None) -> str:
     """The OKR table for ``config`` as of ``now`` (default: the current time), read from its store.
 
-    Opens (and closes) the model store at ``config.store_path`` read-only: no migration, nothing written.
+    Opens (and closes) the model store at ``config.store`` read-only: no migration, nothing written.
     """
     if not config.objectives:
         return f"No OKRs are configured in {config.path} (add an 'okrs:' section)."
-    with ModelStore(config.store_path, read_only=True) as store:
+    with ModelStore(config.store, read_only=True) as store:
         return format_summary(current_values(store, config, now or datetime.now(UTC)))
 
 
 def _checkin(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     kr = find_key_result(config, args.key_result)
-    with ModelStore(config.store_path) as store:
+    with ModelStore(config.store) as store:
         row = check_in(store, kr, args.value, datetime.now(UTC))
     line = f"Checked in {format_number(args.value)} for {kr.name}"
     if row.status is not None and row.progress is not None and row.expected is not None:

@@ -17,9 +17,13 @@ class Cursors(Transactional):
 
     def set_cursor(self, section: str, scope: str, value: str) -> None:
         """Move a cursor; call inside the same :meth:`transaction` as the data it covers."""
-        self.con.execute(
-            "INSERT INTO sync_cursors VALUES (?, ?, ?, now()) ON CONFLICT (section, scope) "
-            'DO UPDATE SET "value" = excluded."value", updated_at = excluded.updated_at',
+        # MERGE, not ON CONFLICT: DuckLake tables have no primary key to conflict on.
+        self.write(
+            'MERGE INTO sync_cursors t USING (SELECT ? AS section, ? AS scope, ? AS "value") s '
+            "ON t.section = s.section AND t.scope = s.scope "
+            'WHEN MATCHED THEN UPDATE SET "value" = s."value", updated_at = now() '
+            'WHEN NOT MATCHED THEN INSERT (section, scope, "value", updated_at) '
+            'VALUES (s.section, s.scope, s."value", now())',
             [section, scope, value],
         )
 

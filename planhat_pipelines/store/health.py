@@ -37,7 +37,7 @@ class HealthLog(Transactional):
             fix: What to do about ``error``, else None.
             expires_at: When the credentials expire, if known.
         """
-        self.con.execute(
+        self.write(
             "INSERT INTO connection_health (connection, checked_at, status, error, fix, expires_at) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             [connection, _naive_utc(checked_at), status, error, fix, _naive_utc(expires_at)],

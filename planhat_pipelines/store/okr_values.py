@@ -64,7 +64,7 @@ class OkrValues(Transactional):
 
     def append_okr_value(self, row: OkrValue) -> None:
         """Append ``row`` to ``okr_values``."""
-        self.con.execute(f"INSERT INTO okr_values ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", list(astuple(row)))
+        self.write(f"INSERT INTO okr_values ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", list(astuple(row)))
 
     def okr_history(self, key_result: str) -> list[OkrValue]:
         """Every row of one key result, oldest first (ties in the order they were written)."""

@@ -37,26 +37,31 @@ class Rejects(Transactional):
         fingerprint = "CAST(fingerprint AS VARCHAR)" if "fingerprint" in names else "reason"
         value = 'CAST("value" AS VARCHAR)' if "value" in names else "NULL"
         permanent = "COALESCE(CAST(permanent AS BOOLEAN), false)" if "permanent" in names else "false"
-        with self.transaction():
-            con.register("__rejects_in", rejects)
-            try:
-                con.execute(
-                    'INSERT INTO rejected_rows (section, "key", fingerprint, reason, "value", run_id, first_seen, '
-                    f'last_seen, resolved_at, permanent) SELECT ?, CAST("key" AS VARCHAR), {fingerprint}, reason, '
-                    f"{value}, ?, now(), now(), NULL, {permanent} FROM __rejects_in "
-                    'ON CONFLICT (section, "key", fingerprint) DO UPDATE SET reason = excluded.reason, '
-                    '"value" = excluded."value", run_id = excluded.run_id, last_seen = excluded.last_seen, '
-                    "resolved_at = NULL, permanent = excluded.permanent",
-                    [section, run_id],
-                )
-                if resolve_others:
-                    resolved = self.resolve_rejects(section, run_id)
-                elif scope_keys:
-                    resolved = self.resolve_rejects(section, run_id, keys=scope_keys)
-                else:
-                    resolved = 0
-            finally:
-                con.unregister("__rejects_in")
+
+        def record() -> int:
+            # MERGE, not ON CONFLICT: DuckLake tables have no primary key to conflict on.
+            con.execute(
+                'MERGE INTO rejected_rows t USING (SELECT ? AS section, CAST("key" AS VARCHAR) AS "key", '
+                f'{fingerprint} AS fingerprint, reason, {value} AS "value", {permanent} AS permanent '
+                'FROM __rejects_in) s ON t.section = s.section AND t."key" = s."key" AND t.fingerprint = s.fingerprint '
+                'WHEN MATCHED THEN UPDATE SET reason = s.reason, "value" = s."value", run_id = ?, last_seen = now(), '
+                "resolved_at = NULL, permanent = s.permanent "
+                'WHEN NOT MATCHED THEN INSERT (section, "key", fingerprint, reason, "value", run_id, first_seen, '
+                'last_seen, resolved_at, permanent) VALUES (s.section, s."key", s.fingerprint, s.reason, s."value", '
+                "?, now(), now(), NULL, s.permanent)",
+                [section, run_id, run_id],
+            )
+            if resolve_others:
+                return self.resolve_rejects(section, run_id)
+            if scope_keys:
+                return self.resolve_rejects(section, run_id, keys=scope_keys)
+            return 0
+
+        con.register("__rejects_in", rejects)
+        try:
+            resolved = self.atomic(record)
+        finally:
+            con.unregister("__rejects_in")
         return resolved
 
     def known_rejects(self, section: str, rejects: pa.Table) -> int:
@@ -106,7 +111,7 @@ class Rejects(Transactional):
             registered = True
             sql += ' AND "key" IN (SELECT "key" FROM __resolve_keys)'
         try:
-            return int(self.con.execute(sql, params).fetchall()[0][0])
+            return int(self.write(sql, params)[0][0])
         finally:
             if registered:
                 self.con.unregister("__resolve_keys")

@@ -1,7 +1,8 @@
-"""The model store: one DuckDB file holding Planhat's models, usage time series and sync state.
+"""The model store: one DuckLake holding Planhat's models, usage time series and sync state.
 
-Data goes in as Arrow and moves with set-based SQL. Sync cursors live in the same database, so a
-caller that wraps data and cursor in :meth:`ModelStore.transaction` commits both or neither.
+Data goes in as Arrow and moves with set-based SQL. Sync cursors live in the same DuckLake, so a caller
+that wraps data and cursor in :meth:`ModelStore.atomic` commits both or neither; many processes read and
+write it at once (see ``location.py`` for the catalogs, ``transactions.py`` for commit races).
 
 The parts live beside this module: the upsert steps in ``upsert.py``, cursors in ``cursors.py``, the sync
 log in ``sync_log.py``, rejected rows in ``rejects.py``, the connection health log in ``health.py``, OKR values
@@ -26,7 +27,10 @@ from planhat_pipelines.store import upsert as _upsert
 from planhat_pipelines.store.checks import StoreChecks
 from planhat_pipelines.store.cursors import Cursors
 from planhat_pipelines.store.derived import refresh_company_fields
+from planhat_pipelines.store.extensions import load_extensions
 from planhat_pipelines.store.health import HealthLog
+from planhat_pipelines.store.legacy import refuse_single_file_store
+from planhat_pipelines.store.location import CATALOG_ALIAS, StoreLocation
 from planhat_pipelines.store.lock import SHELL_GRACE_S, lock_holder, lock_message
 from planhat_pipelines.store.okr_values import OkrValues
 from planhat_pipelines.store.rejects import Rejects
@@ -38,66 +42,88 @@ __all__ = ["DEAD_WORKER_ERROR", "NEW_ID_SQL", "ModelStore", "RunRecord", "Upsert
 
 
 class ModelStore(Cursors, SyncLog, Rejects, HealthLog, OkrValues, StoreChecks):
-    """The DuckDB model store.
+    """The model store: a DuckLake attached to an in-memory DuckDB connection as ``store``.
 
     Args:
-        path: The database file (created with its parent folder if missing).
+        location: The catalog and data path (a bare path is a file catalog, see :meth:`StoreLocation.of_file`).
+        lock_timeout: Seconds to wait for a DuckDB-file catalog another process holds (a Dagster process gets
+            the whole wait, a person's shell a few seconds' grace). SQLite and PostgreSQL catalogs do not lock.
+        read_only: Attach for reading only: the catalog must exist, nothing is created or migrated, and the
+            connection sees the last committed snapshot while others write.
     """
 
-    def __init__(self, path: str | Path, *, lock_timeout: float = 30.0, read_only: bool = False) -> None:
-        """Open (and, unless ``read_only``, create and migrate) the store.
-
-        Args:
-            path: The database file.
-            lock_timeout: Seconds to wait while a Dagster process holds the file (a person's shell gets
-                a few seconds' grace, then the error says to close it).
-            read_only: Open for reading only: the file must exist, nothing is created or migrated, and
-                other readers can have it open at the same time.
+    def __init__(
+        self, location: StoreLocation | str | Path, *, lock_timeout: float = 30.0, read_only: bool = False
+    ) -> None:
+        """Attach (and, unless ``read_only``, create and migrate) the store.
 
         Raises:
-            PlanhatPipelinesError: ``read_only`` and the file does not exist, or the file stays locked.
+            PlanhatPipelinesError: ``read_only`` and there is no store yet, the catalog is a single-file store
+                of an earlier release, or a DuckDB-file catalog stays locked.
         """
-        self.path = Path(path)
+        self.location = location if isinstance(location, StoreLocation) else StoreLocation.of_file(location)
         self.read_only = read_only
-        if read_only and not self.path.exists():
-            raise PlanhatPipelinesError(f"no store yet at {self.path}: run a sync first (make demo)")
+        if read_only and not self.location.exists():
+            raise PlanhatPipelinesError(f"no store yet at {self.location.catalog}: run a sync first (make demo)")
+        refuse_single_file_store(self.location)
         if not read_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = self._connect(lock_timeout)
+            self.location.prepare()
+        self.con = duckdb.connect()
         self._depth = 0
-        if read_only:
-            return
-        # Sync commits every batch; checkpointing the WAL into the file at DuckDB's default 16 MB would
-        # rewrite the tables every few batches. Checkpoint at 256 MB of WAL (and on close) instead.
-        self.con.execute("SET checkpoint_threshold = '256MB'")
-        migrate(self.con)
+        self.commit_retry_seconds = lock_timeout
+        try:
+            load_extensions(self.con, *self.location.extensions())
+            # DuckDB 1.5.5 pushes a join's keys into a DuckLake scan as a bloom filter that DuckLake cannot
+            # apply ("Can't convert TableFilterType (BLOOM_FILTER)"), failing anti-joins and semi-joins with
+            # store tables. Without that one optimisation the joins run; the key-range filters still prune files.
+            self.con.execute("SET disabled_optimizers = 'join_filter_pushdown'")
+            self._attach(lock_timeout)
+            if not read_only:
+                self.atomic(lambda: migrate(self.con))
+        except BaseException:
+            self.con.close()
+            raise
 
-    def _connect(self, lock_timeout: float) -> duckdb.DuckDBPyConnection:
-        """Open the file, waiting while another process holds it: up to ``lock_timeout`` s for a Dagster process
-        (a run, a sensor tick), up to :data:`SHELL_GRACE_S` for anything else (a person's shell does not let go
-        by itself, so a long wait only delays the message that says to close it)."""
+    @property
+    def path(self) -> Path | str:
+        """The catalog file (or the PostgreSQL catalog's address), for messages."""
+        return self.location.catalog or self.location.describe()
+
+    def _attach(self, lock_timeout: float) -> None:
+        """Attach the DuckLake as ``store`` and make it the default catalog.
+
+        A DuckDB-file catalog is locked by the process that has it open: wait up to ``lock_timeout`` s for a
+        Dagster process (a run, a sensor tick), up to :data:`SHELL_GRACE_S` for anything else (a person's
+        shell does not let go by itself). A SQLite catalog busy with another writer's commit is retried too.
+        """
+        sql = self.location.attach_sql(read_only=self.read_only)
         started = time.monotonic()
         delay = 0.05
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=self.read_only)
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower():
+                self.con.execute(sql)
+                break
+            except duckdb.Error as exc:
+                text = str(exc).lower()
+                busy = "database is locked" in text
+                if not busy and "lock" not in text:
                     raise PlanhatPipelinesError(
-                        f"model store '{self.path}' cannot be opened ({exc}). Fix: check the file and its folder"
+                        f"model store {self.location.describe()} cannot be opened ({exc}). "
+                        "Fix: check the catalog and the data path (and their permissions)"
                     ) from exc
                 holder = lock_holder(str(exc))
-                limit = lock_timeout if holder.waits_by_itself else min(lock_timeout, SHELL_GRACE_S)
+                limit = lock_timeout if busy or holder.waits_by_itself else min(lock_timeout, SHELL_GRACE_S)
                 if time.monotonic() + delay > started + limit:
                     # Another run lets go by itself, so a later attempt can succeed (transient: the step retries);
                     # a person's shell does not, and the message says to close it.
-                    error = TransientError if holder.waits_by_itself else PlanhatPipelinesError
-                    raise error(lock_message(self.path, holder, exc)) from exc
+                    error = TransientError if busy or holder.waits_by_itself else PlanhatPipelinesError
+                    raise error(lock_message(Path(str(self.path)), holder, exc)) from exc
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
+        self.con.execute(f"USE {CATALOG_ALIAS}")
 
     def close(self) -> None:
-        """Close the connection (DuckDB checkpoints the WAL into the file)."""
+        """Close the connection (detaching the DuckLake; everything committed is already in it)."""
         self.con.close()
 
     def __enter__(self) -> ModelStore:
@@ -130,13 +156,18 @@ class ModelStore(Cursors, SyncLog, Rejects, HealthLog, OkrValues, StoreChecks):
             raise TypeError(f"upsert_arrow takes Arrow data, not the relation name '{table}': use upsert_staged")
         spec = MODELS[model] if isinstance(model, str) else model
         plan = UpsertPlan.of(spec, table.schema.names, key, null_overwrites=null_overwrites)
-        with self.transaction() as con:
-            con.register("__upsert_in", table)
+        if isinstance(table, pa.RecordBatchReader):
+            table = table.read_all()  # a retried commit reads it again: a reader reads once
+
+        def upsert() -> UpsertCounts:
+            self.con.register("__upsert_in", table)
             try:
-                _upsert.cast_source(con, plan, "__upsert_in")
+                _upsert.cast_source(self.con, plan, "__upsert_in")
             finally:
-                con.unregister("__upsert_in")
-            return _upsert.apply(con, plan)
+                self.con.unregister("__upsert_in")
+            return _upsert.apply(self.con, plan)
+
+        return self.atomic(upsert)
 
     def upsert_staged(
         self, model: ModelSpec | str, relation_name: str, key: str, *, null_overwrites: bool = False
@@ -147,11 +178,14 @@ class ModelStore(Cursors, SyncLog, Rejects, HealthLog, OkrValues, StoreChecks):
         Arrow round trip.
         """
         spec = MODELS[model] if isinstance(model, str) else model
-        with self.transaction() as con:
-            names = [d[0] for d in con.execute(f"SELECT * FROM {relation_name} LIMIT 0").description]
-            plan = UpsertPlan.of(spec, names, key, null_overwrites=null_overwrites)
-            _upsert.cast_source(con, plan, relation_name)
-            return _upsert.apply(con, plan)
+        names = [d[0] for d in self.con.execute(f"SELECT * FROM {relation_name} LIMIT 0").description]
+        plan = UpsertPlan.of(spec, names, key, null_overwrites=null_overwrites)
+
+        def upsert() -> UpsertCounts:
+            _upsert.cast_source(self.con, plan, relation_name)
+            return _upsert.apply(self.con, plan)
+
+        return self.atomic(upsert)
 
     def count(self, model: str) -> int:
         """How many records model table ``model`` holds."""
@@ -163,5 +197,4 @@ class ModelStore(Cursors, SyncLog, Rejects, HealthLog, OkrValues, StoreChecks):
 
     def refresh_company_fields(self, today: date | None = None) -> int:
         """Recompute Company ARR/MRR, renewal date, customer from/to and status from licenses."""
-        with self.transaction() as con:
-            return refresh_company_fields(con, today or date.today())
+        return self.atomic(lambda: refresh_company_fields(self.con, today or date.today()))

@@ -53,7 +53,7 @@ class SyncLog(Transactional):
         """
         self.close_dead_runs(section=section)
         run_id = uuid.uuid4().hex[:16]
-        self.con.execute(
+        self.write(
             "INSERT INTO sync_runs (run_id, section, domain, dagster_run_id, started_at, status, cursor_before) "
             "VALUES (?, ?, ?, ?, now(), 'running', ?)",
             [run_id, section, domain, dagster_run_id, cursor_before],
@@ -74,10 +74,10 @@ class SyncLog(Transactional):
         if dagster_run_id is not None:
             where.append("dagster_run_id = ?")
             params.append(dagster_run_id)
-        rows = self.con.execute(
+        rows = self.write(
             f"UPDATE sync_runs SET status = 'failed', ended_at = now(), error = ? WHERE {' AND '.join(where)}",
             [DEAD_WORKER_ERROR, *params],
-        ).fetchall()
+        )
         return int(rows[0][0])
 
     def record_progress(self, run_id: str, **counts: int | str | None) -> None:
@@ -91,7 +91,7 @@ class SyncLog(Transactional):
         if unknown:
             raise ValueError(f"unknown sync_runs counters: {sorted(unknown)}")
         sets = ", ".join(f"{name} = ?" for name in counts)
-        self.con.execute(f"UPDATE sync_runs SET {sets} WHERE run_id = ?", [*counts.values(), run_id])
+        self.write(f"UPDATE sync_runs SET {sets} WHERE run_id = ?", [*counts.values(), run_id])
 
     def finish_run(
         self,
@@ -110,7 +110,7 @@ class SyncLog(Transactional):
         notes: str | None = None,
     ) -> None:
         """Close run ``run_id`` with ``status`` (``success`` / ``failed`` / ...) and its final counts."""
-        self.con.execute(
+        self.write(
             "UPDATE sync_runs SET ended_at = now(), status = ?, rows_read = ?, inserted = ?, updated = ?, "
             "unchanged = ?, rejected = ?, resolved_rejects = ?, sent = ?, cursor_after = ?, error = ?, notes = ? "
             "WHERE run_id = ?",

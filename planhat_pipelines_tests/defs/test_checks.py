@@ -23,7 +23,7 @@ SPAN = 10
 
 def _config(tmp_path: Path, harness: DuckDBHarness, crm: list[dict[str, Any]] | None = None) -> Config:
     raw = {
-        "store": {"path": str(tmp_path / "store.duckdb")},
+        "store": {"catalog": str(tmp_path / "store.sqlite")},
         "connections": {"wh": harness.connection_config()},
         "crm": crm or [],
         "usage": [
@@ -107,7 +107,7 @@ class Usage:
         return _results(result)
 
     def store(self) -> ModelStore:
-        return ModelStore(self.config.store_path)
+        return ModelStore(self.config.store)
 
 
 @pytest.fixture
@@ -221,7 +221,7 @@ def _crm_checks(config: Config, instance: dg.DagsterInstance) -> dict[str, dg.As
 def test_crm_checks_unique_keys(tmp_path: Path, duckdb_harness: DuckDBHarness, instance: dg.DagsterInstance) -> None:
     _seed(duckdb_harness, [1])
     config = _config(tmp_path, duckdb_harness, CRM)
-    with ModelStore(config.store_path) as store:
+    with ModelStore(config.store) as store:
         store.upsert_arrow(
             "company", pa.table({"externalId": ["a", "b", None], "name": ["A", "B", "no key"]}), "externalId"
         )
@@ -229,7 +229,7 @@ def test_crm_checks_unique_keys(tmp_path: Path, duckdb_harness: DuckDBHarness, i
     assert set(results) == {"unique_keys"}  # freshness is the asset's FreshnessPolicy, not a check
     assert results["unique_keys"].passed
 
-    with ModelStore(config.store_path) as store:
+    with ModelStore(config.store) as store:
         # A second record with externalId 'a' (the store's key is the native id, so nothing stops this).
         store.con.execute("INSERT INTO company (id, \"externalId\", name) VALUES ('x1', 'a', 'A again')")
     dupes = _crm_checks(config, instance)["unique_keys"]

@@ -137,7 +137,7 @@ def test_full_sync_job_runs_every_section_companies_first(harness: WarehouseHarn
     for key in ("rows_read", "inserted", "updated", "unchanged", "rejected", "resolved_rejects", "sent"):
         assert isinstance(meta["licenses"][key], int)
     assert isinstance(meta["licenses"]["duration_seconds"], float)
-    with ModelStore(config.store_path) as store:
+    with ModelStore(config.store) as store:
         assert store.count("company") == 2 and store.count("license") == 2
         assert {r.status for r in store.runs()} == {"success"}
 

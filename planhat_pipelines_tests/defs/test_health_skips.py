@@ -63,7 +63,7 @@ def test_broken_credentials_skip_schedule_and_sensor_then_resume(tmp_path: Path,
                 tick()
             message = _root(failed.value)
             assert "connection 'wh'" in message and "does not exist" in message and "Fix:" in message
-        with ModelStore(config.store_path) as store:
+        with ModelStore(config.store) as store:
             record_health(store, check_connection(config.connection("wh"), _now()))
 
         # Fixed: the warehouse exists with data. Both resume by themselves.
@@ -82,7 +82,7 @@ def test_broken_credentials_skip_schedule_and_sensor_then_resume(tmp_path: Path,
         resumed = tick_schedule()
         assert len(resumed.run_requests or []) == 1
         assert len(tick_sensor().run_requests or []) == 1
-        with ModelStore(config.store_path) as store:
+        with ModelStore(config.store) as store:
             record_health(store, check_connection(config.connection("wh"), _now()))
 
     # The log command shows the failing check and the recovery.

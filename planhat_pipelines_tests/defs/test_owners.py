@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _demo_with(tmp_path: Path, crm_owners: object, usage_owners: object) -> Path:
     raw = yaml.safe_load((ROOT / "planhat_pipelines.yaml").read_text())
-    raw["store"]["path"] = str(tmp_path / "store.duckdb")
+    raw["store"]["catalog"] = str(tmp_path / "store.sqlite")
     raw["connections"]["embedded"]["path"] = str(tmp_path / "warehouse.duckdb")
     raw["crm"][0]["owners"] = crm_owners
     raw["usage"][0]["owners"] = usage_owners

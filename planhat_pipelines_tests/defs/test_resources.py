@@ -78,12 +78,12 @@ def test_a_test_swaps_the_warehouse_through_materialize(tmp_path: Path, duckdb_h
             partition_key=key,
             instance=instance,
             resources={
-                "store": StoreResource(path=str(config.store_path)),
+                "store": StoreResource.of(config.store),
                 "warehouses": WarehousesResource(duckdb=[DuckDBConnectionResource(name="wh", path=str(other.path))]),
             },
         )
     assert result.success
-    with ModelStore(config.store_path) as store:
+    with ModelStore(config.store) as store:
         assert [r[0] for r in store.con.execute('SELECT "key" FROM user_activities ORDER BY 1').fetchall()] == [
             101,
             102,

@@ -51,7 +51,7 @@ def setup(tmp_path: Path, duckdb_harness: DuckDBHarness) -> tuple[Config, DuckDB
 
 
 def _stored_keys(config: Config) -> list[int]:
-    with ModelStore(config.store_path) as store:
+    with ModelStore(config.store) as store:
         return [int(r[0]) for r in store.con.execute('SELECT "key" FROM user_activities ORDER BY 1').fetchall()]
 
 

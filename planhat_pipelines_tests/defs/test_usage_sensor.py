@@ -58,7 +58,7 @@ def _run(config: Config, instance: dg.DagsterInstance, result: Any) -> None:
 
 
 def _stored(config: Config) -> list[int]:
-    with ModelStore(config.store_path) as store:
+    with ModelStore(config.store) as store:
         return [int(r[0]) for r in store.con.execute('SELECT "key" FROM user_activities ORDER BY 1').fetchall()]
 
 
@@ -136,7 +136,7 @@ def test_negative_and_sparse_keys_make_no_bad_partitions_and_valid_rows_load(
         assert list(request.partition_keys) == [f"{0:032d}-{9:032d}", f"{5000000000:032d}-{5000000009:032d}"]
         _run(config, instance, first)
     assert _stored(config) == [3, 7, 5000000003]
-    with ModelStore(config.store_path) as store:
+    with ModelStore(config.store) as store:
         reasons = sorted((k, r) for _, k, r, _ in store.open_rejects("events"))
     assert reasons == [("(null)", "null key"), ("-5", "key -5 is negative")]
 
@@ -149,7 +149,7 @@ def test_a_text_key_column_of_digits_is_planned_and_loaded(tmp_path: Path, duckd
         first = _tick(config, instance, None)
         _run(config, instance, first)
     assert _stored(config) == [1, 12, 13]
-    with ModelStore(config.store_path) as store:
+    with ModelStore(config.store) as store:
         assert [(k, r) for _, k, r, _ in store.open_rejects("events")] == [
             ("abc", "key 'abc' is not a whole number of 1 to 32 digits")
         ]

@@ -44,7 +44,7 @@ def test_checkin_records_and_reports(config: Config, capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert out.startswith("Checked in 250 for leads: progress 37.5 % (expected ")
     assert "It stands until the next successful refresh." in out
-    with ModelStore(config.store_path) as store:
+    with ModelStore(config.store) as store:
         [row] = history(store, "leads")
     assert (row.source, row.value, row.progress) == ("checkin", 250.0, 0.375)
 
@@ -60,7 +60,7 @@ def test_okrs_prints_an_aligned_table(
     config: Config, duckdb_harness: DuckDBHarness, capsys: pytest.CaptureFixture[str]
 ) -> None:
     warehouse = duckdb_harness.warehouse("wh")
-    with ModelStore(config.store_path) as store:
+    with ModelStore(config.store) as store:
         refresh_key_result(store, warehouse, one_key_result(config, "leads"), MIDYEAR)
         refresh_key_result(store, warehouse, one_key_result(config, "nps"), MIDYEAR)
         with pytest.raises(OkrQueryError):

@@ -77,7 +77,7 @@ def test_materialize_records_value_and_reports_numeric_metadata(config: Config) 
     nps = result.asset_materializations_for_node("okrs__nps")[0].metadata
     assert nps["value"] == dg.MetadataValue.float(42.0)
     assert "progress" not in nps and nps["status"] == dg.MetadataValue.text("KPI")
-    with ModelStore(config.store_path) as store:
+    with ModelStore(config.store) as store:
         assert [r.value for r in history(store, "leads")] == [1000.0]
 
 
@@ -92,7 +92,7 @@ def test_a_failing_query_fails_only_its_own_asset(config: Config) -> None:
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "returned 1000 rows instead of one" in step_error(failure)
     assert "key result 'broken'" in step_error(failure)
-    with ModelStore(config.store_path) as store:
+    with ModelStore(config.store) as store:
         broken = history(store, "broken")
     assert [(r.status, r.value) for r in broken] == [("error", None)]
     assert "returned 1000 rows instead of one" in (broken[0].error or "")

@@ -35,7 +35,7 @@ LEADS = pa.table({"n": pa.array([1, 2, 3], pa.int64()), "name": ["a", "b", "c"]}
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[ModelStore]:
-    with ModelStore(tmp_path / "store.duckdb") as s:
+    with ModelStore(tmp_path / "store.sqlite") as s:
         yield s
 
 

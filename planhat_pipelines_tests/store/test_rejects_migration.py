@@ -1,4 +1,4 @@
-"""A store of the first release keeps its rejected rows when rejected_rows becomes one record per source row."""
+"""A first-release store, migrated, keeps its rejected rows as one record per source row."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from planhat_pipelines.store import ModelStore
+from planhat_pipelines.store import ModelStore, StoreLocation
+from planhat_pipelines.store.legacy import migrate_store
+from planhat_pipelines.store.schema import SYSTEM_TABLES
 
 FIRST_RELEASE_DDL = """CREATE TABLE rejected_rows (
     section VARCHAR NOT NULL, "key" VARCHAR NOT NULL, reason VARCHAR NOT NULL,
@@ -16,14 +18,18 @@ FIRST_RELEASE_DDL = """CREATE TABLE rejected_rows (
 
 
 def test_a_first_release_rejected_rows_table_is_rebuilt_without_losing_a_record(tmp_path: Path) -> None:
-    path = tmp_path / "store.duckdb"
-    con = duckdb.connect(str(path))
+    old = tmp_path / "planhat.duckdb"
+    con = duckdb.connect(str(old))
     con.execute(FIRST_RELEASE_DDL)
+    con.execute(next(ddl for ddl in SYSTEM_TABLES if "sync_runs" in ddl))
     con.execute(
         "INSERT INTO rejected_rows VALUES ('events', '7', 'unknown enduser x', 'r1', now(), now(), NULL), "
         "('events', '(null key) a', 'null key', 'r1', now(), now(), now())"
     )
     con.close()
+    path = tmp_path / "store.sqlite"
+    copies = {c.table: (c.source_rows, c.store_rows) for c in migrate_store(old, StoreLocation.of_file(path))}
+    assert copies["rejected_rows"] == (2, 2)
     with ModelStore(path) as store:
         rows = store.con.execute(
             'SELECT section, "key", fingerprint, reason, run_id, resolved_at IS NULL, permanent FROM rejected_rows '

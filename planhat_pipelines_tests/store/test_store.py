@@ -8,7 +8,6 @@ import sys
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pytest
 
@@ -20,7 +19,7 @@ from planhat_pipelines.store.schema import migrate
 
 @pytest.fixture
 def store(tmp_path: Path) -> ModelStore:
-    return ModelStore(tmp_path / "store.duckdb")
+    return ModelStore(tmp_path / "store.sqlite")
 
 
 def test_every_model_has_a_table_with_identity_and_custom_columns(store: ModelStore) -> None:
@@ -36,7 +35,7 @@ def test_every_model_has_a_table_with_identity_and_custom_columns(store: ModelSt
 
 
 def test_migration_adds_a_new_standard_field_and_keeps_data(tmp_path: Path) -> None:
-    path = tmp_path / "store.duckdb"
+    path = tmp_path / "store.sqlite"
     with ModelStore(path) as store:
         store.upsert_arrow(
             "asset",
@@ -47,14 +46,14 @@ def test_migration_adds_a_new_standard_field_and_keeps_data(tmp_path: Path) -> N
     grown = ModelSpec(
         asset.slug, asset.name, (*asset.fields, FieldSpec("serialNumber", FieldType.TEXT)), relations=asset.relations
     )
-    con = duckdb.connect(str(path))
-    applied = migrate(con, {"asset": grown})
-    assert applied == ['ALTER TABLE "asset" ADD COLUMN "serialNumber" VARCHAR']
-    assert con.execute('SELECT name, custom, "serialNumber" FROM asset').fetchall() == [
-        ("Cluster", '{"region":"eu"}', None)
-    ]
-    assert migrate(con, {"asset": grown}) == []  # idempotent
-    con.close()
+    with ModelStore(path) as store:
+        con = store.con
+        applied = migrate(con, {"asset": grown})
+        assert applied == ['ALTER TABLE "asset" ADD COLUMN "serialNumber" VARCHAR']
+        assert con.execute('SELECT name, custom, "serialNumber" FROM asset').fetchall() == [
+            ("Cluster", '{"region":"eu"}', None)
+        ]
+        assert migrate(con, {"asset": grown}) == []  # idempotent
 
 
 def test_upsert_reports_inserted_updated_unchanged(store: ModelStore) -> None:
@@ -265,7 +264,7 @@ def _hold(path: Path, seconds: float) -> subprocess.Popen[str]:
 
 
 def test_open_waits_while_another_process_briefly_holds_the_store(tmp_path: Path) -> None:
-    path = tmp_path / "store.duckdb"
+    path = tmp_path / "store.duckdb"  # a DuckDB-file catalog: one process at a time
     ModelStore(path).close()
     holder = _hold(path, 1.0)
     try:
@@ -276,7 +275,7 @@ def test_open_waits_while_another_process_briefly_holds_the_store(tmp_path: Path
 
 
 def test_open_fails_clearly_when_the_store_stays_locked(tmp_path: Path) -> None:
-    path = tmp_path / "store.duckdb"
+    path = tmp_path / "store.duckdb"  # a DuckDB-file catalog: one process at a time
     ModelStore(path).close()
     holder = _hold(path, 30.0)
     try:

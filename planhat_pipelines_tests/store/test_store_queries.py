@@ -15,7 +15,7 @@ T0 = datetime(2026, 12, 1, 12, 0)
 
 @pytest.fixture
 def store(tmp_path: Path) -> ModelStore:
-    return ModelStore(tmp_path / "store.duckdb")
+    return ModelStore(tmp_path / "store.sqlite")
 
 
 def _usage(store: ModelStore, section: str, *keys: int) -> None:

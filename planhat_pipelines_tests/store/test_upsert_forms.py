@@ -14,7 +14,7 @@ from planhat_pipelines.store import ModelStore, UpsertCounts
 
 @pytest.fixture
 def store(tmp_path: Path) -> ModelStore:
-    return ModelStore(tmp_path / "store.duckdb")
+    return ModelStore(tmp_path / "store.sqlite")
 
 
 def _rows(store: ModelStore) -> list[tuple[object, ...]]:

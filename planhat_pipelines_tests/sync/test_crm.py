@@ -475,7 +475,7 @@ def test_view_is_refused_for_send_before_anything_is_written(
 
 
 def test_failure_mid_section_leaves_the_store_unchanged(
-    harness: WarehouseHarness, tmp_path: Path, store: ModelStore
+    harness: WarehouseHarness, tmp_path: Path, store: ModelStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seed_companies(harness, ["c1", "c2"])
     harness.create_table(
@@ -507,11 +507,16 @@ def test_failure_mid_section_leaves_the_store_unchanged(
     wh = harness.warehouse()
     sync_section(comp, store, wh)
     before = rows(store, "SELECT * FROM company ORDER BY id")
-    # The derived-field refresh after the license upsert violates this constraint (both companies get
-    # renewal date 2099-01-01), so the section fails after its licenses were written in the transaction.
-    store.con.execute('CREATE UNIQUE INDEX one_renewal_per_day ON company("renewalDate")')
-    with pytest.raises(Exception, match=r"(?i)constraint"):
+
+    # The derived-field refresh after the license upsert fails (DuckLake has no constraint to violate, so the
+    # refresh itself raises), so the section fails after its licenses were written in the transaction.
+    def failing_refresh(today: object = None) -> int:
+        raise RuntimeError("injected: the derived-field refresh failed")
+
+    monkeypatch.setattr(store, "refresh_company_fields", failing_refresh)
+    with pytest.raises(RuntimeError, match="injected"):
         sync_section(lic, store, wh)
+    monkeypatch.undo()
     assert store.count("license") == 0
     assert rows(store, "SELECT * FROM company ORDER BY id") == before
     assert store.runs(section="licenses")[0].status == "failed"

@@ -70,7 +70,7 @@ def test_partial_reads_move_the_cursor_with_the_data(tmp_path: Path) -> None:
     section, wh = _setup(tmp_path)
     for version, key in enumerate(["a", "b", "c"], start=1):
         _change(wh, version, "INSERT", key, key.upper())
-    with ModelStore(tmp_path / "store.duckdb") as store:
+    with ModelStore(tmp_path / "store.sqlite") as store:
         first = sync_section(section, store, wh)
         assert first.full_read and (first.rows_read, first.inserted) == (3, 3)
         assert store.get_cursor("companies") == "3"  # the starting point taken before the full read
@@ -89,7 +89,7 @@ def test_partial_reads_move_the_cursor_with_the_data(tmp_path: Path) -> None:
 def test_a_failed_partial_sync_leaves_data_and_cursor_as_they_were(tmp_path: Path) -> None:
     section, wh = _setup(tmp_path)
     _change(wh, 1, "INSERT", "a", "A")
-    with ModelStore(tmp_path / "store.duckdb") as store:
+    with ModelStore(tmp_path / "store.sqlite") as store:
         sync_section(section, store, wh)
         _change(wh, 2, "INSERT", "a", "A2")
         # The section fails halfway: after the upsert, recording the row hashes fails (the table is gone).
@@ -103,7 +103,7 @@ def test_a_failed_partial_sync_leaves_data_and_cursor_as_they_were(tmp_path: Pat
 def test_an_offset_too_old_falls_back_to_a_full_read_and_says_why(tmp_path: Path) -> None:
     section, wh = _setup(tmp_path)
     _change(wh, 1, "INSERT", "a", "A")
-    with ModelStore(tmp_path / "store.duckdb") as store:
+    with ModelStore(tmp_path / "store.sqlite") as store:
         sync_section(section, store, wh)
         _change(wh, 2, "INSERT", "b", "B")
         _change(wh, 3, "INSERT", "c", "C")

@@ -45,7 +45,7 @@ def test_receive_reports_every_batch_read_then_the_write(duckdb_harness: DuckDBH
     seed_companies(duckdb_harness, 25)
     (section,) = config_for(duckdb_harness, tmp_path, COMPANIES)
     seen: list[CrmProgress] = []
-    with ModelStore(tmp_path / "store.duckdb") as store, duckdb_harness.warehouse() as wh:
+    with ModelStore(tmp_path / "store.sqlite") as store, duckdb_harness.warehouse() as wh:
         sync_section(section, store, wh, batch_size=10, progress=seen.append)
     sizes = batch_sizes(duckdb_harness, "crm_companies", 10)
     assert len(sizes) >= 3  # several batches, or the test says nothing about "per batch"
@@ -69,7 +69,7 @@ def test_send_reports_every_merge_batch(duckdb_harness: DuckDBHarness, tmp_path:
     )
     companies, export = config_for(duckdb_harness, tmp_path, COMPANIES, EXPORT)
     seen: list[CrmProgress] = []
-    with ModelStore(tmp_path / "store.duckdb") as store, duckdb_harness.warehouse() as wh:
+    with ModelStore(tmp_path / "store.sqlite") as store, duckdb_harness.warehouse() as wh:
         sync_section(companies, store, wh, batch_size=10)
         result = sync_section(export, store, wh, batch_size=10, progress=seen.append)
     assert result.sent == 25

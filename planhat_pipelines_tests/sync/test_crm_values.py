@@ -19,8 +19,9 @@ import pyarrow as pa
 
 from planhat_pipelines.config import CrmSection
 from planhat_pipelines.models import MODELS, FieldType
-from planhat_pipelines.store import ModelStore
-from planhat_pipelines.store.schema import migrate
+from planhat_pipelines.store import ModelStore, StoreLocation
+from planhat_pipelines.store.legacy import migrate_store
+from planhat_pipelines.store.schema import SYSTEM_TABLES, migrate, model_table_ddl
 from planhat_pipelines.sync.crm import sync_section
 from planhat_pipelines_tests.builders import crm_section
 from planhat_pipelines_tests.emulators.duckdb import DuckDBHarness
@@ -225,18 +226,17 @@ def test_end_user_emails_send_back_to_the_row_spelled_the_warehouse_way(
 def test_keys_an_older_store_kept_padded_or_mixed_case_are_normalised_so_the_next_sync_matches_them(
     duckdb_harness: DuckDBHarness, tmp_path: Path
 ) -> None:
-    path = tmp_path / "store.duckdb"
-    with ModelStore(path) as store:
-        # What the old rules stored: the warehouse's spelling. Two records that normalise to one key are
-        # left as they are (neither can take the key without making it ambiguous).
-        store.con.execute(
-            "INSERT INTO enduser (id, email, \"firstName\") VALUES ('u1', 'Ann@X.com ', 'Ann'), "
-            "('u2', 'Bo@y.io', 'Bo'), ('u3', 'bo@y.io ', 'Bo too')"
-        )
-        store.con.execute("INSERT INTO company (id, \"externalId\", name) VALUES ('c1', ' C-1 ', 'A')")
-        # An older store has no mark on its key columns (the mark makes the scan run once per store).
-        for table, column in (("enduser", "email"), ("company", "externalId")):
-            store.con.execute(f'COMMENT ON COLUMN {table}."{column}" IS NULL')
+    # An earlier release's single-file store, holding what the old rules stored: the warehouse's spelling.
+    # Two records that normalise to one key are left as they are (neither can take the key unambiguously).
+    old = _single_file_store(tmp_path / "planhat.duckdb")
+    old.execute(
+        "INSERT INTO enduser (id, email, \"firstName\") VALUES ('u1', 'Ann@X.com ', 'Ann'), "
+        "('u2', 'Bo@y.io', 'Bo'), ('u3', 'bo@y.io ', 'Bo too')"
+    )
+    old.execute("INSERT INTO company (id, \"externalId\", name) VALUES ('c1', ' C-1 ', 'A')")
+    old.close()
+    path = tmp_path / "store.sqlite"
+    migrate_store(tmp_path / "planhat.duckdb", StoreLocation.of_file(path))
     with ModelStore(path) as store:
         assert rows(store, "SELECT id, email FROM enduser ORDER BY id") == [
             ("u1", "ann@x.com"),
@@ -248,6 +248,14 @@ def test_keys_an_older_store_kept_padded_or_mixed_case_are_normalised_so_the_nex
         result = sync_section(users_section(duckdb_harness, tmp_path), store, duckdb_harness.warehouse())
         assert (result.inserted, result.unchanged) == (0, 1)  # the same End User, not a second one
         assert migrate(store.con) == []  # the two colliding emails are not a change to apply each time
+
+
+def _single_file_store(path: Path) -> duckdb.DuckDBPyConnection:
+    """A store file as an earlier release left it: every table in one DuckDB file."""
+    con = duckdb.connect(str(path))
+    for ddl in (*(model_table_ddl(m) for m in MODELS.values()), *SYSTEM_TABLES):
+        con.execute(ddl)
+    return con
 
 
 # --- D: NaN, infinities and out-of-range numbers -----------------------------------------------------
@@ -423,10 +431,8 @@ def test_derived_mrr_divides_large_and_negative_arr_exactly(store: ModelStore) -
 
 
 def test_store_with_double_money_columns_migrates_to_decimal_keeping_rows(tmp_path: Path) -> None:
-    path = tmp_path / "store.duckdb"
-    with ModelStore(path) as store:
-        seed_company(store)
-    con = duckdb.connect(str(path))
+    con = _single_file_store(tmp_path / "planhat.duckdb")
+    con.execute("INSERT INTO company (id, \"externalId\", name) VALUES ('c1', 'c1', 'Acme')")
     # The old layout: money as DOUBLE, including a value an old sync let in.
     for column in ("mrr", "arr", "value"):
         con.execute(f"ALTER TABLE license ALTER COLUMN {column} TYPE DOUBLE")
@@ -435,6 +441,8 @@ def test_store_with_double_money_columns_migrates_to_decimal_keeping_rows(tmp_pa
         "INSERT INTO license (id, \"externalId\", mrr, arr) VALUES ('a', 'l1', 100.1, NULL), ('b', 'l2', 'inf', 2.25)"
     )
     con.close()
+    path = tmp_path / "store.sqlite"
+    migrate_store(tmp_path / "planhat.duckdb", StoreLocation.of_file(path))
     with ModelStore(path) as store:
         types = dict(
             rows(
@@ -449,9 +457,7 @@ def test_store_with_double_money_columns_migrates_to_decimal_keeping_rows(tmp_pa
             ("l2", None, Decimal("2.25")),  # a non-finite DOUBLE cannot be money: it becomes null
         ]
         assert store.count("company") == 1
-    con = duckdb.connect(str(path))
-    assert migrate(con) == []  # nothing left to change
-    con.close()
+        assert migrate(store.con) == []  # nothing left to change
 
 
 def test_money_is_sent_exactly_to_a_decimal_column(

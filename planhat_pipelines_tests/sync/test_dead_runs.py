@@ -43,7 +43,7 @@ _KILLED_RUN = textwrap.dedent(
         if len(batches) == 2:
             os.kill(os.getpid(), signal.SIGKILL)  # the worker dies right after its second commit
 
-    store = ModelStore(config.store_path)
+    store = ModelStore(config.store)
     run_usage(section, store, DuckDBWarehouse("wh", sys.argv[2]), [KeyRangeSpan(0, 99)],
               dagster_run_id=sys.argv[3], progress=progress)
     """
@@ -85,7 +85,7 @@ def test_a_killed_run_keeps_its_committed_counts_and_the_next_run_closes_it(tmp_
     config_path, warehouse = _setup(tmp_path)
     _kill_a_run(config_path, warehouse, "dagster-run-1")
     config = load_config(config_path)
-    with ModelStore(config.store_path) as store:
+    with ModelStore(config.store) as store:
         (dead,) = store.runs(section="events")
         # Two batches of 5 committed, and the sync log says so (not 0) while the row is still "running".
         assert (dead.status, dead.rows_read, dead.inserted, dead.cursor_after) == ("running", 10, 10, "10")
@@ -118,6 +118,6 @@ def test_the_run_failure_sensor_closes_the_rows_of_the_failed_run(tmp_path: Path
             dagster_event=result.get_run_failure_event(),
         ).for_run_failure()
         sensor(context)
-    with ModelStore(config.store_path) as store:
+    with ModelStore(config.store) as store:
         (row,) = store.runs(section="events")
     assert (row.status, row.rows_read, row.error) == ("failed", 10, DEAD_WORKER_ERROR)

@@ -32,7 +32,7 @@ def _section(tmp_path: Path, **overrides: Any) -> UsageSection:
             **overrides,
         }
     )
-    raw = config_doc(tmp_path, store="store.duckdb", connections={"wh": duckdb_connection("w.duckdb")}, usage=[section])
+    raw = config_doc(tmp_path, store="store.sqlite", connections={"wh": duckdb_connection("w.duckdb")}, usage=[section])
     return parse(raw, tmp_path).usage[0]
 
 
@@ -51,7 +51,7 @@ def _events(keys: Sequence[int | None], emails: Sequence[str | None] | None = No
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[ModelStore]:
-    s = ModelStore(tmp_path / "store.duckdb")
+    s = ModelStore(tmp_path / "store.sqlite")
     s.upsert_arrow(
         "enduser",
         pa.table({"externalId": ["e0", "e1", "e2"], "email": ["u0@x.io", "u1@x.io", "u2@x.io"]}),
@@ -319,7 +319,7 @@ KILL_SCRIPT = textwrap.dedent("""
     from planhat_pipelines.warehouses.duckdb import DuckDBWarehouse
 
     tmp = Path(sys.argv[1])
-    section = parse_config({"store": {"path": "store.duckdb"},
+    section = parse_config({"store": {"catalog": "store.sqlite"},
         "connections": {"wh": {"type": "duckdb", "path": "w.duckdb"}},
         "usage": [{"name": "events", "kind": "activities", "model": "enduser", "connection": "wh",
                    "table": "events", "key": "event_id", "record_match": "email", "unknown_reference": "keep",
@@ -335,7 +335,7 @@ KILL_SCRIPT = textwrap.dedent("""
             os._exit(17)  # the process dies after batch 2's rows are inserted, before its COMMIT
         real_set_cursor(self, *args)
     ModelStore.set_cursor = dying_set_cursor
-    store = ModelStore(tmp / "store.duckdb")
+    store = ModelStore(tmp / "store.sqlite")
     run_usage(section, store, DuckDBWarehouse("wh", tmp / "warehouse.duckdb"), [KeyRangeSpan(0, 99)])
 """)
 
@@ -347,7 +347,7 @@ def test_a_process_killed_between_data_and_cursor_moves_nothing(duckdb_harness: 
     done = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 17, done.stderr
     section = _section(tmp_path, unknown_reference="keep")
-    with ModelStore(tmp_path / "store.duckdb") as store:
+    with ModelStore(tmp_path / "store.sqlite") as store:
         assert _loaded_keys(store) == [1, 2, 3, 4]  # batch 1 only: batch 2's rows died with its cursor
         assert loaded_through(store, section) == 4
         result = run_usage(section, store, duckdb_harness.warehouse(), [KeyRangeSpan(0, 99)])

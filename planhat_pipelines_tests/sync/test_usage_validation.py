@@ -30,7 +30,7 @@ Checked = tuple[str | None, int | None, str | None, str | None, bool]
 def _section(tmp_path: Path, **overrides: Any) -> UsageSection:
     """An activities section on End Users matched by email, parsed by the real config parser."""
     section = usage_section(**overrides)
-    raw = config_doc(tmp_path, store="store.duckdb", connections={"wh": duckdb_connection("w.duckdb")}, usage=[section])
+    raw = config_doc(tmp_path, store="store.sqlite", connections={"wh": duckdb_connection("w.duckdb")}, usage=[section])
     return parse(raw, tmp_path).usage[0]
 
 

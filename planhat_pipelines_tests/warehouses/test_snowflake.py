@@ -331,7 +331,7 @@ def test_connection_config_parses_and_opens(snowflake_harness: SnowflakeHarness,
     from planhat_pipelines.config import parse_config
 
     snowflake_harness.create_table("accounts", pa.table({"ext_id": ["a"]}))
-    doc = {"store": {"path": "store.duckdb"}, "connections": {"sf": snowflake_harness.connection_config()}}
+    doc = {"store": {"catalog": "store.sqlite"}, "connections": {"sf": snowflake_harness.connection_config()}}
     settings = parse_config(doc, tmp_path / "planhat_pipelines.yaml").connections["sf"].settings
     assert isinstance(settings, SnowflakeSettings)
     with open_snowflake("sf", settings) as wh:

@@ -54,7 +54,7 @@ def emulator_connection(config: Config, kind: str) -> ConnectionConfig:
 
 
 def _data_dir(config: Config) -> Path:
-    return config.store_path.parent
+    return config.store.catalog.parent if config.store.catalog else config.path.parent / ".data"
 
 
 def source_path(config: Config, kind: str) -> Path:

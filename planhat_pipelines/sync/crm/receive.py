@@ -300,19 +300,24 @@ def _write(run: _Run) -> None:
     checked = Reporter(section.name, run.progress, "validate", result.rows_read - skipped)
     checked.add(result.rows_read - skipped)
     writing = Reporter(section.name, run.progress, "write")
-    with store.transaction():
+
+    def commit() -> UpsertCounts:
+        # Runs again from the start if the commit loses a race with another writer (it only reads the
+        # staged temp tables and the store, so a second pass does the same).
         # One set-based pass over the staged rows: no Arrow round trip, one join with the model table.
-        counts = store.upsert_staged(
+        upserted = store.upsert_staged(
             section.model, "__crm_ok", section.planhat_key, null_overwrites=section.null_overwrites
         )
         _remember_hashes(run)
-        counts = UpsertCounts(counts.inserted, counts.updated, counts.unchanged + skipped)
         if run.pending:
             _link_parents(run)
         if section.model.slug in ("license", "company"):
             store.refresh_company_fields()
         if new_cursor is not None:
             store.set_cursor(section.name, "", new_cursor)
+        return UpsertCounts(upserted.inserted, upserted.updated, upserted.unchanged + skipped)
+
+    counts = store.atomic(commit)
     # The upsert is one statement, so its progress is one line once it has committed.
     writing.total = counts.inserted + counts.updated + counts.unchanged - skipped
     writing.add(writing.total)

@@ -6,6 +6,7 @@ counts so far, so a crash leaves either all of a batch or nothing of it.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -87,9 +88,12 @@ class Pass:
 
     def _insert(self) -> int:
         """Insert the batch's valid rows that are not loaded yet; returns how many were inserted."""
-        section = self.section
-        params = [section.name, section.model.slug, self.run_id, section.name]
-        return int(self.store.con.execute(insert_sql(section), params).fetchall()[0][0])
+        section, con = self.section, self.store.con
+        low, high = con.execute("SELECT min(__num), max(__num) FROM __usage_rows WHERE __reason IS NULL").fetchall()[0]
+        if low is None:
+            return 0
+        params = [section.name, section.model.slug, self.run_id, section.name, str(low), str(high)]
+        return int(con.execute(insert_sql(section), params).fetchall()[0][0])
 
     def _record_rejects(self, checked: str) -> tuple[int, int, int]:
         """Materialise the checked rows as ``checked`` and record its rejects.
@@ -139,12 +143,18 @@ class Pass:
         dups = self.duplicates(key_range) if duplicates is None else duplicates
         read_started = time.perf_counter()
         for batch in self.read(key_range):
-            with self.store.transaction():
-                self.result.add(self.load(batch, dups))
-                top = None if key_range.invalid_keys else _max_key(batch)
+            top = None if key_range.invalid_keys else _max_key(batch)
+
+            def commit(batch: pa.RecordBatch = batch, top: int | None = top) -> BatchCounts:
+                # Runs again from the start if the commit loses a race with another section's: nothing
+                # outside the store changes until it has committed.
+                counts = self.load(batch, dups)
                 if cursor_scope is not None and top is not None:
                     self._advance_cursor(cursor_scope, top)
-                self._record_progress()
+                self._record_progress(counts)
+                return counts
+
+            self.result.add(self.store.atomic(commit))
             if self.progress is not None:
                 self.progress(self._progress(phase, key_range, top, read_started))
 
@@ -154,9 +164,10 @@ class Pass:
         if old is None or top > int(old):
             self.store.set_cursor(self.section.name, scope, str(top))
 
-    def _record_progress(self) -> None:
-        """The run's counts so far into the sync log, in the batch's transaction."""
-        r = self.result
+    def _record_progress(self, batch: BatchCounts) -> None:
+        """The run's counts so far, this batch's included, into the sync log, in the batch's transaction."""
+        r = copy.copy(self.result)
+        r.add(batch)
         self.store.record_progress(
             self.run_id,
             rows_read=r.rows_read,

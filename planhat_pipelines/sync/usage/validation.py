@@ -184,7 +184,10 @@ def prepare_refs(section: UsageSection, store: ModelStore) -> None:
 
 
 def insert_sql(section: UsageSection) -> str:
-    """INSERT of the valid, not yet loaded rows of ``__usage_rows`` (params: section, model, run id, section)."""
+    """INSERT of the valid, not yet loaded rows of ``__usage_rows``.
+
+    Parameters: section, model, run id, section, the batch's lowest and highest valid key (as text).
+    """
     common = "SELECT ?, __num, ?, __record_id, __company_id, CAST(record AS VARCHAR), "
     if section.kind == "activities":
         info = "CAST(info AS JSON)" if "info" in section.fields else "NULL"
@@ -197,12 +200,15 @@ def insert_sql(section: UsageSection) -> str:
     else:
         columns = "CAST(dimension AS VARCHAR), TRY_CAST(value AS DOUBLE), TRY_CAST(date AS TIMESTAMP)"
     table = USAGE_TABLES[section.kind]
-    # Anti-join on the store's primary key: keys already loaded (a retry, a re-run, the lookback) are skipped.
-    # Accepted keys are unique within a batch (keys that occur twice in the source are rejected), so this is
-    # exact; a conflict that still slipped through would fail the batch on the primary key, never duplicate it.
+    # Keys already loaded (a retry, a re-run, the lookback) are skipped by an anti-join with the section's
+    # stored keys between the batch's lowest and highest key, so DuckLake reads only the files whose key
+    # statistics overlap the batch. A LEFT JOIN, not NOT EXISTS: DuckLake 1.5.5 fails on that subquery.
+    # Accepted keys are unique within a batch (keys that occur twice in the source are rejected), and one
+    # section never runs twice at once (its own pool), so this is exact.
     return (
-        f"INSERT INTO {table} {common} {columns}, ? FROM __usage_rows u WHERE __reason IS NULL "
-        f'AND NOT EXISTS (SELECT 1 FROM {table} t WHERE t.section = ? AND t."key" = u.__num)'
+        f"INSERT INTO {table} {common} {columns}, ? FROM __usage_rows u "
+        f'LEFT JOIN (SELECT "key" FROM {table} WHERE section = ? AND "key" BETWEEN CAST(? AS HUGEINT) '
+        'AND CAST(? AS HUGEINT)) e ON e."key" = u.__num WHERE __reason IS NULL AND e."key" IS NULL'
     )
 
 

@@ -1,0 +1,34 @@
+"""``planhat-pipelines migrate-store``: copy an earlier release's single-file store into the DuckLake."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from planhat_pipelines.config import load_config
+from planhat_pipelines.store.legacy import migrate_store
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    copies = migrate_store(Path(args.source).resolve(), config.store)
+    print(f"migrated {args.source} into {config.store.describe()}:")
+    for copy in copies:
+        print(f"  {copy.table:<20} {copy.source_rows:>12} rows -> {copy.store_rows:>12}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add the store commands to the CLI's subparsers."""
+    migrate = sub.add_parser(
+        "migrate-store",
+        help="copy every row, cursor and reject of an earlier release's single-file store into the config's "
+        "store (which must be empty); counts are checked before the one commit",
+    )
+    migrate.add_argument(
+        "source",
+        help="the old store file (store.path of the old config), or the folder DuckDB 2.0's EXPORT DATABASE "
+        "wrote of it (a file written by DuckDB 2.0: see README, 'Moving a store from an earlier release')",
+    )
+    migrate.set_defaults(handler=_migrate)

@@ -1,0 +1,47 @@
+"""DuckDB extensions the store needs, loaded from their PyPI wheels (never downloaded at run time).
+
+Each ``duckdb-extension-<name>`` wheel ships ``extensions/v<duckdb version>/<name>.duckdb_extension`` inside
+its package; ``LOAD '<path>'`` loads it with no install step, so nothing is written to ``~/.duckdb`` and
+nothing is fetched from the network. The wheel's version must equal DuckDB's (see ``pyproject.toml``).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from pathlib import Path
+
+import duckdb
+
+from planhat_pipelines.errors import PlanhatPipelinesError
+from planhat_pipelines.sql_quoting import quote_literal
+
+
+@functools.cache
+def extension_path(name: str) -> Path:
+    """The ``.duckdb_extension`` file of extension ``name`` (``ducklake``, ``sqlite_scanner``...).
+
+    Raises:
+        PlanhatPipelinesError: its wheel is not installed, or was built for another DuckDB version.
+    """
+    wheel = f"duckdb-extension-{name.replace('_', '-')}=={duckdb.__version__}"
+    spec = importlib.util.find_spec(f"duckdb_extension_{name}")
+    if spec is None or spec.origin is None:
+        raise PlanhatPipelinesError(
+            f"DuckDB extension '{name}' is not installed. Fix: pip install '{wheel}' (the project's "
+            "dependencies include it: reinstall with `pip install -e .`)"
+        )
+    path = Path(spec.origin).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
+    if not path.exists():
+        found = sorted(p.parent.name for p in Path(spec.origin).parent.glob("extensions/*/*.duckdb_extension"))
+        raise PlanhatPipelinesError(
+            f"DuckDB extension '{name}' is installed for DuckDB {', '.join(found) or 'another version'}, not "
+            f"v{duckdb.__version__}. Fix: pip install '{wheel}' (extension wheels must match DuckDB's version)"
+        )
+    return path
+
+
+def load_extensions(con: duckdb.DuckDBPyConnection, *names: str) -> None:
+    """Load each extension into ``con`` from its wheel."""
+    for name in names:
+        con.execute(f"LOAD {quote_literal(str(extension_path(name)))}")
