@@ -45,7 +45,7 @@ def usage_engine(params: dict[str, Any]) -> dict[str, Any]:
     config = parse_config(params["config"], Path(params["config_path"]))
     section = config.usage[0]
     started = time.perf_counter()
-    with ModelStore(config.store_path) as store:
+    with ModelStore(config.store) as store:
         warehouse = _open_warehouse(params, config)
         try:
             if params.get("partition_keys"):
@@ -195,7 +195,7 @@ def crm_sync(params: dict[str, Any]) -> dict[str, Any]:
     config = parse_config(params["config"], Path(params["config_path"]))
     section = config.crm[0]
     started = time.perf_counter()
-    with ModelStore(config.store_path) as store:
+    with ModelStore(config.store) as store:
         warehouse = open_warehouse(config.connection("wh"))
         try:
             result = sync_section(section, store, warehouse, full=False)  # the hourly sync
