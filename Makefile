@@ -30,7 +30,6 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml $(if $(filter bigquery snowflake,$(WAREHOUSE)),emulators)
-	$(PY) -m planhat_pipelines.instance_setup
 ifeq ($(WAREHOUSE),duckdb)
 	$(PY) -m planhat_pipelines.cli demo
 else ifneq ($(filter bigquery snowflake,$(WAREHOUSE)),)
@@ -46,7 +45,6 @@ endif
 DEV_PORT ?= 3000
 
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(PY) -m planhat_pipelines.instance_setup
 	$(PY) -m planhat_pipelines.cli seed-demo --if-missing
 	cd $(DAGSTER_HOME) && $(CURDIR)/$(VENV)/bin/dagster dev -w $(CURDIR)/workspace.yaml -p $(DEV_PORT)
 

@@ -4,6 +4,7 @@ and real Dagster instances in a temporary DAGSTER_HOME (or none at all)."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -11,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 import yaml
 from dagster._core.instance.ref import InstanceRef
@@ -213,29 +213,37 @@ def test_read_only_commands_without_a_store_say_so_and_create_nothing(config: Pa
         assert not store.exists()
 
 
-def test_read_only_commands_run_no_migration_and_share_the_file_with_another_reader(config: Path) -> None:
+_WRITER = """
+import sys, time
+from planhat_pipelines.store import ModelStore
+store = ModelStore(sys.argv[1])
+store.con.execute("BEGIN TRANSACTION")
+store.con.execute("INSERT INTO company (id, name) SELECT 'w' || i, 'uncommitted' FROM range(1000) t(i)")
+print("writing", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_read_only_commands_answer_at_once_while_another_process_writes(config: Path) -> None:
     store_path = config.parent / "planhat.sqlite"
     ModelStore(store_path).close()
-    con = duckdb.connect(str(store_path))
-    con.execute("DROP VIEW issue_company")  # migrate() would create it again
-    con.close()
-    reader = _hold(store_path, 60, read_only=True)
+    # Another process in the middle of a write transaction (as a sync is between its commits).
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(store_path), "60"], stdout=subprocess.PIPE, text=True)
     try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "writing"
         for args in (["summary"], ["logs"]):
             done = cli(config, *args, timeout=60)
             assert done.returncode == 0, (args, done.stderr)
+        summary = cli(config, "summary").stdout
+        assert re.search(r"^company\s+0$", summary, re.M), summary  # the last committed snapshot only
     finally:
-        reader.kill()
-        reader.wait(timeout=30)
-    con = duckdb.connect(str(store_path), read_only=True)
-    views = con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
-    con.close()
-    assert views == []
+        writer.kill()
+        writer.wait(timeout=30)
 
 
-# --- who holds the store ----------------------------------------------------------------------------------------
+# --- who holds a DuckDB-file catalog (single process) -----------------------------------------------------------
 def _hold(path: Path, seconds: float, *, read_only: bool = False, argv: tuple[str, ...] = ()) -> subprocess.Popen[str]:
-    """A real process with the store file open for ``seconds`` (``argv`` are extra words on its command line)."""
+    """A real process with the catalog file open for ``seconds`` (``argv`` are extra words on its command line)."""
     script = (
         f"import duckdb, time; c = duckdb.connect({str(path)!r}, read_only={read_only}); "
         f"print('held', flush=True); time.sleep({seconds})"
@@ -247,7 +255,11 @@ def _hold(path: Path, seconds: float, *, read_only: bool = False, argv: tuple[st
 
 @pytest.fixture
 def store_path(config: Path) -> Iterator[Path]:
-    path = config.parent / "planhat.sqlite"
+    """The config's store as a DuckDB-file catalog (the single-process kind, which one process locks)."""
+    path = config.parent / "planhat.duckdb"
+    raw = yaml.safe_load(config.read_text())
+    raw["store"]["catalog"] = str(path)
+    config.write_text(yaml.safe_dump(raw))
     ModelStore(path).close()
     yield path
 
@@ -288,7 +300,7 @@ def test_the_message_for_a_run_that_stays_says_to_wait(store_path: Path) -> None
         run.wait(timeout=30)
     message = str(caught.value)
     assert f"PID {run.pid}" in message and "Dagster run" in message and "wait" in message
-    assert "planhat_store" in message
+    assert "its section's pool" in message
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,9 @@
-"""A run worker killed mid-step must not keep the `planhat_store` pool slot (issue 11, item 1).
+"""A run worker killed mid-step must not keep its section's pool slot (issue 11, item 1; issue 14's pools).
 
 The real thing end to end: `dagster-daemon run` on a temporary DAGSTER_HOME holding the shipped
 dagster.yaml, runs submitted with `dagster job launch` through the queued run coordinator, a worker
-SIGKILLed while its step holds the slot, and the next store-writing run that must still finish.
+SIGKILLed while its step holds its section's slot; another section's run goes on meanwhile, and the
+daemon's retry of the killed run (the same section, so the same slot) must still get it and finish.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ import dagster as dg
 import duckdb
 import yaml
 
-from planhat_pipelines.defs.resources import STORE_POOL
-from planhat_pipelines.instance_setup import apply_pool_limits
+from planhat_pipelines.config import load_config
+from planhat_pipelines.defs.naming import OKR_POOL, section_pool
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 GATED_STEP = "crm__gated_companies"
+#: The gated section's own pool (one slot, as every pool in the shipped dagster.yaml).
+GATED_POOL = "planhat_crm_gated_companies"
 #: Bound against a run that never gets the slot back; the run itself takes a few seconds.
 NEXT_RUN_BOUND_SECONDS = 180.0
 COLUMNS = "columns={'company_key': 'VARCHAR', 'name': 'VARCHAR'}"
@@ -43,7 +46,7 @@ def shipped_instance_yaml() -> dict[str, Any]:
 
 
 def write_config(tmp: Path) -> Path:
-    """Two DuckDB warehouses and one CRM section each, both writing the store (so both in its pool).
+    """Two DuckDB warehouses and one CRM section each, both writing the store, each in its own pool.
 
     `gated_companies` reads a view over ``gate.csv``: while that path is a FIFO nobody writes to, DuckDB
     blocks opening it, so the step sits inside the pool holding the slot until the worker is killed.
@@ -148,7 +151,7 @@ def step_started(instance: dg.DagsterInstance, run_id: str, step_key: str) -> bo
 
 
 def holds_store_slot(instance: dg.DagsterInstance, run_id: str) -> bool:
-    claimed = instance.event_log_storage.get_concurrency_info(STORE_POOL).claimed_slots
+    claimed = instance.event_log_storage.get_concurrency_info(GATED_POOL).claimed_slots
     return any(slot.run_id == run_id for slot in claimed)
 
 
@@ -183,18 +186,17 @@ def test_killed_worker_frees_the_store_slot_for_the_next_run(tmp_path: Path) -> 
         print(f"t+{time.monotonic() - started:5.1f} s  {text}")  # shown by pytest when the test fails
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        apply_pool_limits(instance)  # what `make demo` / `make dev` do before starting Dagster
 
         def finished(run_id: str) -> dg.DagsterRunStatus | None:
             run = instance.get_run_by_id(run_id)
             return run.status if run and run.is_finished else None
 
         def state() -> str:
-            info = instance.event_log_storage.get_concurrency_info(STORE_POOL)
+            info = instance.event_log_storage.get_concurrency_info(GATED_POOL)
             retry = retry_of(instance, dead)
             return (
                 f"dead run {status(instance, dead)}, next run {status(instance, following)}, "
-                f"retry {retry.run_id + ' ' + str(retry.status) if retry else 'none'}; {STORE_POOL} limit "
+                f"retry {retry.run_id + ' ' + str(retry.status) if retry else 'none'}; {GATED_POOL} limit "
                 f"{info.limit}, held by {[(c.run_id, c.step_key) for c in info.claimed_slots]}"
             )
 
@@ -221,36 +223,34 @@ def test_killed_worker_frees_the_store_slot_for_the_next_run(tmp_path: Path) -> 
             ) == (dg.DagsterRunStatus.SUCCESS), state()
             milestone(f"next run finished: {state()}")
             assert status(instance, dead) == dg.DagsterRunStatus.FAILURE, state()
-            # The daemon's automatic retry of the dead run gets the slot too (one of the two runs after it).
+            # The daemon's automatic retry of the dead run (its section, its pool) gets the slot the killed
+            # worker held.
             retry = wait_for(f"the retry of {dead}", lambda: retry_of(instance, dead), 30, log, state)
             assert wait_for(
                 f"retry {retry.run_id} to finish", lambda: finished(retry.run_id), NEXT_RUN_BOUND_SECONDS, log, state
             ) == (dg.DagsterRunStatus.SUCCESS), state()
             milestone(f"retry finished: {state()}")
-            assert not instance.event_log_storage.get_concurrency_info(STORE_POOL).claimed_slots, state()
+            assert not instance.event_log_storage.get_concurrency_info(GATED_POOL).claimed_slots, state()
 
 
-def test_only_the_store_pool_is_limited(tmp_path: Path) -> None:
-    """The shipped dagster.yaml limits no pool by default; the setup step gives `planhat_store` exactly 1."""
+def test_every_section_has_its_own_pool_of_one_slot(tmp_path: Path) -> None:
+    """The shipped dagster.yaml gives every pool one slot; each section has a pool of its own."""
     (tmp_path / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
-    setup = [sys.executable, "-m", "planhat_pipelines.instance_setup"]
-    first = subprocess.run(setup, env=env, capture_output=True, text=True, timeout=60, check=True)
-    again = subprocess.run(setup, env=env, capture_output=True, text=True, timeout=60, check=True)
-    assert first.stdout.strip() == f"pool {STORE_POOL}: limit 1 (was unset)"
-    assert again.stdout.strip() == f"pool {STORE_POOL}: limit 1 (unchanged)"
+    config = load_config(write_config(tmp_path))
+    pools = [section_pool(s) for s in config.crm]
+    assert pools == ["planhat_crm_gated_companies", "planhat_crm_companies"]
     shown = subprocess.run(
-        [str(BIN / "dagster"), "instance", "concurrency", "get", STORE_POOL],
-        env=env,
+        [str(BIN / "dagster"), "instance", "concurrency", "get", pools[0]],
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
-    assert f'"{STORE_POOL}": 0 / 1 slots occupied' in shown.stdout
+    assert f'"{pools[0]}": 0 / 1 slots occupied' in shown.stdout
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
-        assert instance.global_op_concurrency_default_limit is None
-        store = instance.event_log_storage.get_concurrency_info(STORE_POOL)
-        other = instance.event_log_storage.get_concurrency_info("some_other_pool")
-    assert (store.limit, store.using_default_limit) == (1, False)
-    assert other.limit is None  # unlimited: Dagster never blocks a step of a pool without a limit
+        assert instance.global_op_concurrency_default_limit == 1
+        limits = {p: instance.event_log_storage.get_concurrency_info(p).limit for p in [*pools, OKR_POOL]}
+        runs = instance.get_settings("concurrency")["runs"]["max_concurrent_runs"]
+    assert limits == dict.fromkeys([*pools, OKR_POOL], 1)
+    assert runs == 4  # sections writing at once

@@ -18,7 +18,8 @@ Usage sections (``usage/<section>``):
   no key above the loaded-through cursor (the cadence sensor skips runs when nothing is new). A domain rule no
   ``FreshnessPolicy`` can express, so it stays a check, run hourly by its automation condition.
 
-Every check opens the store, so checks run in the store's pool (one writer process at a time).
+Every check attaches the store read-only (the last committed snapshot), so checks need no pool and never
+wait for a sync.
 
 No `from __future__ import annotations` here: Dagster reads the check context's annotation at runtime.
 """
@@ -33,7 +34,7 @@ import pyarrow.compute as pc
 
 from planhat_pipelines.config import Config, CrmSection, UsageSection
 from planhat_pipelines.defs.naming import crm_asset_key, reread_run_config, usage_asset_key
-from planhat_pipelines.defs.resources import STORE_POOL, StoreResource, WarehousesResource
+from planhat_pipelines.defs.resources import StoreResource, WarehousesResource
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.store.schema import USAGE_TABLES
 from planhat_pipelines.sync.ranges import KeyRangeSpan, range_of
@@ -75,11 +76,10 @@ def _crm_checks(section: CrmSection) -> list[dg.AssetChecksDefinition]:
         name="unique_keys",
         description=f"{section.model.name}.{section.planhat_key} (the section's Planhat key) is unique among "
         "non-null values in the store.",
-        pool=STORE_POOL,
         blocking=False,
     )
     def _unique(store: StoreResource) -> dg.AssetCheckResult:
-        with store.open() as db:
+        with store.open(read_only=True) as db:
             rows = db.duplicate_planhat_keys(section.model.slug, section.planhat_key)
         sample = ", ".join(f"{k} (x{n})" for k, n in rows[:_SAMPLE])
         return dg.AssetCheckResult(
@@ -169,11 +169,10 @@ def _usage_unique_check(section: UsageSection) -> dg.AssetChecksDefinition:
         asset=usage_asset_key(section),
         name="unique_keys",
         description="No (section, key) is stored twice, and no stored key lies above the loaded-through cursor.",
-        pool=STORE_POOL,
         blocking=False,
     )
     def _unique(store: StoreResource) -> dg.AssetCheckResult:
-        with store.open() as db:
+        with store.open(read_only=True) as db:
             loaded, _ = _loaded_state(db, section)
             dupes = db.duplicate_usage_keys(section.name, target)
             # Without any cursor, every stored row is unaccounted for.
@@ -211,11 +210,10 @@ def _row_count_check(section: UsageSection) -> dg.AssetChecksDefinition:
         asset=usage_asset_key(section),
         name="row_count_matches_source",
         description="Over closed key ranges, distinct source keys = stored keys + keys of open rejects.",
-        pool=STORE_POOL,
         blocking=False,
     )
     def _row_count(store: StoreResource, warehouses: WarehousesResource) -> dg.AssetCheckResult:
-        with store.open() as db:
+        with store.open(read_only=True) as db:
             loaded, spans = _loaded_state(db, section)
             closed = [s for s in spans if loaded is not None and s.end <= loaded]
             if not closed:
@@ -260,14 +258,13 @@ def _usage_fresh_check(section: UsageSection) -> dg.AssetChecksDefinition:
         name="fresh",
         description=f"The last successful run ended within 2 x the cadence ({section.cadence.describe()}), "
         "or the source has nothing new. Runs by itself hourly (automation condition).",
-        pool=STORE_POOL,
         blocking=False,
         # A domain check a FreshnessPolicy cannot express ("nothing new" is fresh), evaluated on a cron tick by
         # the automation sensor rather than by a job and a schedule.
         automation_condition=dg.AutomationCondition.cron_tick_passed(FRESH_CHECK_CRON),  # type: ignore[arg-type]
     )
     def _fresh(store: StoreResource, warehouses: WarehousesResource) -> dg.AssetCheckResult:
-        with store.open() as db:
+        with store.open(read_only=True) as db:
             ended_at, age = db.last_success(section.name)
             loaded, _ = _loaded_state(db, section)
         result = _fresh_result(section.name, ended_at, age, limit, f"{section.cadence.describe()}, limit")

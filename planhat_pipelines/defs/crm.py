@@ -18,8 +18,8 @@ import dagster as dg
 
 from planhat_pipelines.config import Config, ConnectionConfig, CrmSection
 from planhat_pipelines.defs.failures import SYNC_RETRY_POLICY, sync_failures
-from planhat_pipelines.defs.naming import crm_asset_key, full_sync_run_config
-from planhat_pipelines.defs.resources import STORE_POOL, StoreResource, WarehousesResource
+from planhat_pipelines.defs.naming import crm_asset_key, full_sync_run_config, section_pool
+from planhat_pipelines.defs.resources import StoreResource, WarehousesResource
 from planhat_pipelines.defs.specs import crm_asset_spec, multi_asset_args
 from planhat_pipelines.errors import SyncError
 from planhat_pipelines.health import skip_reason_if_unhealthy
@@ -67,7 +67,7 @@ def build_crm_asset(section: CrmSection, config: Config) -> dg.AssetsDefinition:
     spec = crm_asset_spec(section, config)
     connection_type = config.connection(section.connection).type
 
-    @dg.multi_asset(specs=[spec], **multi_asset_args(spec), pool=STORE_POOL, retry_policy=SYNC_RETRY_POLICY)
+    @dg.multi_asset(specs=[spec], **multi_asset_args(spec), pool=section_pool(section), retry_policy=SYNC_RETRY_POLICY)
     def _crm_asset(
         context: dg.AssetExecutionContext, config: CrmSyncConfig, store: StoreResource, warehouses: WarehousesResource
     ) -> dg.MaterializeResult:

@@ -33,6 +33,21 @@ def sync_asset_keys(config: Config) -> list[dg.AssetKey]:
     return [crm_asset_key(s) for s in config.crm] + [usage_asset_key(s) for s in config.usage]
 
 
+#: The pool of the OKR assets (each refresh appends one row; one at a time is plenty).
+OKR_POOL = "planhat_okrs"
+
+
+def section_pool(section: CrmSection | UsageSection) -> str:
+    """The section's own pool (``planhat_crm_<name>`` / ``planhat_usage_<name>``).
+
+    Every pool is limited to one slot (``concurrency.pools.default_limit: 1`` in dagster.yaml), so a section
+    never runs twice at once, while different sections write the store in parallel, up to
+    ``concurrency.runs.max_concurrent_runs`` runs.
+    """
+    kind = CRM_GROUP if isinstance(section, CrmSection) else USAGE_GROUP
+    return f"planhat_{kind}_{section.name}"
+
+
 def op_name(key: dg.AssetKey) -> str:
     """The op Dagster runs for an asset (``crm/companies`` -> ``crm__companies``), as run config names it."""
     return "__".join(key.path)

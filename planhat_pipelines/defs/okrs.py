@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from planhat_pipelines.config import Config, KeyResult
-from planhat_pipelines.defs.resources import STORE_POOL, StoreResource, WarehousesResource
+from planhat_pipelines.defs.naming import OKR_POOL
+from planhat_pipelines.defs.resources import StoreResource, WarehousesResource
 from planhat_pipelines.defs.specs import HOURLY_SYNC_FRESHNESS
 from planhat_pipelines.okrs.refresh import OkrValue, refresh_key_result
 from planhat_pipelines.okrs.status import Status
@@ -96,7 +97,7 @@ def build_okr_asset(config: Config, kr: KeyResult) -> dg.AssetsDefinition:
         key=okr_asset_key(kr.name),
         group_name=OKR_GROUP,
         kinds={config.connection(kr.connection).type},
-        pool=STORE_POOL,
+        pool=OKR_POOL,
         description=_description(config, kr),
         metadata=_definition_metadata(config, kr),
         freshness_policy=HOURLY_SYNC_FRESHNESS,

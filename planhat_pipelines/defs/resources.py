@@ -34,10 +34,6 @@ from planhat_pipelines.store.location import DEFAULT_RETENTION_DAYS, CatalogKind
 from planhat_pipelines.warehouses.base import Warehouse
 from planhat_pipelines.warehouses.factory import open_warehouse
 
-#: Every asset that writes the store runs in this pool; planhat_pipelines.instance_setup (run by make demo /
-#: make dev) limits it to one at a time, because DuckDB allows a single writer process.
-STORE_POOL = "planhat_store"
-
 
 class StoreResource(dg.ConfigurableResource):
     """The model store: a DuckLake catalog and its data path (see ``store/location.py``).

@@ -13,8 +13,8 @@ import dagster as dg
 from planhat_pipelines.config import Config, ConnectionConfig, UsageSection
 from planhat_pipelines.defs.cadence import last_due
 from planhat_pipelines.defs.failures import SYNC_RETRY_POLICY, sync_failures
-from planhat_pipelines.defs.naming import usage_asset_key
-from planhat_pipelines.defs.resources import STORE_POOL, StoreResource, WarehousesResource
+from planhat_pipelines.defs.naming import section_pool, usage_asset_key
+from planhat_pipelines.defs.resources import StoreResource, WarehousesResource
 from planhat_pipelines.defs.specs import multi_asset_args, usage_asset_spec, usage_partitions
 from planhat_pipelines.errors import SyncError
 from planhat_pipelines.health import skip_reason_if_unhealthy
@@ -43,7 +43,7 @@ def build_usage_asset(section: UsageSection, config: Config) -> dg.AssetsDefinit
         specs=[spec],
         **multi_asset_args(spec),
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=STORE_POOL,
+        pool=section_pool(section),
         retry_policy=SYNC_RETRY_POLICY,
     )
     def _usage_asset(

@@ -1,6 +1,7 @@
-"""Who holds the model store's DuckDB file lock, and what a person should do about it.
+"""Who holds a DuckDB-file catalog's lock, and what a person should do about it.
 
-DuckDB allows one writing process per file. Its lock error names the holder ("Conflicting lock is held
+Only the single-process catalog kind locks (SQLite and PostgreSQL catalogs do not): DuckDB allows one
+writing process per file. Its lock error names the holder ("Conflicting lock is held
 in <exe> (PID n)"); the holder's command line (``/proc/<pid>/cmdline`` on Linux) tells a Dagster run
 (wait for it: runs that write the store are serialised by the pool) from a person's SQL shell or
 notebook (close it: it will not let go by itself).
@@ -91,28 +92,29 @@ def _cmdline(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
+#: What every lock message adds: the catalog kind that does not lock.
+_SHARE = (
+    "a DuckDB-file catalog is for one process at a time; to let syncs, sensors and readers share the store, "
+    "use a SQLite catalog ('store: catalog: data/planhat.sqlite')"
+)
+
+
 def lock_message(path: Path, holder: LockHolder, exc: BaseException) -> str:
-    """The error for a store that stayed locked: who holds it and what to do, by kind of holder."""
+    """The error for a DuckDB-file catalog that stayed locked: who holds it and what to do, by kind of holder."""
     head = f"model store '{path}' cannot be opened: another process holds it"
     if holder.kind is HolderKind.RUN:
         return (
-            f"{head}: a Dagster run, {holder.describe()}. Fix: wait for that run to finish and retry (runs that "
-            "write the store are serialised by the 'planhat_store' pool, so they queue instead of failing)"
+            f"{head}: a Dagster run, {holder.describe()}. Fix: wait for that run to finish and retry (a section's "
+            f"runs queue in its section's pool, but runs of other sections meet here); {_SHARE}"
         )
     if holder.kind is HolderKind.DAGSTER:
         return (
             f"{head}: a Dagster or planhat-pipelines process, {holder.describe()}, has kept it open. Fix: retry in "
-            "a minute; if it stays, stop that process (runs that write the store are serialised by the "
-            "'planhat_store' pool, so only a process outside a run holds it this long)"
+            f"a minute; if it stays, stop that process; {_SHARE}"
         )
     if holder.kind is HolderKind.OTHER:
         return (
             f"{head}: {holder.describe()}, which is not a Dagster run (a duckdb shell, a Python session or a "
-            "notebook with the file open). Fix: close it (or its connection) and retry; while it is open no run "
-            "can write the store (runs are serialised by the 'planhat_store' pool, a process outside Dagster is "
-            "not). To look at the store while runs go on, open a copy of the file"
+            f"notebook with the file open). Fix: close it (or its connection) and retry; {_SHARE}"
         )
-    return (
-        f"{head} ({exc}). Fix: wait for the other process and retry; runs that write the store are serialised "
-        "by the 'planhat_store' pool"
-    )
+    return f"{head} ({str(exc).splitlines()[0]}). Fix: wait for the other process and retry; {_SHARE}"

@@ -12,7 +12,7 @@ import pytest
 from planhat_pipelines.config import Config
 from planhat_pipelines.definitions import build_definitions
 from planhat_pipelines.defs.crm import FULL_SYNC_JOB, HOURLY_CRON, build_crm_asset, build_crm_defs
-from planhat_pipelines.defs.resources import STORE_POOL, build_resources
+from planhat_pipelines.defs.resources import build_resources
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines_tests.builders import crm_section, duckdb_connection, write_config
 from planhat_pipelines_tests.harness import WarehouseHarness
@@ -71,7 +71,7 @@ def test_one_asset_per_section_with_group_kind_pool_resources_and_deps(two_conne
     spec = next(iter(licenses.specs))
     assert spec.group_name == "crm"
     assert spec.kinds == {"duckdb"}
-    assert licenses.op.pool == STORE_POOL
+    assert licenses.op.pool == "planhat_crm_licenses"  # its own pool: sections run in parallel, never twice
     assert {"store", "warehouses"} <= licenses.required_resource_keys
     # License belongs to a company: it runs after the Company section of the same connection.
     assert {d.asset_key for d in spec.deps} == {dg.AssetKey(["crm", "companies"])}

@@ -10,8 +10,9 @@ import pytest
 
 from planhat_pipelines.config import Config
 from planhat_pipelines.definitions import build_definitions
+from planhat_pipelines.defs.naming import OKR_POOL
 from planhat_pipelines.defs.okrs import OKR_CRON, build_okr_defs, okr_asset_key
-from planhat_pipelines.defs.resources import STORE_POOL, build_resources
+from planhat_pipelines.defs.resources import build_resources
 from planhat_pipelines.okrs.refresh import history
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines_tests.emulators.duckdb import DuckDBHarness
@@ -51,7 +52,7 @@ def test_one_asset_per_key_result_with_key_group_kinds_pool_and_description(conf
     spec = next(iter(leads.specs))
     assert spec.group_name == "okrs"
     assert spec.kinds == {"duckdb"}
-    assert leads.op.pool == STORE_POOL
+    assert leads.op.pool == OKR_POOL
     assert {"store", "warehouses"} <= set(leads.required_resource_keys)
     description = spec.description or ""
     assert "objective `grow` (Grow the pipeline)" in description

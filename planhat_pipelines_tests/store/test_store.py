@@ -279,7 +279,7 @@ def test_open_fails_clearly_when_the_store_stays_locked(tmp_path: Path) -> None:
     ModelStore(path).close()
     holder = _hold(path, 30.0)
     try:
-        with pytest.raises(PlanhatPipelinesError, match=r"another process holds it.*planhat_store"):
+        with pytest.raises(PlanhatPipelinesError, match=r"another process holds it.*SQLite catalog"):
             ModelStore(path, lock_timeout=0.5)
     finally:
         holder.kill()
