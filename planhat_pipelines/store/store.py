@@ -29,6 +29,7 @@ from planhat_pipelines.store.cursors import Cursors
 from planhat_pipelines.store.derived import refresh_company_fields
 from planhat_pipelines.store.extensions import load_extensions
 from planhat_pipelines.store.health import HealthLog
+from planhat_pipelines.store.history import History
 from planhat_pipelines.store.legacy import refuse_single_file_store
 from planhat_pipelines.store.location import CATALOG_ALIAS, StoreLocation
 from planhat_pipelines.store.lock import SHELL_GRACE_S, lock_holder, lock_message
@@ -41,7 +42,7 @@ from planhat_pipelines.store.upsert import NEW_ID_SQL, UpsertCounts, UpsertPlan
 __all__ = ["DEAD_WORKER_ERROR", "NEW_ID_SQL", "ModelStore", "RunRecord", "UpsertCounts"]
 
 
-class ModelStore(Cursors, SyncLog, Rejects, HealthLog, OkrValues, StoreChecks):
+class ModelStore(Cursors, SyncLog, Rejects, HealthLog, OkrValues, StoreChecks, History):
     """The model store: a DuckLake attached to an in-memory DuckDB connection as ``store``.
 
     Args:

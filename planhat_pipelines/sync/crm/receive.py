@@ -304,6 +304,7 @@ def _write(run: _Run) -> None:
     def commit() -> UpsertCounts:
         # Runs again from the start if the commit loses a race with another writer (it only reads the
         # staged temp tables and the store, so a second pass does the same).
+        store.label_commit(section.name, run.run_id)
         # One set-based pass over the staged rows: no Arrow round trip, one join with the model table.
         upserted = store.upsert_staged(
             section.model, "__crm_ok", section.planhat_key, null_overwrites=section.null_overwrites

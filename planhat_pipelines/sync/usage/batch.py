@@ -148,6 +148,7 @@ class Pass:
             def commit(batch: pa.RecordBatch = batch, top: int | None = top) -> BatchCounts:
                 # Runs again from the start if the commit loses a race with another section's: nothing
                 # outside the store changes until it has committed.
+                self.store.label_commit(self.section.name, self.run_id)
                 counts = self.load(batch, dups)
                 if cursor_scope is not None and top is not None:
                     self._advance_cursor(cursor_scope, top)
