@@ -10,6 +10,7 @@ import dagster as dg
 from planhat_pipelines.config import Config, load_config
 from planhat_pipelines.defs.crm import build_crm_defs
 from planhat_pipelines.defs.health import build_health_defs
+from planhat_pipelines.defs.maintenance import build_maintenance_defs
 from planhat_pipelines.defs.okrs import build_okr_defs
 from planhat_pipelines.defs.resources import build_resources
 from planhat_pipelines.defs.usage import build_usage_defs
@@ -22,6 +23,7 @@ def build_definitions(config: Config) -> dg.Definitions:
         build_usage_defs(config),
         build_okr_defs(config),
         build_health_defs(config),
+        build_maintenance_defs(),
         dg.Definitions(resources=build_resources(config), executor=dg.in_process_executor),
     )
 

@@ -33,6 +33,17 @@ def sync_asset_keys(config: Config) -> list[dg.AssetKey]:
     return [crm_asset_key(s) for s in config.crm] + [usage_asset_key(s) for s in config.usage]
 
 
+STORE_GROUP = "store"
+#: The maintenance asset's job and pool (one pass at a time; syncs go on beside it).
+MAINTENANCE_JOB = "store_maintenance"
+MAINTENANCE_POOL = "planhat_store_maintenance"
+
+
+def maintenance_asset_key() -> dg.AssetKey:
+    """``store/maintenance``."""
+    return dg.AssetKey([STORE_GROUP, "maintenance"])
+
+
 #: The pool of the OKR assets (each refresh appends one row; one at a time is plenty).
 OKR_POOL = "planhat_okrs"
 
