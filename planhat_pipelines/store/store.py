@@ -25,6 +25,7 @@ from planhat_pipelines.models import MODELS, ModelSpec
 from planhat_pipelines.sql_quoting import quote_identifier as q
 from planhat_pipelines.store import upsert as _upsert
 from planhat_pipelines.store.checks import StoreChecks
+from planhat_pipelines.store.company_daily import record_company_day
 from planhat_pipelines.store.cursors import Cursors
 from planhat_pipelines.store.derived import refresh_company_fields
 from planhat_pipelines.store.extensions import load_extensions
@@ -197,5 +198,13 @@ class ModelStore(Cursors, SyncLog, Rejects, HealthLog, OkrValues, StoreChecks, H
         return int(self.con.execute(f"SELECT count(*) FROM {q(table)} WHERE section = ?", [section]).fetchall()[0][0])
 
     def refresh_company_fields(self, today: date | None = None) -> int:
-        """Recompute Company ARR/MRR, renewal date, customer from/to and status from licenses."""
-        return self.atomic(lambda: refresh_company_fields(self.con, today or date.today()))
+        """Recompute Company ARR/MRR, renewal date, customer from/to and status from licenses, and write the
+        day's row of each company's daily series (``company_daily``) in the same transaction."""
+        day = today or date.today()
+
+        def refresh() -> int:
+            changed = refresh_company_fields(self.con, day)
+            record_company_day(self.con, day)
+            return changed
+
+        return self.atomic(refresh)

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
@@ -284,3 +285,22 @@ def test_open_fails_clearly_when_the_store_stays_locked(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait(timeout=30)
+
+
+def test_each_refresh_writes_the_days_row_of_the_company_series_once_per_day(store: ModelStore) -> None:
+    _company_with(store, [{"fromDate": D(2026, 1, 1), "toDate": D(2026, 12, 31), "arr": 1200.0}])
+    store.con.execute(
+        'INSERT INTO user_activities (section, "key", model, "companyId", "date") '
+        "SELECT 'events', range, 'enduser', (SELECT id FROM company), TIMESTAMP '2026-05-20' FROM range(7)"
+    )
+    store.refresh_company_fields(TODAY)
+    store.refresh_company_fields(TODAY)  # the same day again: the row is overwritten, not added
+    store.con.execute("UPDATE license SET \"toDate\" = DATE '2026-06-15'")
+    store.refresh_company_fields(D(2026, 6, 20))  # a later day: its own row (the license has ended)
+    rows = store.con.execute(
+        'SELECT "day", arr, mrr, status, "activeLicenses", "activities30d" FROM company_daily ORDER BY "day"'
+    ).fetchall()
+    assert rows == [
+        (TODAY, Decimal("1200.000000"), Decimal("100.000000"), "customer", 1, 7),
+        (D(2026, 6, 20), Decimal("0.000000"), Decimal("0.000000"), "canceled", 0, 0),
+    ]
