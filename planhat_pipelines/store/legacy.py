@@ -25,6 +25,14 @@ from planhat_pipelines.store.schema import normalise_keys
 EXPORT_STEPS = "README.md, 'Moving a store from an earlier release'"
 
 
+def _newer_file(exc: duckdb.Error) -> str:
+    """What to say of a file a newer DuckDB wrote (the previous release's 2.0), or '' for another error."""
+    text = str(exc)
+    if "version number" not in text and "newer version" not in text:
+        return ""
+    return f"was written by DuckDB 2.0, which DuckDB {duckdb.__version__} cannot read ({text.splitlines()[0]})"
+
+
 def _is_single_file_store(con: duckdb.DuckDBPyConnection, catalog: str) -> bool:
     names = {
         r[0]
@@ -46,10 +54,9 @@ def refuse_single_file_store(location: StoreLocation) -> None:
     try:
         con = duckdb.connect(str(location.catalog), read_only=True)
     except duckdb.Error as exc:
-        if "newer version" in str(exc) or "version number" in str(exc):
+        if _newer_file(exc):
             raise PlanhatPipelinesError(
-                f"store catalog {location.catalog} was written by a newer DuckDB than {duckdb.__version__} "
-                f"({str(exc).splitlines()[0]}). "
+                f"store catalog {location.catalog} {_newer_file(exc)}. "
                 f"Fix: if it is a store of an earlier release, export it and migrate the export (see {EXPORT_STEPS})"
             ) from exc
         return  # locked by its owner, or not a DuckDB file: attaching it reports that
@@ -89,10 +96,9 @@ def _open_source(con: duckdb.DuckDBPyConnection, source: Path) -> str:
     try:
         con.execute(f"ATTACH {quote_literal(str(source))} AS legacy (READ_ONLY)")
     except duckdb.Error as exc:
-        if "version number" in str(exc) or "newer version" in str(exc):
+        if _newer_file(exc):
             raise PlanhatPipelinesError(
-                f"{source} was written by DuckDB 2.0, which DuckDB {duckdb.__version__} cannot read "
-                f"({str(exc).splitlines()[0]}). "
+                f"{source} {_newer_file(exc)}. "
                 f"Fix: export it with DuckDB 2.0 and migrate the export folder instead (see {EXPORT_STEPS})"
             ) from exc
         raise PlanhatPipelinesError(f"{source} cannot be opened ({exc}). Fix: pass the old store's file") from exc

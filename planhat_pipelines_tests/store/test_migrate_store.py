@@ -86,6 +86,6 @@ def test_the_old_file_named_as_a_catalog_is_refused_not_changed(tmp_path: Path, 
     old = tmp_path / "planhat.duckdb"
     _duckdb2(duckdb2_python, old, next(d for d in SYSTEM_TABLES if "sync_runs" in d))
     before = old.read_bytes()
-    with pytest.raises(PlanhatPipelinesError, match=r"newer DuckDB.*export it and migrate the export"):
+    with pytest.raises(PlanhatPipelinesError, match=r"written by DuckDB 2\.0.*export it and migrate the export"):
         ModelStore(old)
     assert old.read_bytes() == before
