@@ -217,6 +217,7 @@ _WRITER = """
 import sys, time
 from planhat_pipelines.store import ModelStore
 store = ModelStore(sys.argv[1])
+store.con.execute("INSERT INTO company (id, name) SELECT 'c' || i, 'committed' FROM range(3) t(i)")
 store.con.execute("BEGIN TRANSACTION")
 store.con.execute("INSERT INTO company (id, name) SELECT 'w' || i, 'uncommitted' FROM range(1000) t(i)")
 print("writing", flush=True)
@@ -235,7 +236,7 @@ def test_read_only_commands_answer_at_once_while_another_process_writes(config: 
             done = cli(config, *args, timeout=60)
             assert done.returncode == 0, (args, done.stderr)
         summary = cli(config, "summary").stdout
-        assert re.search(r"^company\s+0$", summary, re.M), summary  # the last committed snapshot only
+        assert re.search(r"^company\s+3$", summary, re.M), summary  # the last committed snapshot only
     finally:
         writer.kill()
         writer.wait(timeout=30)
