@@ -24,6 +24,7 @@ install: $(STAMP)
 emulators: $(STAMP)
 	bash scripts/setup_bigquery_emulator.sh
 	bash scripts/setup_snowflake_emulator.sh
+	bash scripts/setup_postgres.sh
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)

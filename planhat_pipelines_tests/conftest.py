@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from planhat_pipelines.store import ModelStore
+from planhat_pipelines.store import ModelStore, StoreLocation
 from planhat_pipelines_tests.emulators.duckdb import DuckDBHarness
 from planhat_pipelines_tests.harness import WarehouseHarness
 
@@ -79,10 +79,16 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehous
         yield request.getfixturevalue(f"{kind}_harness")
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[ModelStore]:
-    """An empty model store: a real DuckDB file, ``tmp_path / "store.sqlite"`` (where config_doc points)."""
-    with ModelStore(tmp_path / "store.sqlite") as s:
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ModelStore]:
+    """An empty model store on each catalog: ``sqlite``, the embedded catalog ``tmp_path / "store.sqlite"``
+    (where config_doc points), and ``postgres``, a fresh database in a real PostgreSQL server with its files in
+    ``tmp_path / "files"`` (the session's server comes from emulators/postgres.py)."""
+    if request.param == "sqlite":
+        location: StoreLocation | Path = tmp_path / "store.sqlite"
+    else:
+        location = request.getfixturevalue("postgres_server").store_location(tmp_path / "files")
+    with ModelStore(location) as s:
         yield s
 
 
@@ -94,4 +100,5 @@ def duckdb_harness(tmp_path: Path) -> Iterator[DuckDBHarness]:
 
 
 from planhat_pipelines_tests.emulators.bigquery import bigquery_emulator, bigquery_harness  # noqa: E402,F401
+from planhat_pipelines_tests.emulators.postgres import postgres_server  # noqa: E402,F401
 from planhat_pipelines_tests.emulators.snowflake import snowflake_emulator, snowflake_harness  # noqa: E402,F401
