@@ -93,13 +93,16 @@ def model_table_ddl(model: ModelSpec) -> str:
     return f"CREATE TABLE IF NOT EXISTS {q(model.slug)} ({', '.join(cols)})"
 
 
-def _column_types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+def _column_types(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
+    """Every store table's columns and types, by table (one catalog query: each costs ~20 ms on DuckLake)."""
     rows = con.execute(
-        "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_catalog = current_database() AND table_schema = 'main' AND table_name = ?",
-        [table],
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "WHERE table_catalog = current_database() AND table_schema = 'main'"
     ).fetchall()
-    return {r[0]: r[1] for r in rows}
+    tables: dict[str, dict[str, str]] = {}
+    for table, column, type_ in rows:
+        tables.setdefault(table, {})[column] = type_
+    return tables
 
 
 def normalise_keys(con: duckdb.DuckDBPyConnection, model: ModelSpec) -> list[str]:
@@ -140,8 +143,9 @@ def migrate(con: duckdb.DuckDBPyConnection, models: dict[str, ModelSpec] | None 
     transaction (``ModelStore.atomic``): two processes creating a new store at once then retry, not clash.
     """
     applied: list[str] = []
+    tables = _column_types(con)
     for model in (models or MODELS).values():
-        existing = _column_types(con, model.slug)
+        existing = tables.get(model.slug, {})
         if not existing:
             ddl = model_table_ddl(model)
             con.execute(ddl)

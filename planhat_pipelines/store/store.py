@@ -28,7 +28,7 @@ from planhat_pipelines.store.checks import StoreChecks
 from planhat_pipelines.store.company_daily import record_company_day
 from planhat_pipelines.store.cursors import Cursors
 from planhat_pipelines.store.derived import refresh_company_fields
-from planhat_pipelines.store.extensions import load_extensions
+from planhat_pipelines.store.extensions import connect_with_extensions
 from planhat_pipelines.store.health import HealthLog
 from planhat_pipelines.store.history import History
 from planhat_pipelines.store.legacy import refuse_single_file_store
@@ -70,11 +70,10 @@ class ModelStore(Cursors, SyncLog, Rejects, HealthLog, OkrValues, StoreChecks, H
         refuse_single_file_store(self.location)
         if not read_only:
             self.location.prepare()
-        self.con = duckdb.connect()
+        self.con = connect_with_extensions(*self.location.extensions())
         self._depth = 0
         self.commit_retry_seconds = lock_timeout
         try:
-            load_extensions(self.con, *self.location.extensions())
             # DuckDB 1.5.5 pushes a join's keys into a DuckLake scan as a bloom filter that DuckLake cannot
             # apply ("Can't convert TableFilterType (BLOOM_FILTER)"), failing anti-joins and semi-joins with
             # store tables. Without that one optimisation the joins run; the key-range filters still prune files.
