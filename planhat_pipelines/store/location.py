@@ -80,6 +80,11 @@ class StoreLocation:
 
         ``data_path`` defaults to ``<catalog stem>_files/`` beside the catalog.
         """
+        if str(catalog) == ":memory:":
+            raise PlanhatPipelinesError(
+                "store catalog ':memory:': a DuckLake store needs a catalog file (an in-memory one would lose "
+                "every sync). Fix: name a file, e.g. 'catalog: .data/planhat.sqlite'"
+            )
         path = Path(catalog)
         kind: CatalogKind = "sqlite" if path.suffix.lower() in SQLITE_SUFFIXES else "duckdb"
         data = str(data_path) if data_path is not None else str(path.with_name(path.stem + "_files"))

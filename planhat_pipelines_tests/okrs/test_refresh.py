@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -31,12 +29,6 @@ from planhat_pipelines_tests.okrs.conftest import MakeConfig, key_result_data, o
 # 2026-07-02 is day 182 of the 364-day period 2026-01-01 .. 2026-12-31: expected progress is 0.5.
 MIDYEAR = datetime(2026, 7, 2, 9, 30)
 LEADS = pa.table({"n": pa.array([1, 2, 3], pa.int64()), "name": ["a", "b", "c"]})
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[ModelStore]:
-    with ModelStore(tmp_path / "store.sqlite") as s:
-        yield s
 
 
 @pytest.fixture

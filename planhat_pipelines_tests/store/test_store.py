@@ -18,11 +18,6 @@ from planhat_pipelines.store import ModelStore
 from planhat_pipelines.store.schema import migrate
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> ModelStore:
-    return ModelStore(tmp_path / "store.sqlite")
-
-
 def test_every_model_has_a_table_with_identity_and_custom_columns(store: ModelStore) -> None:
     for slug, model in MODELS.items():
         cols = {

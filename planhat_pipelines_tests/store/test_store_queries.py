@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pyarrow as pa
-import pytest
 
 from planhat_pipelines.store import ModelStore
 
 T0 = datetime(2026, 12, 1, 12, 0)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> ModelStore:
-    return ModelStore(tmp_path / "store.sqlite")
 
 
 def _usage(store: ModelStore, section: str, *keys: int) -> None:

@@ -12,11 +12,6 @@ from planhat_pipelines.errors import PlanhatPipelinesError
 from planhat_pipelines.store import ModelStore, UpsertCounts
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> ModelStore:
-    return ModelStore(tmp_path / "store.sqlite")
-
-
 def _rows(store: ModelStore) -> list[tuple[object, ...]]:
     return store.con.execute(
         'SELECT "externalId", name, phase, CAST(custom AS VARCHAR) FROM company ORDER BY 1'

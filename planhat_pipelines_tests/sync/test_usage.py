@@ -50,15 +50,14 @@ def _events(keys: Sequence[int | None], emails: Sequence[str | None] | None = No
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[ModelStore]:
-    s = ModelStore(tmp_path / "store.sqlite")
-    s.upsert_arrow(
+def store(store: ModelStore) -> ModelStore:
+    """The conftest store (each catalog) holding three End Users."""
+    store.upsert_arrow(
         "enduser",
         pa.table({"externalId": ["e0", "e1", "e2"], "email": ["u0@x.io", "u1@x.io", "u2@x.io"]}),
         "externalId",
     )
-    yield s
-    s.close()
+    return store
 
 
 def _all_ranges(section: UsageSection, store: ModelStore, wh: Warehouse) -> list[KeyRangeSpan]:

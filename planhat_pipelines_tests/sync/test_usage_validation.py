@@ -8,7 +8,7 @@ reject reason, the offending value and whether the reject is permanent.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -35,12 +35,10 @@ def _section(tmp_path: Path, **overrides: Any) -> UsageSection:
 
 
 @pytest.fixture
-def store() -> Iterator[ModelStore]:
-    """An in-memory store holding two End Users."""
-    s = ModelStore(":memory:")
-    s.upsert_arrow("enduser", pa.table({"externalId": ["e0", "e1"], "email": ["u0@x.io", "u1@x.io"]}), "externalId")
-    yield s
-    s.close()
+def store(store: ModelStore) -> ModelStore:
+    """The conftest store (each catalog) holding two End Users."""
+    store.upsert_arrow("enduser", pa.table({"externalId": ["e0", "e1"], "email": ["u0@x.io", "u1@x.io"]}), "externalId")
+    return store
 
 
 def _batch(keys: pa.Array, emails: Sequence[str | None] | None = None) -> pa.RecordBatch:
