@@ -1,9 +1,11 @@
 """Two sections writing the DuckLake store at once, a reader querying throughout, and a writer SIGKILLed
 mid-run: every section ends with exactly its source rows, and the reader never sees a duplicate or a row
-count going down.
+count going down. On each catalog: the embedded SQLite file, and PostgreSQL (a real server, the files in one
+shared folder: the scale-out setup, where the writers could be on other machines).
 
-Real processes: each writer is a child running the usage engine on its own section (as two Dagster runs in
-two section pools do), the reader a child attached read-only, querying every 100 ms.
+Real processes: each writer is a child loading the config file and running the usage engine on its own
+section (as two Dagster runs in two section pools do), the reader a child attached read-only, querying
+every 100 ms.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+import yaml
 
 from planhat_pipelines.config import load_config
 from planhat_pipelines.store import ModelStore
-from planhat_pipelines_tests.builders import OMIT, duckdb_connection, usage_section, write_config_file
+from planhat_pipelines_tests.builders import OMIT, config_doc, duckdb_connection, usage_section
 from planhat_pipelines_tests.emulators.duckdb import DuckDBHarness
+from planhat_pipelines_tests.emulators.postgres import PostgresServer
 
 ROWS = 20_000
 BATCH = 1_000
@@ -59,10 +63,11 @@ _READER = textwrap.dedent(
     """
     import json, sys, time
     from pathlib import Path
-    from planhat_pipelines.store import ModelStore, StoreLocation
+    from planhat_pipelines.config import load_config
+    from planhat_pipelines.store import ModelStore
 
-    location = StoreLocation.of_file(sys.argv[1], sys.argv[2])
-    stop = Path(sys.argv[3])
+    location = load_config(sys.argv[1]).store
+    stop = Path(sys.argv[2])
     waits, seen, problems = [], {}, []
     with ModelStore(location, read_only=True) as store:
         while not stop.exists():
@@ -105,9 +110,16 @@ def _writer(config: Path, index: int, warehouse: Path, kill_after: int = 0) -> s
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _catalog_value(server: PostgresServer, database: str, sql: str) -> str:
+    """One value from the catalog's own PostgreSQL database, through psql (not through DuckLake)."""
+    done = server.run("psql", "-h", server.host, "-p", str(server.port), "-U", server.user, "-d", database, "-Atc", sql)
+    return done.stdout.strip()
+
+
 @pytest.mark.timeout(600)
+@pytest.mark.parametrize("catalog", ["sqlite", "postgres"])
 def test_two_sections_write_at_once_a_reader_never_waits_and_a_killed_writer_resumes_exactly(
-    tmp_path: Path,
+    tmp_path: Path, catalog: str, request: pytest.FixtureRequest
 ) -> None:
     warehouses = {name: _warehouse(tmp_path / f"{name}.duckdb") for name in ("wa", "wb")}
     sections = [
@@ -121,18 +133,21 @@ def test_two_sections_write_at_once_a_reader_never_waits_and_a_killed_writer_res
         )
         for name, conn in (("events_a", "wa"), ("events_b", "wb"))
     ]
-    path = write_config_file(
-        tmp_path, connections={n: duckdb_connection(p) for n, p in warehouses.items()}, usage=sections
-    )
-    config = load_config(path)
-    ModelStore(config.store).close()  # created before the reader attaches
+    doc = config_doc(tmp_path, connections={n: duckdb_connection(p) for n, p in warehouses.items()}, usage=sections)
+    if catalog == "postgres":
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        database = server.new_database()
+        # Trust authentication on 127.0.0.1: no password (a real deployment gives ``password: {env: NAME}``).
+        pg = {"host": server.host, "port": server.port, "database": database, "user": server.user}
+        doc["store"] = {"postgres": pg, "data_path": str(tmp_path / "files")}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    location = load_config(path).store
+    assert location.kind == catalog
+    ModelStore(location).close()  # created before the reader attaches
     stop = tmp_path / "stop"
-    location = config.store
     reader = subprocess.Popen(
-        [sys.executable, "-c", _READER, str(location.catalog), location.data_path, str(stop)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        [sys.executable, "-c", _READER, str(path), str(stop)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
         killed = _writer(path, 0, warehouses["wa"], kill_after=5)
@@ -154,10 +169,16 @@ def test_two_sections_write_at_once_a_reader_never_waits_and_a_killed_writer_res
     print("reader:", report)  # shown with -s; the latency figures are measured in benchmarks/
     assert report["problems"] == [], report
     assert report["queries"] > 5 and report["max_wait"] < READER_WAIT_BOUND_S, report
-    with ModelStore(config.store, read_only=True) as store:
+    with ModelStore(location, read_only=True) as store:
         counts = store.con.execute(
             'SELECT section, count(*), count(DISTINCT "key"), min("key"), max("key") FROM user_activities '
             "GROUP BY 1 ORDER BY 1"
         ).fetchall()
         assert counts == [("events_a", ROWS, ROWS, 1, ROWS), ("events_b", ROWS, ROWS, 1, ROWS)]
         assert store.loaded_through("events_a") == store.loaded_through("events_b") == ROWS
+    if catalog == "postgres":
+        # The catalog really is in PostgreSQL (every commit a snapshot there), the rows in the shared folder.
+        snapshots = int(_catalog_value(server, database, "SELECT count(*) FROM ducklake_snapshot"))
+        assert snapshots > 2 * ROWS // BATCH
+        assert list((tmp_path / "files").rglob("*.parquet"))
+        assert not list(tmp_path.glob("*.sqlite"))
