@@ -19,7 +19,10 @@ import duckdb
 import pyarrow as pa
 
 from planhat_pipelines.config import parse_config
-from planhat_pipelines.store import ModelStore
+from planhat_pipelines.sql_quoting import quote_literal
+from planhat_pipelines.store import ModelStore, StoreLocation
+from planhat_pipelines.store.extensions import load_extensions
+from planhat_pipelines.store.maintenance import maintain
 from planhat_pipelines.sync.crm import sync_section
 from planhat_pipelines.sync.ranges import KeyRangeSpan
 from planhat_pipelines.sync.usage import pending_ranges, run_usage
@@ -30,9 +33,13 @@ from planhat_pipelines.warehouses.factory import open_warehouse
 USAGE_SELECT = "event_id, user_email, action, occurred_at, cnt, weight, CAST(to_json(info) AS VARCHAR) AS info"
 
 
-def _open_warehouse(params: dict[str, Any], config: Any) -> Warehouse:
-    connection = config.connection("wh")
+def _open_warehouse(config: Any, name: str = "wh") -> Warehouse:
+    connection = config.connection(name)
     if connection.type == "snowflake":
+        # The emulator's connect arguments live with the tests, in the checkout (not installed).
+        root = str(Path(__file__).resolve().parent.parent)
+        if root not in sys.path:
+            sys.path.insert(0, root)
         from planhat_pipelines.warehouses.snowflake import open_snowflake
         from planhat_pipelines_tests.emulators.snowflake import EMULATOR_CONNECT_ARGS
 
@@ -43,18 +50,20 @@ def _open_warehouse(params: dict[str, Any], config: Any) -> Warehouse:
 def usage_engine(params: dict[str, Any]) -> dict[str, Any]:
     """run_usage over the pending ranges (or the named partition keys), as the usage asset calls it."""
     config = parse_config(params["config"], Path(params["config_path"]))
-    section = config.usage[0]
+    section = config.usage[params.get("section_index", 0)]
     started = time.perf_counter()
     with ModelStore(config.store) as store:
-        warehouse = _open_warehouse(params, config)
+        warehouse = _open_warehouse(config, section.connection)
         try:
             if params.get("partition_keys"):
                 spans = [KeyRangeSpan.parse(k) for k in params["partition_keys"]]
             else:
                 spans, _ = pending_ranges(section, store, warehouse)
             planned = time.perf_counter()
+            write_from = time.time()
             result = run_usage(section, store, warehouse, spans)
             synced = time.perf_counter()
+            write_to = time.time()
         finally:
             warehouse.close()
         stored = store.con.execute("SELECT count(*) FROM user_activities").fetchall()[0][0]
@@ -69,22 +78,57 @@ def usage_engine(params: dict[str, Any]) -> dict[str, Any]:
         "ranges": len(result.ranges),
         "batches": result.batches,
         "stored": int(stored),
+        # Wall-clock bounds of run_usage, for a reader running beside it (reader latency during writes).
+        "write_from": write_from,
+        "write_to": write_to,
     }
 
 
-def limit(params: dict[str, Any]) -> dict[str, Any]:
-    """The floor: the rows read as Arrow by DuckDB and appended into a primary-keyed DuckDB table, no project code.
+LIMIT_COLUMNS = (
+    "event_id BIGINT{pk}, user_email VARCHAR, action VARCHAR, occurred_at TIMESTAMP, cnt INTEGER, weight DOUBLE, "
+    "info VARCHAR"
+)
 
-    The same ordered read and batch size as the engine. By default one transaction around all batches (the
-    fastest form); ``commit_each_batch`` commits after every batch, as an exactly-once loader must.
+
+def _limit_target(params: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+    """The limit's target table: a primary-keyed table in a DuckDB file, or a DuckLake table (SQLite catalog).
+
+    DuckLake has no primary keys, so its table has none (the engine keeps keys unique with an anti-join).
+    """
+    if params.get("target_kind", "duckdb") == "duckdb":
+        target = duckdb.connect(params["target"])
+        target.execute(f"CREATE TABLE IF NOT EXISTS usage_events ({LIMIT_COLUMNS.format(pk=' PRIMARY KEY')})")
+        return target
+    catalog, data = Path(params["target"]), Path(params["data_path"])
+    data.mkdir(parents=True, exist_ok=True)
+    import sqlite3
+
+    lite = sqlite3.connect(catalog)  # WAL, as the store's own SQLite catalogs are made
+    lite.execute("PRAGMA journal_mode=WAL")
+    lite.close()
+    target = duckdb.connect()
+    load_extensions(target, "ducklake", "sqlite_scanner")
+    target.execute(
+        f"ATTACH {quote_literal('ducklake:sqlite:' + str(catalog))} AS s "
+        f"(DATA_PATH {quote_literal(str(data.resolve()) + os.sep)})"
+    )
+    target.execute("USE s")
+    target.execute(f"CREATE TABLE IF NOT EXISTS usage_events ({LIMIT_COLUMNS.format(pk='')})")
+    return target
+
+
+def limit(params: dict[str, Any]) -> dict[str, Any]:
+    """The floor: the rows read as Arrow by DuckDB and appended into a table, no project code.
+
+    The same ordered read and batch size as the engine. ``target_kind`` ``duckdb`` (default): a primary-keyed
+    table in a DuckDB file; ``ducklake``: a DuckLake table with a SQLite catalog (``target`` the catalog,
+    ``data_path`` its files). By default one transaction around all batches (the fastest form);
+    ``commit_each_batch`` commits after every batch, as an exactly-once loader must (on DuckLake each commit is
+    a snapshot and at least one Parquet file).
     """
     started = time.perf_counter()
     source = duckdb.connect(params["warehouse"], read_only=True)
-    target = duckdb.connect(params["target"])
-    target.execute(
-        "CREATE TABLE IF NOT EXISTS usage_events (event_id BIGINT PRIMARY KEY, user_email VARCHAR, action VARCHAR, "
-        "occurred_at TIMESTAMP, cnt INTEGER, weight DOUBLE, info VARCHAR)"
-    )
+    target = _limit_target(params)
     each = bool(params.get("commit_each_batch"))
     rel = source.sql(f"SELECT {USAGE_SELECT} FROM usage_events ORDER BY event_id")
     rows = 0
@@ -222,6 +266,139 @@ def plain_read(params: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - started, "rows": rows}
 
 
+def reader(params: dict[str, Any]) -> dict[str, Any]:
+    """A reader attached read-only, querying every ``interval`` s until the ``stop`` file appears.
+
+    Each query is a count per section of ``user_activities`` (a full scan of the section column); its start
+    (epoch) and wait are recorded, so the parent can keep those that ran while the writer wrote.
+    """
+    location = StoreLocation.of_file(Path(params["catalog"]), params["data_path"])
+    stop, ready = Path(params["stop"]), Path(params["ready"])
+    queries: list[tuple[float, float]] = []
+    errors: list[str] = []
+    attach_started = time.perf_counter()
+    with ModelStore(location, read_only=True) as store:
+        attach_seconds = time.perf_counter() - attach_started
+        ready.touch()
+        while not stop.exists():
+            at = time.time()
+            started = time.perf_counter()
+            try:
+                store.con.execute("SELECT section, count(*) FROM user_activities GROUP BY section").fetchall()
+            except duckdb.Error as exc:  # counted, never fatal: the figure is how often a reader fails
+                errors.append(str(exc).splitlines()[0])
+            queries.append((at, time.perf_counter() - started))
+            time.sleep(params.get("interval", 0.1))
+    return {"seconds": 0.0, "rows": 0, "attach_seconds": attach_seconds, "queries": queries, "errors": errors}
+
+
+SCAN_SQL = (
+    'SELECT section, count(*), count(DISTINCT "key"), sum("count"), min("date"), max("date"), '
+    "count(DISTINCT action), max(length(CAST(info AS VARCHAR))) FROM user_activities GROUP BY section"
+)
+
+
+def _scan(location: StoreLocation, repeats: int = 5) -> dict[str, float]:
+    """A full-scan query on a fresh read-only attach: the first run (cold, attach included) and the median."""
+    started = time.perf_counter()
+    with ModelStore(location, read_only=True) as store:
+        attached = time.perf_counter()
+        store.con.execute(SCAN_SQL).fetchall()
+        first = time.perf_counter() - attached
+        runs = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            store.con.execute(SCAN_SQL).fetchall()
+            runs.append(time.perf_counter() - t)
+        files = int(
+            store.con.execute(
+                "SELECT count(*) FROM __ducklake_metadata_store.ducklake_data_file WHERE end_snapshot IS NULL"
+            ).fetchall()[0][0]
+        )
+        snapshots = int(store.con.execute("SELECT count(*) FROM store.snapshots()").fetchall()[0][0])
+    runs.sort()
+    return {
+        "attach_s": round(attached - started, 4),
+        "first_s": round(first, 4),
+        "median_s": round(runs[len(runs) // 2], 4),
+        "data_files": files,
+        "snapshots": snapshots,
+    }
+
+
+def _median(values: list[float]) -> float | None:
+    return round(sorted(values)[len(values) // 2], 4) if values else None
+
+
+def month_ticks(params: dict[str, Any]) -> dict[str, Any]:
+    """A month of 5-minute ticks, scaled: ``ticks`` run_usage calls of ``tick_rows`` new keys each, one process.
+
+    Each tick is what the usage asset does on its cadence (run_usage over the new keys: sync log, batch and
+    cursor commits), minus the process and Dagster start. Then a full-scan query on the ticked store, before
+    and after :func:`maintain`, ``ticks_after`` (10) more ticks on the maintained store, and the same query on
+    a store loaded from the same rows in one run (default batch size).
+    """
+    ticked = parse_config(params["ticked_config"], Path(params["ticked_config_path"]))
+    fresh = parse_config(params["fresh_config"], Path(params["fresh_config_path"]))
+    ticks, per = params["ticks"], params["tick_rows"]
+    durations = []
+    started = time.perf_counter()
+    with ModelStore(ticked.store) as store:
+        section = ticked.usage[0]
+        warehouse = open_warehouse(ticked.connection("wh"))
+        try:
+            for i in range(ticks):
+                t = time.perf_counter()
+                run_usage(section, store, warehouse, [KeyRangeSpan(i * per + 1, (i + 1) * per)])
+                durations.append(time.perf_counter() - t)
+        finally:
+            warehouse.close()
+        stored = int(store.con.execute("SELECT count(*) FROM user_activities").fetchall()[0][0])
+    tick_seconds = time.perf_counter() - started
+    before = _scan(ticked.store)
+    t = time.perf_counter()
+    with ModelStore(ticked.store) as store:
+        report = maintain(store)
+    maintain_seconds = time.perf_counter() - t
+    after = _scan(ticked.store)
+    # A few more ticks on the maintained store: does maintenance bring the tick time back?
+    after_ticks = []
+    with ModelStore(ticked.store) as store:
+        warehouse = open_warehouse(ticked.connection("wh"))
+        try:
+            for i in range(ticks, ticks + params.get("ticks_after", 10)):
+                t = time.perf_counter()
+                run_usage(ticked.usage[0], store, warehouse, [KeyRangeSpan(i * per + 1, (i + 1) * per)])
+                after_ticks.append(time.perf_counter() - t)
+        finally:
+            warehouse.close()
+    with ModelStore(fresh.store) as store:
+        warehouse = open_warehouse(fresh.connection("wh"))
+        try:
+            run_usage(fresh.usage[0], store, warehouse, [KeyRangeSpan(1, (ticks + len(after_ticks)) * per)])
+        finally:
+            warehouse.close()
+    loaded = _scan(fresh.store)
+    first, last = _median(durations[:10]), _median(durations[-10:])
+    durations.sort()
+    return {
+        "seconds": tick_seconds,
+        "rows": stored,
+        "ticks": ticks,
+        "tick_rows": per,
+        "tick_p50_s": round(durations[len(durations) // 2], 4),
+        "tick_p95_s": round(durations[int(len(durations) * 0.95)], 4),
+        "tick_first10_median_s": first,
+        "tick_last10_median_s": last,
+        "tick_after_maintain_median_s": _median(after_ticks),
+        "maintain_seconds": round(maintain_seconds, 3),
+        "maintenance": report.metadata(),
+        "scan_ticked_before_maintain": before,
+        "scan_ticked_after_maintain": after,
+        "scan_fresh_load": loaded,
+    }
+
+
 CASES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "usage_engine": usage_engine,
     "limit": limit,
@@ -229,7 +406,19 @@ CASES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "dlt_sql_table": dlt_sql_table,
     "crm_sync": crm_sync,
     "plain_read": plain_read,
+    "reader": reader,
+    "month_ticks": month_ticks,
 }
+
+
+def _vm_hwm_mb() -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
 
 
 def main() -> None:
@@ -242,6 +431,9 @@ def main() -> None:
         profiler = Profiler(interval=0.005)
         profiler.start()
     result = CASES[case](params)
+    # This process's own peak RSS (DuckDB's memory included). The parent's ru_maxrss of a child is at least
+    # the parent's own high-water RSS (Linux keeps it across exec), so the child reads its VmHWM itself.
+    result["peak_rss_mb"] = _vm_hwm_mb()
     if profile:
         profiler.stop()
         Path(profile).write_text(profiler.output_text(unicode=False, color=False, show_all=False))

@@ -1,7 +1,9 @@
-"""Benchmark the sync engine against the limit (DuckDB's own Arrow path) and dlt, in one run on this machine.
+"""Benchmark the sync engine against the limits (DuckDB's own Arrow path into a DuckDB file and into a DuckLake)
+and dlt, in one run on this machine; plus reader latency during writes, two sections in parallel and a
+simulated month of ticks with maintenance.
 
-    .venv/bin/python benchmarks/run.py                  # defaults: 5M usage rows, 1M companies (~10 min)
-    .venv/bin/python benchmarks/run.py --quick          # small sizes, a smoke run (~1-2 min)
+    .venv/bin/python benchmarks/run.py                  # defaults: 5M usage rows, 1M companies (~13 min)
+    .venv/bin/python benchmarks/run.py --quick          # small sizes, a smoke run (~4 min)
     .venv/bin/python benchmarks/run.py --only usage,crm # some groups only
 
 Prints one table (rows/s, seconds, peak RSS, ratio to the limit and to dlt) and writes every figure to
@@ -33,15 +35,19 @@ from common import (
     config_dict,
     events_warehouse,
     fresh_copy,
+    remove_store,
     run_case,
     run_child,
+    start_case,
+    store_files,
     template_store,
     usage_section,
+    wait_child,
 )
 
 from planhat_pipelines.config import DEFAULT_USAGE_BATCH_SIZE
 
-GROUPS = ("usage", "dlt", "tick", "crm", "memory", "emulators", "dagster")
+GROUPS = ("usage", "dlt", "tick", "crm", "memory", "emulators", "dagster", "reader", "parallel", "month")
 
 
 class Results:
@@ -50,7 +56,10 @@ class Results:
     def __init__(self) -> None:
         self.cases: dict[str, dict[str, Any]] = {}
 
-    def add(self, name: str, measured: Measured, *, label: str, rows: int | None = None, **extra: Any) -> None:
+    def add(
+        self, name: str, measured: Measured, *, label: str, rows: int | None = None, rate: bool = True, **extra: Any
+    ) -> None:
+        """Record a case; ``rate=False`` for a case whose rows are not throughput (the reader's queries)."""
         res = measured.result
         ok = measured.returncode == 0 and bool(res)
         seconds = res.get("seconds", measured.wall_seconds) if ok else None
@@ -60,11 +69,13 @@ class Results:
             "ok": ok,
             "rows": n,
             "seconds": None if seconds is None else round(seconds, 3),
-            "rows_per_s": round(n / seconds) if ok and n and seconds else None,
+            "rows_per_s": round(n / seconds) if rate and ok and n and seconds else None,
             "wall_seconds": round(measured.wall_seconds, 3),
-            "peak_rss_mb": round(measured.peak_rss_mb, 1),
+            # The child's own VmHWM when it reports one (cases.py does), else its ru_maxrss.
+            "peak_rss_mb": res.get("peak_rss_mb") or round(measured.peak_rss_mb, 1),
+            "ru_maxrss_mb": round(measured.peak_rss_mb, 1),
         }
-        entry.update({k: v for k, v in res.items() if k not in ("seconds", "rows")})
+        entry.update({k: v for k, v in res.items() if k not in ("seconds", "rows", "peak_rss_mb")})
         entry.update(extra)
         self.cases[name] = entry
         status = (
@@ -111,7 +122,7 @@ def bench_usage(args: argparse.Namespace, res: Results, warehouse: Path) -> Path
     """The engine's usage ingest of N rows and the limit on the same rows; returns the loaded store."""
     print(f"usage ingest of {args.rows:,} rows (batch {args.batch_size:,}, span {args.span:,})", flush=True)
     section = usage_section(batch_size=args.batch_size, span=args.span)
-    store = fresh_copy(template_store(), "store_ingest.duckdb")
+    store = fresh_copy(template_store(), "store_ingest.sqlite")
     params = _usage_params(store, _duckdb_conn(warehouse), section, "usage_ingest")
     res.add("usage_ingest", run_case("usage_engine", params), label=f"usage ingest, engine (run_usage) {args.rows:,}")
     target = fresh_copy(Path("/nonexistent"), "limit.duckdb")
@@ -127,6 +138,20 @@ def bench_usage(args: argparse.Namespace, res: Results, warehouse: Path) -> Path
         run_case("limit", {**params, "commit_each_batch": True}),
         label="limit, committing every batch (exactly-once floor)",
     )
+    for name, each, what in (
+        ("limit_ducklake", False, "1 tx"),
+        ("limit_ducklake_commit_each_batch", True, "commit every batch"),
+    ):
+        target = fresh_copy(Path("/nonexistent"), "limit_ducklake.sqlite")
+        params = {
+            "warehouse": str(warehouse),
+            "target": str(target),
+            "data_path": str(store_files(target)),
+            "target_kind": "ducklake",
+            "batch_size": args.batch_size,
+            "commit_each_batch": each,
+        }
+        res.add(name, run_case("limit", params), label=f"DuckLake limit: Arrow -> append, SQLite catalog, {what}")
     return store
 
 
@@ -179,7 +204,7 @@ def bench_tick(args: argparse.Namespace, res: Results, warehouse: Path, ingest_s
     print("incremental ticks", flush=True)
     section = usage_section(batch_size=args.batch_size, span=args.span)
     tick_wh = fresh_copy(warehouse, "warehouse_tick.duckdb")
-    store = fresh_copy(ingest_store, "store_tick.duckdb")
+    store = fresh_copy(ingest_store, "store_tick.sqlite")
     new = max(1, args.rows // 100)
     steps = [("tick_1pct", new, "1 %"), ("tick_0p1pct", max(1, args.rows // 1000), "0.1 %"), ("tick_empty", 0, "no")]
     top = args.rows
@@ -201,7 +226,7 @@ def bench_tick(args: argparse.Namespace, res: Results, warehouse: Path, ingest_s
     base = min(args.memory_rows)
     if base < args.rows:
         small_wh = fresh_copy(events_warehouse(base), "warehouse_tick_small.duckdb")
-        small_store = fresh_copy(template_store(), "store_tick_small.duckdb")
+        small_store = fresh_copy(template_store(), "store_tick_small.sqlite")
         params = _usage_params(small_store, _duckdb_conn(small_wh), section, "tick_small_base_load")
         run_case("usage_engine", params)
         append_events(small_wh, base + 1, base + new)
@@ -215,7 +240,7 @@ def bench_tick(args: argparse.Namespace, res: Results, warehouse: Path, ingest_s
 def bench_crm(args: argparse.Namespace, res: Results) -> None:
     print(f"CRM receive of {args.companies:,} companies", flush=True)
     warehouse = companies_warehouse(args.companies)
-    store = fresh_copy(Path("/nonexistent"), "store_crm.duckdb")
+    store = fresh_copy(Path("/nonexistent"), "store_crm.sqlite")
     doc = config_dict(store, _duckdb_conn(warehouse), crm=[COMPANY_SECTION])
     params = {"config": doc, "config_path": str(_write_config("crm", doc))}
     res.add(
@@ -236,10 +261,10 @@ def bench_memory(args: argparse.Namespace, res: Results) -> None:
     section = usage_section(batch_size=args.batch_size, span=args.span)
     for rows in args.memory_rows:
         warehouse = events_warehouse(rows)
-        store = fresh_copy(template_store(), f"store_mem_{rows}.duckdb")
+        store = fresh_copy(template_store(), f"store_mem_{rows}.sqlite")
         params = _usage_params(store, _duckdb_conn(warehouse), section, f"memory_{rows}")
         res.add(f"memory_{rows}", run_case("usage_engine", params), label=f"usage sync memory at {rows:,} rows")
-        store.unlink(missing_ok=True)
+        remove_store(store)
 
 
 def bench_emulators(args: argparse.Namespace, res: Results) -> None:
@@ -249,14 +274,14 @@ def bench_emulators(args: argparse.Namespace, res: Results) -> None:
     print(f"usage ingest of {rows:,} rows from each warehouse adapter", flush=True)
     section = usage_section(batch_size=min(args.batch_size, rows), span=args.span)
     warehouse = events_warehouse(rows)
-    store = fresh_copy(template_store(), "store_adapter_duckdb.duckdb")
+    store = fresh_copy(template_store(), "store_adapter_duckdb.sqlite")
     params = _usage_params(store, _duckdb_conn(warehouse), section, "adapter_duckdb")
     res.add("adapter_duckdb", run_case("usage_engine", params), label=f"usage ingest {rows:,}, DuckDB adapter")
     data = emulators.usage_rows(warehouse)
     try:
         with emulators.snowflake_server() as conn:
             seed = emulators.seed_snowflake(conn, data)
-            store = fresh_copy(template_store(), "store_adapter_snowflake.duckdb")
+            store = fresh_copy(template_store(), "store_adapter_snowflake.sqlite")
             params = _usage_params(store, conn, section, "adapter_snowflake")
             env = {**os.environ, **emulators.SNOWFLAKE_ENV}
             res.add(
@@ -270,7 +295,7 @@ def bench_emulators(args: argparse.Namespace, res: Results) -> None:
     try:
         with emulators.bigquery_server() as emulator:
             conn, seed = emulators.seed_bigquery(emulator, data)
-            store = fresh_copy(template_store(), "store_adapter_bigquery.duckdb")
+            store = fresh_copy(template_store(), "store_adapter_bigquery.sqlite")
             params = _usage_params(store, conn, section, "adapter_bigquery")
             res.add(
                 "adapter_bigquery",
@@ -306,11 +331,10 @@ def _dagster_home(name: str, partition_keys: list[str]) -> Path:
 
 
 def _stored(store: Path) -> int:
-    con = duckdb.connect(str(store), read_only=True)
-    try:
-        return int(con.execute("SELECT count(*) FROM user_activities").fetchall()[0][0])
-    finally:
-        con.close()
+    from planhat_pipelines.store import ModelStore, StoreLocation
+
+    with ModelStore(StoreLocation.of_file(store, store_files(store)), read_only=True) as model_store:
+        return int(model_store.con.execute("SELECT count(*) FROM user_activities").fetchall()[0][0])
 
 
 def bench_dagster(args: argparse.Namespace, res: Results, warehouse: Path) -> None:
@@ -327,7 +351,7 @@ def bench_dagster(args: argparse.Namespace, res: Results, warehouse: Path) -> No
     ]
     for what, part_keys, cli in cases:
         label = "1 range" if what == "one" else f"backfill of {len(part_keys)} ranges (single run)"
-        store = fresh_copy(template_store(), f"store_engine_{what}.duckdb")
+        store = fresh_copy(template_store(), f"store_engine_{what}.sqlite")
         params = _usage_params(store, _duckdb_conn(warehouse), section, f"engine_{what}")
         res.add(
             f"engine_{what}",
@@ -335,7 +359,7 @@ def bench_dagster(args: argparse.Namespace, res: Results, warehouse: Path) -> No
             label=f"engine alone, {label}",
         )
         rows = res.cases[f"engine_{what}"].get("rows")
-        store = fresh_copy(template_store(), f"store_dagster_{what}.duckdb")
+        store = fresh_copy(template_store(), f"store_dagster_{what}.sqlite")
         params = _usage_params(store, _duckdb_conn(warehouse), section, f"dagster_{what}")
         home = _dagster_home(what, keys)
         measured = _dagster(home, Path(params["config_path"]), cli)
@@ -344,6 +368,162 @@ def bench_dagster(args: argparse.Namespace, res: Results, warehouse: Path) -> No
         res.add(f"dagster_{what}", measured, label=f"dagster asset materialize, {label}", rows=stored)
         if stored is not None and rows is not None and stored != rows:
             print(f"  warning: Dagster stored {stored} rows, the engine read {rows}", flush=True)
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def bench_reader(args: argparse.Namespace, res: Results) -> None:
+    """A read-only reader querying every 100 ms while run_usage backfills --reader-rows rows (two processes)."""
+    rows = args.reader_rows
+    print(f"reader latency while run_usage writes {rows:,} rows (query every 100 ms)", flush=True)
+    warehouse = events_warehouse(rows)
+    section = usage_section(batch_size=args.batch_size, span=args.span)
+    store = fresh_copy(template_store(), "store_reader.sqlite")
+    params = _usage_params(store, _duckdb_conn(warehouse), section, "reader_writer")
+    stop, ready = WORK / "reader.stop", WORK / "reader.ready"
+    stop.unlink(missing_ok=True)
+    ready.unlink(missing_ok=True)
+    reader_params = {
+        "catalog": str(store),
+        "data_path": str(store_files(store)),
+        "stop": str(stop),
+        "ready": str(ready),
+        "interval": 0.1,
+    }
+    reader = start_case("reader", reader_params, tag="reader")
+    deadline = time.perf_counter() + 120
+    while not ready.exists() and reader.proc.poll() is None and time.perf_counter() < deadline:
+        time.sleep(0.05)
+    time.sleep(2.0)  # queries with no writer: the idle baseline
+    writer = run_case("usage_engine", params)
+    time.sleep(0.5)
+    stop.touch()
+    measured = wait_child(reader)
+    res.add("reader_writer", writer, label=f"usage backfill {rows:,} with a reader beside it (writer)")
+    if not (writer.returncode == 0 and writer.result and measured.returncode == 0 and measured.result):
+        res.skip("reader_latency", "reader latency during writes", "the writer or the reader failed")
+        return
+    lo, hi = writer.result["write_from"], writer.result["write_to"]
+    queries = measured.result.pop("queries")
+    during = [w for at, w in queries if lo <= at <= hi]
+    idle = [w for at, w in queries if at < lo]
+    measured.result = {
+        "seconds": _percentile(during, 0.95) or 0.0,
+        "rows": len(during),
+        "queries_during_write": len(during),
+        "wait_p50_s": _round(_percentile(during, 0.5)),
+        "wait_p95_s": _round(_percentile(during, 0.95)),
+        "wait_max_s": _round(max(during) if during else None),
+        "idle_queries": len(idle),
+        "idle_wait_p50_s": _round(_percentile(idle, 0.5)),
+        "idle_wait_max_s": _round(max(idle) if idle else None),
+        "write_seconds": round(hi - lo, 2),
+        "reader_errors": len(measured.result["errors"]),
+        "reader_error_examples": measured.result["errors"][:3],
+        "attach_seconds": round(measured.result["attach_seconds"], 3),
+        "peak_rss_mb": measured.result.get("peak_rss_mb"),
+    }
+    res.add(
+        "reader_latency", measured, label="reader every 100 ms during it (rows = queries, s = p95 wait)", rate=False
+    )
+    r = res.cases["reader_latency"]
+    print(
+        f"    {r['queries_during_write']} queries during {r['write_seconds']} s of writes: p50 {r['wait_p50_s']} s, "
+        f"p95 {r['wait_p95_s']} s, max {r['wait_max_s']} s; idle p50 {r['idle_wait_p50_s']} s; "
+        f"{r['reader_errors']} errors",
+        flush=True,
+    )
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def bench_parallel(args: argparse.Namespace, res: Results) -> None:
+    """Two usage sections (two warehouse files) written by two processes at once, against one alone."""
+    rows = args.parallel_rows
+    print(f"two sections in parallel, {rows:,} rows each, against one alone", flush=True)
+    wa = events_warehouse(rows)
+    wb = fresh_copy(wa, "warehouse_parallel_b.duckdb")
+    sections = [
+        usage_section("events_a", batch_size=args.batch_size, span=args.span, connection="wa"),
+        usage_section("events_b", batch_size=args.batch_size, span=args.span, connection="wb"),
+    ]
+    connections = {"wa": _duckdb_conn(wa), "wb": _duckdb_conn(wb)}
+
+    def params_for(store: Path, name: str) -> dict[str, Any]:
+        doc = config_dict(store, connections=connections, usage=sections)
+        return {"config": doc, "config_path": str(_write_config(name, doc))}
+
+    alone = run_case("usage_engine", params_for(fresh_copy(template_store(), "store_alone.sqlite"), "alone"))
+    res.add("parallel_alone", alone, label=f"one section alone, {rows:,} rows")
+    both = fresh_copy(template_store(), "store_parallel.sqlite")
+    params = params_for(both, "parallel")
+    started = time.perf_counter()
+    running = [start_case("usage_engine", {**params, "section_index": i}, tag=f"parallel{i}") for i in (0, 1)]
+    measured = [wait_child(r) for r in running]
+    wall = time.perf_counter() - started
+    for i, m in enumerate(measured):
+        res.add(f"parallel_{'ab'[i]}", m, label=f"two sections at once: section {'ab'[i]} ({rows:,} rows)")
+    if not all(m.returncode == 0 and m.result for m in measured):
+        res.skip("parallel_combined", "two sections at once, combined", "a writer failed")
+        return
+    lo = min(m.result["write_from"] for m in measured)
+    hi = max(m.result["write_to"] for m in measured)
+    total = sum(m.result["rows"] for m in measured)
+    stored = _stored(both)
+    combined = Measured(
+        {
+            "seconds": hi - lo,
+            "rows": total,
+            "stored": stored,
+            "processes_wall_seconds": round(wall, 2),
+            "peak_rss_mb": max(m.result.get("peak_rss_mb") or 0 for m in measured),
+        },
+        wall,
+        max(m.peak_rss_mb for m in measured),
+        0,
+    )
+    res.add("parallel_combined", combined, label="two sections at once, combined (first start to last end)")
+    if stored != 2 * rows:
+        print(f"  warning: the store holds {stored} rows, expected {2 * rows}", flush=True)
+
+
+def bench_month(args: argparse.Namespace, res: Results) -> None:
+    """A month of 5-minute ticks, scaled down: --ticks run_usage calls of --tick-rows rows, then maintenance."""
+    ticks, per = args.ticks, args.tick_rows
+    print(
+        f"a month of ticks, simulated: {ticks} ticks of {per} rows, then a full scan vs maintained vs fresh", flush=True
+    )
+    warehouse = events_warehouse(ticks * per)
+    section = usage_section(batch_size=args.batch_size, span=args.span)
+    ticked = _usage_params(fresh_copy(template_store(), "store_ticked.sqlite"), _duckdb_conn(warehouse), section, "t")
+    fresh = _usage_params(fresh_copy(template_store(), "store_fresh.sqlite"), _duckdb_conn(warehouse), section, "f")
+    params = {
+        "ticked_config": ticked["config"],
+        "ticked_config_path": ticked["config_path"],
+        "fresh_config": fresh["config"],
+        "fresh_config_path": fresh["config_path"],
+        "ticks": ticks,
+        "tick_rows": per,
+    }
+    res.add("month_ticks", run_case("month_ticks", params), label=f"{ticks} ticks of {per} rows (run_usage each)")
+    case = res.cases["month_ticks"]
+    if case.get("ok"):
+        b, a, f = (case[k] for k in ("scan_ticked_before_maintain", "scan_ticked_after_maintain", "scan_fresh_load"))
+        print(
+            f"    full scan median: ticked {b['median_s']} s ({b['data_files']} files, {b['snapshots']} snapshots), "
+            f"after maintain {a['median_s']} s ({a['data_files']} files), fresh load {f['median_s']} s "
+            f"({f['data_files']} files); maintain took {case['maintain_seconds']} s; tick median first 10 "
+            f"{case['tick_first10_median_s']} s, last 10 {case['tick_last10_median_s']} s, after maintain "
+            f"{case['tick_after_maintain_median_s']} s",
+            flush=True,
+        )
 
 
 # --- report ------------------------------------------------------------------------------------------------------
@@ -375,8 +555,12 @@ def machine() -> dict[str, Any]:
 def derive(args: argparse.Namespace, res: Results) -> dict[str, Any]:
     """Ratios and target checks from this run's figures (reported, never asserted)."""
     usage, limit, dlt = res.rps("usage_ingest"), res.rps("limit"), res.rps("dlt_resource")
+    ducklake_limit = res.rps("limit_ducklake_commit_each_batch")
     out: dict[str, Any] = {
         "usage_vs_limit": _ratio(usage, limit, 3),
+        "usage_vs_ducklake_limit": _ratio(usage, ducklake_limit, 3),
+        "usage_vs_ducklake_limit_1tx": _ratio(usage, res.rps("limit_ducklake"), 3),
+        "ducklake_limit_vs_duckdb_limit": _ratio(ducklake_limit, res.rps("limit_commit_each_batch"), 3),
         "usage_vs_dlt": _ratio(usage, dlt, 3),
         "usage_vs_dlt_sql_table": _ratio(usage, res.rps("dlt_sql_table"), 3),
     }
@@ -405,6 +589,35 @@ def derive(args: argparse.Namespace, res: Results) -> dict[str, Any]:
         "backfill_overhead_seconds": round(db - eb, 2) if db and eb else None,
         "backfill_ratio": _ratio(db, eb),
     }
+    reader = res.cases.get("reader_latency", {})
+    out["reader"] = {k: reader.get(k) for k in ("queries_during_write", "wait_p50_s", "wait_p95_s", "wait_max_s")}
+    out["reader"]["idle_wait_p50_s"] = reader.get("idle_wait_p50_s")
+    alone, combined = res.rps("parallel_alone"), res.rps("parallel_combined")
+    out["parallel"] = {
+        "alone_seconds": res.seconds("parallel_alone"),
+        "alone_rows_per_s": alone,
+        "both_seconds": res.seconds("parallel_combined"),
+        "combined_rows_per_s": combined,
+        "speedup": _ratio(combined, alone),
+    }
+    month = res.cases.get("month_ticks", {})
+    if month.get("ok"):
+        b, a, f = (month[k] for k in ("scan_ticked_before_maintain", "scan_ticked_after_maintain", "scan_fresh_load"))
+        out["month"] = {
+            "ticks": month["ticks"],
+            "tick_rows": month["tick_rows"],
+            "tick_p50_s": month["tick_p50_s"],
+            "tick_first10_median_s": month["tick_first10_median_s"],
+            "tick_last10_median_s": month["tick_last10_median_s"],
+            "tick_after_maintain_median_s": month["tick_after_maintain_median_s"],
+            "snapshots": {"ticked": b["snapshots"], "fresh": f["snapshots"]},
+            "scan_median_s": {"ticked": b["median_s"], "maintained": a["median_s"], "fresh": f["median_s"]},
+            "scan_first_s": {"ticked": b["first_s"], "maintained": a["first_s"], "fresh": f["first_s"]},
+            "data_files": {"ticked": b["data_files"], "maintained": a["data_files"], "fresh": f["data_files"]},
+            "ticked_vs_fresh": _ratio(b["median_s"], f["median_s"]),
+            "maintained_vs_fresh": _ratio(a["median_s"], f["median_s"]),
+            "maintain_seconds": month["maintain_seconds"],
+        }
     tick_linear = None
     if tick and tick_small:
         tick_linear = abs(tick / tick_small - 1) <= 0.5
@@ -414,6 +627,7 @@ def derive(args: argparse.Namespace, res: Results) -> dict[str, Any]:
         "tick_time_independent_of_table_size": tick_linear,
         "crm_nochange_within_2x_plain_read": _check(out["crm_nochange_vs_plain_read"], lambda v: v <= 2),
         "memory_flat_within_20pct": _check(out["memory_growth"], lambda v: v <= 0.2),
+        "usage_ingest_at_least_50pct_of_ducklake_limit": _check(out["usage_vs_ducklake_limit"], lambda v: v >= 0.5),
     }
     return out
 
@@ -423,18 +637,24 @@ def _check(value: float | None, test: Any) -> bool | None:
 
 
 def print_table(res: Results) -> None:
+    """rows/s against the DuckDB-file limit (one transaction), the DuckLake limit (commit every batch) and dlt."""
     limit, dlt = res.rps("limit"), res.rps("dlt_resource")
-    head = f"{'case':<62} {'rows':>11} {'seconds':>9} {'rows/s':>11} {'peak MB':>8} {'x limit':>8} {'x dlt':>7}"
+    lake = res.rps("limit_ducklake_commit_each_batch")
+    head = (
+        f"{'case':<62} {'rows':>11} {'seconds':>9} {'rows/s':>11} {'peak MB':>8} {'x limit':>8} {'x DL lim':>8} "
+        f"{'x dlt':>7}"
+    )
     print("\n" + head + "\n" + "-" * len(head))
     for case in res.cases.values():
         if not case.get("ok"):
             print(f"{case['label']:<62} {'skipped: ' + case['skipped'] if 'skipped' in case else 'FAILED'}")
             continue
         rps = case.get("rows_per_s")
-        xl, xd = _ratio(rps, limit), _ratio(rps, dlt)
+        xl, xk, xd = _ratio(rps, limit), _ratio(rps, lake), _ratio(rps, dlt)
         print(
             f"{case['label'][:62]:<62} {case['rows'] or 0:>11,} {case['seconds']:>9.2f} {rps or 0:>11,} "
-            f"{case['peak_rss_mb']:>8.0f} {xl if xl is not None else '':>8} {xd if xd is not None else '':>7}"
+            f"{case['peak_rss_mb']:>8.0f} {xl if xl is not None else '':>8} {xk if xk is not None else '':>8} "
+            f"{xd if xd is not None else '':>7}"
         )
 
 
@@ -452,6 +672,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--memory-rows", default="1e6,5e6,1e7", help="usage sizes for the memory check")
     p.add_argument("--emulator-rows", type=lambda s: int(float(s)), default=200_000, help="rows per emulator")
     p.add_argument("--ranges", type=int, default=100, help="ranges in the Dagster backfill")
+    p.add_argument(
+        "--reader-rows", type=lambda s: int(float(s)), default=3_000_000, help="rows written beside the reader"
+    )
+    p.add_argument("--parallel-rows", type=lambda s: int(float(s)), default=2_000_000, help="rows per parallel section")
+    p.add_argument("--ticks", type=int, default=100, help="ticks in the simulated month")
+    p.add_argument("--tick-rows", type=int, default=200, help="rows per simulated tick")
     p.add_argument("--only", default=",".join(GROUPS), help=f"groups to run, of {','.join(GROUPS)}")
     p.add_argument("--no-sql-table", action="store_true", help="skip dlt sql_table (slow)")
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
@@ -460,6 +686,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.rows, args.companies, args.emulator_rows = 200_000, 50_000, 20_000
         args.memory_rows, args.span, args.batch_size = "50e3,100e3,200e3", 50_000, 10_000
+        args.reader_rows, args.parallel_rows, args.ticks = 200_000, 100_000, 40
     args.memory_rows = [int(float(x)) for x in str(args.memory_rows).split(",")]
     args.only = [g.strip() for g in args.only.split(",") if g.strip()]
     if args.out is None:
@@ -490,6 +717,12 @@ def main(argv: list[str] | None = None) -> None:
         bench_memory(args, res)
     if "emulators" in args.only:
         bench_emulators(args, res)
+    if "reader" in args.only:
+        bench_reader(args, res)
+    if "parallel" in args.only:
+        bench_parallel(args, res)
+    if "month" in args.only:
+        bench_month(args, res)
     derived = derive(args, res)
     print_table(res)
     print("\n" + json.dumps({k: v for k, v in derived.items()}, indent=2))
