@@ -8,8 +8,8 @@ files and snapshots. :func:`maintain` runs DuckLake's own maintenance functions,
 2. ``ducklake_merge_adjacent_files``: small adjacent files of a table become one;
 3. ``ducklake_expire_snapshots``: snapshots older than ``retention_days`` go (time travel and ``history``
    reach back that far);
-4. ``ducklake_cleanup_old_files``: files no kept snapshot needs are deleted, once they are an hour old (a
-   reader that attached before the expiry may still be reading them).
+4. ``ducklake_cleanup_old_files``: files no kept snapshot needs are deleted once they have waited at least a
+   day (:data:`CLEANUP_GRACE`: a reader that attached before the expiry may still be reading them).
 """
 
 from __future__ import annotations
@@ -21,8 +21,11 @@ from planhat_pipelines.sql_quoting import quote_literal
 from planhat_pipelines.store.location import CATALOG_ALIAS
 from planhat_pipelines.store.store import ModelStore
 
-#: Files scheduled for deletion are kept this long for readers still on an expired snapshot.
-CLEANUP_GRACE = timedelta(hours=1)
+#: Files scheduled for deletion are kept at least a day for readers still on an expired snapshot. Two days, not
+#: one hour: DuckLake 1.5.5 (SQLite catalog) compares ``older_than`` by date, deleting every file scheduled on
+#: or before that day, so ``now - 1 h`` deleted files scheduled seconds earlier. ``now - 2 days`` keeps each
+#: file at least 24 h.
+CLEANUP_GRACE = timedelta(days=2)
 _METADATA = f"__ducklake_metadata_{CATALOG_ALIAS}"
 
 
