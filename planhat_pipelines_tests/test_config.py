@@ -87,7 +87,7 @@ def test_store_catalog_kinds_and_data_path(tmp_path: Path, monkeypatch: pytest.M
         {"postgres": {"host": "h", "database": "d", "user": "u", "password": {"env": "CATALOG_PW"}}, "data_path": "d"}
     )
     assert pg.kind == "postgres" and pg.postgres is not None and pg.postgres.password_env == "CATALOG_PW"
-    assert "secret" not in pg.describe() and "password=secret" in pg.postgres.dsn()
+    assert "secret" not in pg.describe() and "password='secret'" in pg.postgres.dsn()
 
 
 def test_valid_config_parses_into_typed_objects(tmp_path: Path) -> None:

@@ -22,7 +22,8 @@ def build_maintenance_defs() -> dg.Definitions:
         pool=MAINTENANCE_POOL,
         description=(
             "Flushes inlined rows, merges small files, expires snapshots older than the store's retention_days "
-            "and deletes files no kept snapshot needs (after a day's grace). Rows never change; the metadata says what it did."
+            "and deletes files no kept snapshot needs (after a day's grace). Rows never change; the metadata "
+            "says what it did."
         ),
     )
     def store_maintenance(store: StoreResource) -> dg.MaterializeResult:

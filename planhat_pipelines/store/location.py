@@ -49,7 +49,9 @@ class PostgresCatalog:
                     f"store.postgres.password: environment variable {self.password_env} is not set. "
                     f"Fix: export {self.password_env}=<the catalog user's password>"
                 )
-            parts.append("password=" + password.replace("\\", "\\\\").replace(" ", "\\ "))
+            # libpq keyword/value syntax: a quoted value, with backslash and single quote escaped.
+            quoted = password.replace("\\", "\\\\").replace("'", "\\'")
+            parts.append(f"password='{quoted}'")
         return " ".join(parts)
 
     def describe(self) -> str:
