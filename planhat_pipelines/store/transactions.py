@@ -100,8 +100,8 @@ class Transactional:
                     raise TransientError(
                         f"the store's commit lost {attempt} race(s) with other writers in "
                         f"{self.commit_retry_seconds:g} s ({str(exc).splitlines()[0]}). Fix: nothing to change; "
-                        "the step is retried. If it keeps happening, fewer sections writing at once (the "
-                        "'planhat_sections' pool limit) gives each more room"
+                        "the step is retried. If it keeps happening, fewer runs at once "
+                        "(concurrency.runs.max_concurrent_runs in dagster.yaml) gives each more room"
                     ) from exc
                 time.sleep(wait * (1 + random.random()))
                 wait = min(wait * 2, 2.0)
