@@ -14,9 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from difflib import get_close_matches
-from typing import Any, ClassVar, NoReturn
+from typing import Annotated, Any, ClassVar, NoReturn
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError, PydanticUndefined
 
@@ -156,6 +156,12 @@ def positive_int(value: int | None, info: ValidationInfo) -> int | None:
     if value is not None and value <= 0:
         fail(f"must be a positive integer, got {value}", f"write '{info.field_name}: {EXAMPLE}'")
     return value
+
+
+#: A secret field: ``{env: NAME}`` whose variable is set (see :func:`env_ref`), or nothing.
+Secret = Annotated[EnvRef | None, BeforeValidator(env_ref)]
+#: A count, size or interval that must be above zero (see :func:`positive_int`).
+Positive = Annotated[int, AfterValidator(positive_int)]
 
 
 def finite(value: float | None, info: ValidationInfo) -> float | None:

@@ -11,7 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
-from planhat_pipelines.config.base import NAME, EnvRef, FileModel, calendar_date, env_ref, example, fail, positive_int
+from planhat_pipelines.config.base import NAME, EnvRef, FileModel, Positive, Secret, calendar_date, example, fail
 from planhat_pipelines.errors import ConfigError
 
 
@@ -95,8 +95,6 @@ class ConnectionConfig:
 
 
 # --- the file ----------------------------------------------------------------------------------------
-Secret = Annotated[EnvRef | None, BeforeValidator(env_ref)]
-Positive = Annotated[int, AfterValidator(positive_int)]
 
 
 class HealthFile(FileModel):

@@ -9,18 +9,15 @@ catalog, whose ``data_path`` must then be given (a folder every machine mounts, 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import AfterValidator, BeforeValidator, model_validator
+from pydantic import model_validator
 
-from planhat_pipelines.config.base import EnvRef, FileModel, env_ref, example, fail, positive_int
+from planhat_pipelines.config.base import FileModel, Positive, Secret, example, fail
 from planhat_pipelines.store.location import DEFAULT_RETENTION_DAYS, PostgresCatalog, StoreLocation
 
 #: The embedded store a config that says nothing else gets (relative to the config file's folder).
 DEFAULT_CATALOG = ".data/planhat.sqlite"
-
-Secret = Annotated[EnvRef | None, BeforeValidator(env_ref)]
-Positive = Annotated[int, AfterValidator(positive_int)]
 
 
 class PostgresCatalogFile(FileModel):

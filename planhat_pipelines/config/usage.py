@@ -12,6 +12,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, fie
 
 from planhat_pipelines.config.base import (
     FileModel,
+    Positive,
     check_name,
     check_owners,
     example,
@@ -19,7 +20,6 @@ from planhat_pipelines.config.base import (
     first_connection,
     known_connection,
     model_name,
-    positive_int,
 )
 from planhat_pipelines.models import MODELS, ModelSpec
 
@@ -137,9 +137,6 @@ def _zero_or_more(value: int) -> int:
     if value < 0:
         fail("must be zero or positive", "write 'lookback: 1000' (keys re-read below the cursor)")
     return value
-
-
-Positive = Annotated[int, AfterValidator(positive_int)]
 
 
 class _UsageFile(FileModel):
