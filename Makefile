@@ -11,7 +11,7 @@ WAREHOUSE ?= duckdb
 export DAGSTER_HOME := $(CURDIR)/.dagster_home$(if $(filter duckdb,$(WAREHOUSE)),,_$(WAREHOUSE))
 export PLANHAT_PIPELINES_CONFIG ?= $(CURDIR)/planhat_pipelines.yaml
 
-.PHONY: install demo dev test lint bench emulators clean
+.PHONY: install demo dev test lint bench emulators deploy-lock clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,14 +53,27 @@ test: $(STAMP) emulators
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check planhat_pipelines planhat_pipelines_tests benchmarks tools
-	$(VENV)/bin/ruff format --check planhat_pipelines planhat_pipelines_tests benchmarks tools
+	$(VENV)/bin/ruff check planhat_pipelines planhat_pipelines_tests benchmarks tools deploy
+	$(VENV)/bin/ruff format --check planhat_pipelines planhat_pipelines_tests benchmarks tools deploy
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy deploy/check_image.py
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/dg check defs
 
 bench: $(STAMP) emulators
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) benchmarks/run.py
+
+# The image's pinned packages (deploy/requirements.txt): what `pip install '.[deploy]'` resolves to in a fresh
+# virtualenv today. Run after changing pyproject.toml's dependencies; test_image_steps.py checks the result.
+deploy-lock:
+	rm -rf .deploy-lock-venv
+	$(PYTHON) -m venv .deploy-lock-venv
+	.deploy-lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.deploy-lock-venv/bin/python -m pip install --quiet '.[deploy]'
+	sed -n '/^#/p' deploy/requirements.txt > deploy/requirements.txt.new
+	.deploy-lock-venv/bin/python -m pip freeze --exclude planhat_pipelines >> deploy/requirements.txt.new
+	mv deploy/requirements.txt.new deploy/requirements.txt
+	rm -rf .deploy-lock-venv
 
 clean:
 	rm -rf $(VENV) .emulators .data .dagster_home/storage .dagster_home/history .dagster_home/schedules \

@@ -35,6 +35,8 @@ _E2E_MODULES = {
     "test_run_monitoring",
     "test_cli",
     "test_cli_progress",
+    "test_image_steps",
+    "test_postgres_instance",
 }
 _STORE_FIXTURES = {"store", "duckdb_harness", "tmp_path"}
 
