@@ -140,7 +140,14 @@ def _mutate(path: str, value: Any) -> dict[str, Any]:
     return data
 
 
-DELETE = object()
+class _Delete:
+    """The type of ``DELETE``; its repr is stable, so test ids are the same in every process (pytest-xdist)."""
+
+    def __repr__(self) -> str:
+        return "DELETE"
+
+
+DELETE = _Delete()
 
 CASES = [
     # (mutation path, value, where in the message, words of the problem, words of the fix)
