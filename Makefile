@@ -49,8 +49,10 @@ dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m planhat_pipelines.cli seed-demo --if-missing
 	cd $(DAGSTER_HOME) && $(CURDIR)/$(VENV)/bin/dagster dev -w $(CURDIR)/workspace.yaml -p $(DEV_PORT)
 
+# Both cores: each module's tests run in one worker (--dist loadfile), each worker starts its own emulators
+# and PostgreSQL. PYTHONHASHSEED=0: every worker must collect the same test ids (xdist compares them).
 test: $(STAMP) emulators
-	$(PY) -m pytest -q
+	PYTHONHASHSEED=0 $(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check planhat_pipelines planhat_pipelines_tests benchmarks tools deploy
