@@ -196,6 +196,19 @@ class ModelStore(Cursors, SyncLog, Rejects, HealthLog, OkrValues, StoreChecks, H
         """How many rows usage section ``section`` holds in ``table`` (``user_activities`` / ``custom_metrics``)."""
         return int(self.con.execute(f"SELECT count(*) FROM {q(table)} WHERE section = ?", [section]).fetchall()[0][0])
 
+    def highest_usage_key(self, section: str, table: str, after: int, through: int | None) -> int | None:
+        """The highest key usage section ``section`` holds in ``table`` within ``(after, through]`` (None: none).
+
+        One aggregate; DuckLake skips every data file whose key statistics lie outside the range.
+        """
+        sql = f'SELECT max("key") FROM {q(table)} WHERE section = ? AND "key" > CAST(? AS HUGEINT)'
+        params: list[object] = [section, str(after)]
+        if through is not None:
+            sql += ' AND "key" <= CAST(? AS HUGEINT)'
+            params.append(str(through))
+        top = self.con.execute(sql, params).fetchall()[0][0]
+        return None if top is None else int(top)
+
     def refresh_company_fields(self, today: date | None = None) -> int:
         """Recompute Company ARR/MRR, renewal date, customer from/to and status from licenses, and write the
         day's row of each company's daily series (``company_daily``) in the same transaction."""

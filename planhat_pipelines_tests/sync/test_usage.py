@@ -264,6 +264,22 @@ def test_lookback_catches_a_late_lower_key(harness: WarehouseHarness, store: Mod
     assert _loaded_keys(store) == [1, 2, 3, 4, 5, 6, 7]
 
 
+def test_a_range_whose_upper_keys_another_pass_loaded_inserts_each_key_once(
+    duckdb_harness: WarehouseHarness, store: ModelStore, tmp_path: Path
+) -> None:
+    """A range pass skips the anti-join only above the keys the range already held: here the lookback of a later
+    range's run loaded keys 150-199 of range 100-199 while its cursor stayed unset."""
+    section = _section(tmp_path, lookback=150)
+    duckdb_harness.create_table("events", _events(list(range(100, 300))), json_columns=["info"])
+    run_usage(section, store, duckdb_harness.warehouse(), [KeyRangeSpan(200, 299)])
+    lookback = run_usage(section, store, duckdb_harness.warehouse(), [])  # re-reads (149, 299]
+    assert lookback.inserted == 50
+    assert store.get_cursor("events", KeyRangeSpan(100, 199).partition_key) is None
+    lower = run_usage(section, store, duckdb_harness.warehouse(), [KeyRangeSpan(100, 199)])
+    assert lower.inserted == 50  # 100-149; 150-199 read again and skipped
+    assert _loaded_keys(store) == list(range(100, 300))  # each key once
+
+
 def test_without_lookback_a_late_lower_key_needs_a_reread(
     duckdb_harness: WarehouseHarness, store: ModelStore, tmp_path: Path
 ) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from planhat_pipelines.config import UsageSection
 from planhat_pipelines.store import ModelStore
-from planhat_pipelines.sync.usage.validation import prepare_refs, validating_view
+from planhat_pipelines.sync.usage.validation import prepare_refs, validating_view, with_references
 from planhat_pipelines.warehouses.base import ColumnKind
 from planhat_pipelines_tests.builders import config_doc, duckdb_connection, parse, usage_section
 
@@ -63,12 +63,12 @@ def _check(
     """Run the validating view over ``batch``; its rows sorted by key text (nulls first)."""
     con = store.con
     prepare_refs(section, store)
-    con.register("__usage_batch", batch)
+    con.register("__usage_batch", with_references(section, con, batch))
     con.register("__usage_dups_in", pa.table({"dup_key": pa.array([str(k) for k in duplicate_keys], pa.string())}))
     con.execute(
         "CREATE OR REPLACE TEMP TABLE __usage_dups AS SELECT CAST(dup_key AS HUGEINT) AS dup_key FROM __usage_dups_in"
     )
-    con.execute(validating_view(section, kind, batch.schema.names))
+    con.execute(validating_view(section, kind, batch.schema.names, duplicates=bool(duplicate_keys)))
     rows = con.execute(
         "SELECT CAST(__key AS VARCHAR), __num, __reason, __value, __permanent FROM __usage_rows "
         "ORDER BY CAST(__key AS VARCHAR) NULLS FIRST, __reason NULLS FIRST"

@@ -7,7 +7,7 @@ through :meth:`Pass.run <planhat_pipelines.sync.usage.batch.Pass.run>`, so every
 from __future__ import annotations
 
 from planhat_pipelines.sync.ranges import KeyRangeSpan
-from planhat_pipelines.sync.usage.batch import Pass, loaded_through
+from planhat_pipelines.sync.usage.batch import Pass
 from planhat_pipelines.warehouses.base import KeyRange
 
 #: Keys of open rejects read per warehouse query when they are retried (a bound on the query's size).
@@ -32,7 +32,7 @@ def reread_lookback(one: Pass) -> None:
     Rows already loaded are skipped by the anti-join; a late row is inserted. Cursors do not move: every key
     read is at or below the loaded-through cursor already.
     """
-    loaded = loaded_through(one.store, one.section)
+    loaded = one.loaded_through()
     if not one.section.lookback or loaded is None:
         return
     window = KeyRange(one.section.key, after=max(loaded - one.section.lookback, -1), through=loaded)
@@ -42,10 +42,10 @@ def reread_lookback(one: Pass) -> None:
 def load_span(one: Pass, span: KeyRangeSpan, *, reread: bool) -> None:
     """Load the range ``[start, end]`` after its cursor (the whole range when ``reread``); record its counts."""
     scope = span.partition_key
-    cursor = one.store.get_cursor(one.section.name, scope)
+    cursor = one.cursor(scope)
     after = span.start - 1
     if cursor is not None and not reread:
-        after = max(after, int(cursor))
+        after = max(after, cursor)
     before = one.result.counts()
     one.run(KeyRange(one.section.key, after=after, through=span.end), "range", cursor_scope=scope)
     one.result.ranges.append(scope)
@@ -58,4 +58,5 @@ def reject_invalid_keys(one: Pass) -> None:
     They are permanent rejects. One whose row left the source or changed (it is then recorded anew) is resolved.
     """
     one.run(KeyRange(one.section.key, invalid_keys=True), "invalid keys")
-    one.result.resolved_rejects += one.store.resolve_rejects(one.section.name, one.run_id, permanent=True)
+    if one.open_rejects():
+        one.result.resolved_rejects += one.store.resolve_rejects(one.section.name, one.run_id, permanent=True)
