@@ -12,8 +12,9 @@ Usage sections (``usage/<section>``):
   (rows and cursors commit in one transaction, so such a row means the store was written outside the sync).
 - ``row_count_matches_source``: over the closed ranges (ranges with a cursor whose end is at or below the
   loaded-through cursor, so no more rows are expected there), the distinct source keys equal the stored keys
-  plus the keys of open rejects. The source is counted by streaming only its key column through
-  ``Warehouse.read_batches`` (the same code path the sync reads with, so no per-dialect SQL here).
+  plus the keys of open rejects. The source is counted by one aggregate in the warehouse
+  (``Warehouse.key_counts``: rows and distinct keys, two numbers whatever the table's size); only a failed check
+  streams the key column, to name the lowest missing key.
 - ``fresh``: the last successful run ended within 2 x the cadence interval, or, failing that, the source has
   no key above the loaded-through cursor (the cadence sensor skips runs when nothing is new). A domain rule no
   ``FreshnessPolicy`` can express, so it stays a check, run hourly by its automation condition.
@@ -29,8 +30,6 @@ from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from planhat_pipelines.config import Config, CrmSection, UsageSection
 from planhat_pipelines.defs.naming import crm_asset_key, reread_run_config, usage_asset_key
@@ -109,20 +108,8 @@ def _loaded_state(store: ModelStore, section: UsageSection) -> tuple[int | None,
 
 
 def count_source_keys(warehouse: Warehouse, section: UsageSection, through: int) -> tuple[int, int]:
-    """(rows, distinct keys) of the source with a non-null key at or below ``through``, reading the key column."""
-    key_range = KeyRange(section.key, after=None, through=through)
-    dup_keys = warehouse.duplicate_keys(section.table, key_range)
-    rows = repeated = 0
-    value_set: pa.Array | None = None
-    for batch in warehouse.read_batches(section.table, [section.key], batch_size=COUNT_BATCH_SIZE, key_range=key_range):
-        rows += batch.num_rows
-        if dup_keys and batch.num_rows:
-            column = batch.column(0)
-            if value_set is None:
-                value_set = pa.array(dup_keys, pa.int64()).cast(column.type)
-            repeated += int(pc.sum(pc.is_in(column, value_set=value_set)).as_py() or 0)
-    # Each duplicated key counts once.
-    return rows, rows - repeated + len(dup_keys)
+    """(rows, distinct keys) of the source with a valid key at or below ``through``: one warehouse aggregate."""
+    return warehouse.key_counts(section.table, KeyRange(section.key, after=None, through=through))
 
 
 def lowest_missing_key(

@@ -191,6 +191,22 @@ class Warehouse(ABC):
         )
         return [int(r[0]) for r in rows if r[0] is not None]
 
+    def key_counts(self, table: str, key_range: KeyRange) -> tuple[int, int]:
+        """(rows, distinct keys) of ``table`` with a valid key in ``key_range``: one aggregate in the warehouse.
+
+        What a check compares with the store: only two numbers leave the warehouse, whatever the table's size.
+        """
+        info = self.describe(table)
+        where, _, params = self.key_filter(info, key_range)
+        whole = self.integer_key_sql(info.column(key_range.key))
+        rows = self._key_rows(
+            f"SELECT COUNT(*), COUNT(DISTINCT {whole}) FROM {self.table_sql(table)} WHERE {where}",
+            params,
+            f"table '{table}', key column '{info.column(key_range.key).name}'",
+        )
+        total, distinct = rows[0] if rows else (0, 0)
+        return int(total or 0), int(distinct or 0)
+
     def key_bounds(self, table: str, key: str) -> tuple[int, int] | None:
         """The minimum and maximum valid key of ``table`` in one aggregate (None when it holds none)."""
         info = self.describe(table)

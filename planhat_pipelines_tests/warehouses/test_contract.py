@@ -87,6 +87,15 @@ def test_max_key_and_duplicates(harness: WarehouseHarness) -> None:
     assert sorted(wh.duplicate_keys("dups", KeyRange("event_id"))) == [2, 5]
 
 
+def test_key_counts_are_one_aggregate_over_valid_keys(harness: WarehouseHarness) -> None:
+    data = pa.table({"event_id": pa.array([1, 2, 2, 3, 5, 5, 5, None, -4], pa.int64()), "x": list("abcdefghi")})
+    harness.create_table("dups", data)
+    wh = harness.warehouse()
+    assert wh.key_counts("dups", KeyRange("event_id", after=None, through=4)) == (4, 3)  # 1, 2, 2, 3
+    assert wh.key_counts("dups", KeyRange("event_id")) == (7, 4)  # NULL and -4 are not valid keys
+    assert wh.key_counts("dups", KeyRange("event_id", after=5)) == (0, 0)
+
+
 def test_max_key_of_empty_table_is_none(harness: WarehouseHarness) -> None:
     harness.create_table("empty", pa.table({"event_id": pa.array([], pa.int64())}))
     assert harness.warehouse().max_key("empty", "event_id") is None
