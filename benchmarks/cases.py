@@ -117,6 +117,111 @@ def _limit_target(params: dict[str, Any]) -> duckdb.DuckDBPyConnection:
     return target
 
 
+#: The limit's INSERT into the store's own ``user_activities``: the engine's twelve columns, no validation.
+STORE_LIMIT_INSERT = (
+    "INSERT INTO user_activities SELECT 'events', event_id, 'enduser', NULL, NULL, user_email, action, occurred_at, "
+    "cnt, weight, CAST(info AS JSON), 'limit' FROM __batch"
+)
+
+
+def store_limit(params: dict[str, Any]) -> dict[str, Any]:
+    """The limit issue 16 names: the same Arrow batches (the engine's ordered read per key range, same batch size)
+    appended to the same table (the store's ``user_activities``, a DuckLake with a SQLite catalog), one commit per
+    batch, no validation, no cursor, no sync log."""
+    config = parse_config(params["config"], Path(params["config_path"]))
+    section = config.usage[0]
+    started = time.perf_counter()
+    rows = 0
+    with ModelStore(config.store) as store:
+        source = duckdb.connect(params["warehouse"], read_only=True)
+        for start in range(0, params["rows"] + 1, section.partition_span):
+            source.execute(
+                f"SELECT {USAGE_SELECT} FROM usage_events WHERE event_id > ? AND event_id <= ? ORDER BY event_id",
+                [start - 1, start + section.partition_span - 1],
+            )
+            for batch in source.to_arrow_reader(section.batch_size):
+                store.con.execute("BEGIN TRANSACTION")
+                store.con.register("__batch", batch)
+                store.con.execute(STORE_LIMIT_INSERT)
+                store.con.unregister("__batch")
+                store.con.execute("COMMIT")
+                rows += batch.num_rows
+        source.close()
+        stored = store.con.execute("SELECT count(*) FROM user_activities").fetchall()[0][0]
+    return {"seconds": time.perf_counter() - started, "rows": rows, "stored": int(stored)}
+
+
+def check_cost(params: dict[str, Any]) -> dict[str, Any]:
+    """``row_count_matches_source``'s work on a loaded section, against the warehouse's own aggregate.
+
+    ``check_s``: the check's queries (the store's key statistics and the source's one aggregate, as
+    ``defs/checks.py`` runs them); ``streamed_s``: the source counted the way the check did before (its key column
+    streamed through the process); ``aggregate_s``: the bare ``count(*), count(DISTINCT key)`` in the warehouse.
+    """
+    from planhat_pipelines.defs.checks import count_source_keys
+    from planhat_pipelines.warehouses.base import KeyRange
+
+    config = parse_config(params["config"], Path(params["config_path"]))
+    section = config.usage[0]
+    through = int(params["through"])
+    with ModelStore(config.store, read_only=True) as store:
+        warehouse = _open_warehouse(config, section.connection)
+        try:
+            started = time.perf_counter()
+            stored, _, accounted = store.usage_key_stats(section.name, "user_activities", through)
+            source_rows, source_keys = count_source_keys(warehouse, section, through)
+            check_s = time.perf_counter() - started
+            started = time.perf_counter()
+            streamed = 0
+            for batch in warehouse.read_batches(
+                section.table, [section.key], batch_size=500_000, key_range=KeyRange(section.key, through=through)
+            ):
+                streamed += batch.num_rows
+            streamed_s = time.perf_counter() - started
+        finally:
+            warehouse.close()
+    con = duckdb.connect(params["warehouse"], read_only=True)
+    started = time.perf_counter()
+    con.execute("SELECT count(*), count(DISTINCT event_id) FROM usage_events WHERE event_id <= ?", [through]).fetchall()
+    aggregate_s = time.perf_counter() - started
+    con.close()
+    return {
+        "seconds": check_s,
+        "rows": source_rows,
+        "passed": int(accounted) == source_keys,
+        "stored": int(stored),
+        "check_s": round(check_s, 4),
+        "streamed_s": round(streamed_s, 4),
+        "streamed_rows": streamed,
+        "aggregate_s": round(aggregate_s, 4),
+    }
+
+
+def dagster_startup(params: dict[str, Any]) -> dict[str, Any]:
+    """Where a Dagster run's fixed cost goes, in this process: importing Dagster, importing the project's
+    definitions module and building the definitions from the config (what every run worker does first)."""
+    import os as _os
+
+    _os.environ["PLANHAT_PIPELINES_CONFIG"] = params["config_path"]
+    started = time.perf_counter()
+    import dagster  # noqa: F401
+
+    imported = time.perf_counter()
+    from planhat_pipelines import definitions
+
+    module = time.perf_counter()
+    built = definitions.build_definitions(parse_config(params["config"], Path(params["config_path"])))
+    built.get_repository_def()
+    ready = time.perf_counter()
+    return {
+        "seconds": ready - started,
+        "rows": 0,
+        "import_dagster_s": round(imported - started, 3),
+        "import_definitions_s": round(module - imported, 3),
+        "build_definitions_s": round(ready - module, 3),
+    }
+
+
 def limit(params: dict[str, Any]) -> dict[str, Any]:
     """The floor: the rows read as Arrow by DuckDB and appended into a table, no project code.
 
@@ -402,6 +507,9 @@ def month_ticks(params: dict[str, Any]) -> dict[str, Any]:
 CASES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "usage_engine": usage_engine,
     "limit": limit,
+    "store_limit": store_limit,
+    "check_cost": check_cost,
+    "dagster_startup": dagster_startup,
     "dlt_resource": dlt_resource,
     "dlt_sql_table": dlt_sql_table,
     "crm_sync": crm_sync,

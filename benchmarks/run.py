@@ -152,6 +152,14 @@ def bench_usage(args: argparse.Namespace, res: Results, warehouse: Path) -> Path
             "commit_each_batch": each,
         }
         res.add(name, run_case("limit", params), label=f"DuckLake limit: Arrow -> append, SQLite catalog, {what}")
+    limit_store = fresh_copy(template_store(), "store_limit.sqlite")
+    params = _usage_params(limit_store, _duckdb_conn(warehouse), section, "store_limit")
+    res.add(
+        "store_limit",
+        run_case("store_limit", {**params, "warehouse": str(warehouse), "rows": args.rows}),
+        label="store limit: same batches -> store's user_activities, commit each batch, no validation",
+    )
+    remove_store(limit_store)
     return store
 
 
@@ -264,6 +272,11 @@ def bench_memory(args: argparse.Namespace, res: Results) -> None:
         store = fresh_copy(template_store(), f"store_mem_{rows}.sqlite")
         params = _usage_params(store, _duckdb_conn(warehouse), section, f"memory_{rows}")
         res.add(f"memory_{rows}", run_case("usage_engine", params), label=f"usage sync memory at {rows:,} rows")
+        res.add(
+            f"check_{rows}",
+            run_case("check_cost", {**params, "warehouse": str(warehouse), "through": rows}),
+            label=f"row_count_matches_source at {rows:,} source rows (s = the check's queries)",
+        )
         remove_store(store)
 
 
@@ -349,6 +362,12 @@ def bench_dagster(args: argparse.Namespace, res: Results, warehouse: Path) -> No
         ("one", keys[1:2], ["--partition", keys[1]]),
         ("backfill", keys, ["--partition-range", f"{keys[0]}...{keys[-1]}"]),
     ]
+    startup_params = _usage_params(
+        fresh_copy(template_store(), "store_startup.sqlite"), _duckdb_conn(warehouse), section, "startup"
+    )
+    res.add(
+        "dagster_startup", run_case("dagster_startup", startup_params), label="Dagster run start: imports + definitions"
+    )
     for what, part_keys, cli in cases:
         label = "1 range" if what == "one" else f"backfill of {len(part_keys)} ranges (single run)"
         store = fresh_copy(template_store(), f"store_engine_{what}.sqlite")
@@ -378,13 +397,19 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 
 def bench_reader(args: argparse.Namespace, res: Results) -> None:
-    """A read-only reader querying every 100 ms while run_usage backfills --reader-rows rows (two processes)."""
+    """A read-only reader querying every 100 ms while two sections' run_usage each backfill --reader-rows rows
+    (three processes: two writers, one reader)."""
     rows = args.reader_rows
-    print(f"reader latency while run_usage writes {rows:,} rows (query every 100 ms)", flush=True)
-    warehouse = events_warehouse(rows)
-    section = usage_section(batch_size=args.batch_size, span=args.span)
+    print(f"reader latency while two sections write {rows:,} rows each (query every 100 ms)", flush=True)
+    wa = events_warehouse(rows)
+    wb = fresh_copy(wa, "warehouse_reader_b.duckdb")
+    sections = [
+        usage_section("events_a", batch_size=args.batch_size, span=args.span, connection="wa"),
+        usage_section("events_b", batch_size=args.batch_size, span=args.span, connection="wb"),
+    ]
     store = fresh_copy(template_store(), "store_reader.sqlite")
-    params = _usage_params(store, _duckdb_conn(warehouse), section, "reader_writer")
+    doc = config_dict(store, connections={"wa": _duckdb_conn(wa), "wb": _duckdb_conn(wb)}, usage=sections)
+    params = {"config": doc, "config_path": str(_write_config("reader_writer", doc))}
     stop, ready = WORK / "reader.stop", WORK / "reader.ready"
     stop.unlink(missing_ok=True)
     ready.unlink(missing_ok=True)
@@ -400,15 +425,19 @@ def bench_reader(args: argparse.Namespace, res: Results) -> None:
     while not ready.exists() and reader.proc.poll() is None and time.perf_counter() < deadline:
         time.sleep(0.05)
     time.sleep(2.0)  # queries with no writer: the idle baseline
-    writer = run_case("usage_engine", params)
+    running = [start_case("usage_engine", {**params, "section_index": i}, tag=f"reader_writer{i}") for i in (0, 1)]
+    writers = [wait_child(r) for r in running]
     time.sleep(0.5)
     stop.touch()
     measured = wait_child(reader)
-    res.add("reader_writer", writer, label=f"usage backfill {rows:,} with a reader beside it (writer)")
-    if not (writer.returncode == 0 and writer.result and measured.returncode == 0 and measured.result):
-        res.skip("reader_latency", "reader latency during writes", "the writer or the reader failed")
+    for i, writer in enumerate(writers):
+        res.add(f"reader_writer_{'ab'[i]}", writer, label=f"section {'ab'[i]} backfill {rows:,} beside the reader")
+    if not (all(w.returncode == 0 and w.result for w in writers) and measured.returncode == 0 and measured.result):
+        res.skip("reader_latency", "reader latency during writes", "a writer or the reader failed")
         return
-    lo, hi = writer.result["write_from"], writer.result["write_to"]
+    # While both write: from the later start to the earlier end.
+    lo = max(w.result["write_from"] for w in writers)
+    hi = min(w.result["write_to"] for w in writers)
     queries = measured.result.pop("queries")
     during = [w for at, w in queries if lo <= at <= hi]
     idle = [w for at, w in queries if at < lo]
@@ -429,7 +458,10 @@ def bench_reader(args: argparse.Namespace, res: Results) -> None:
         "peak_rss_mb": measured.result.get("peak_rss_mb"),
     }
     res.add(
-        "reader_latency", measured, label="reader every 100 ms during it (rows = queries, s = p95 wait)", rate=False
+        "reader_latency",
+        measured,
+        label="reader every 100 ms while both write (rows = queries, s = p95 wait)",
+        rate=False,
     )
     r = res.cases["reader_latency"]
     print(
@@ -618,6 +650,42 @@ def derive(args: argparse.Namespace, res: Results) -> dict[str, Any]:
             "maintained_vs_fresh": _ratio(a["median_s"], f["median_s"]),
             "maintain_seconds": month["maintain_seconds"],
         }
+    store_limit = res.rps("store_limit")
+    out["usage_vs_store_limit"] = _ratio(usage, store_limit, 3)
+    crm_1pct = res.seconds("crm_1pct")
+    out["crm_1pct_vs_plain_read"] = _ratio(crm_1pct, plain)
+    startup = res.cases.get("dagster_startup", {})
+    out["dagster"]["run_start"] = {
+        k: startup.get(k) for k in ("import_dagster_s", "import_definitions_s", "build_definitions_s")
+    }
+    checks = {}
+    for rows in args.memory_rows:
+        c = res.cases.get(f"check_{rows}", {})
+        if c.get("ok"):
+            checks[str(rows)] = {
+                "check_s": c["check_s"],
+                "aggregate_s": c["aggregate_s"],
+                "streamed_before_s": c["streamed_s"],
+                "check_vs_aggregate": _ratio(c["check_s"], c["aggregate_s"]),
+                "passed": c["passed"],
+            }
+    out["check_cost"] = checks
+    # What the check costs beyond the warehouse's own aggregate (the store's statistics, the describe): it must
+    # not grow with the source.
+    beyond = [v["check_s"] - v["aggregate_s"] for v in checks.values()]
+    for v in checks.values():
+        v["beyond_aggregate_s"] = round(v["check_s"] - v["aggregate_s"], 4)
+    out["issue16_targets"] = {
+        "1_usage_ingest_at_least_0.75x_store_limit": _check(out["usage_vs_store_limit"], lambda v: v >= 0.75),
+        "1_usage_ingest_at_least_1.5x_dlt": _check(out["usage_vs_dlt"], lambda v: v >= 1.5),
+        "2_crm_nochange_within_2x_plain_read": _check(out["crm_nochange_vs_plain_read"], lambda v: v <= 2),
+        "2_crm_1pct_within_3x_plain_read": _check(out["crm_1pct_vs_plain_read"], lambda v: v <= 3),
+        "3_memory_flat_within_20pct": _check(out["memory_growth"], lambda v: v <= 0.2),
+        "4_dagster_one_range_within_3x_engine": _check(out["dagster"]["one_range_ratio"], lambda v: v <= 3),
+        "5_reader_p95_under_200ms_two_writers": _check(out["reader"]["wait_p95_s"], lambda v: v < 0.2),
+        # Beyond the warehouse's aggregate the check costs a constant: within 1.5x from the smallest to the largest.
+        "6_check_cost_beyond_aggregate_flat": (max(beyond) <= 1.5 * min(beyond)) if len(beyond) > 1 else None,
+    }
     tick_linear = None
     if tick and tick_small:
         tick_linear = abs(tick / tick_small - 1) <= 0.5
@@ -637,11 +705,12 @@ def _check(value: float | None, test: Any) -> bool | None:
 
 
 def print_table(res: Results) -> None:
-    """rows/s against the DuckDB-file limit (one transaction), the DuckLake limit (commit every batch) and dlt."""
+    """rows/s against the DuckDB-file limit (one transaction), the store limit (the same batches appended to the
+    store's own table, commit every batch: issue 16's limit) and dlt."""
     limit, dlt = res.rps("limit"), res.rps("dlt_resource")
-    lake = res.rps("limit_ducklake_commit_each_batch")
+    lake = res.rps("store_limit")
     head = (
-        f"{'case':<62} {'rows':>11} {'seconds':>9} {'rows/s':>11} {'peak MB':>8} {'x limit':>8} {'x DL lim':>8} "
+        f"{'case':<62} {'rows':>11} {'seconds':>9} {'rows/s':>11} {'peak MB':>8} {'x limit':>8} {'x st lim':>8} "
         f"{'x dlt':>7}"
     )
     print("\n" + head + "\n" + "-" * len(head))
