@@ -171,7 +171,8 @@ def _skip_unchanged(run: _Run, *, full: bool) -> None:
     )
     run.skipped = int(con.execute("SELECT count(*) FROM __crm_skip").fetchall()[0][0])
     if run.skipped:
-        con.execute(f"DELETE FROM __crm_src r WHERE {KEY} IN (SELECT __key FROM __crm_skip)")
+        if run.skipped < run.result.rows_read:  # when every row is unchanged, nothing reads __crm_src again
+            con.execute(f"DELETE FROM __crm_src r WHERE {KEY} IN (SELECT __key FROM __crm_skip)")
         run.result.log.append(f"{run.skipped} rows unchanged in the warehouse since the last sync: skipped")
 
 
@@ -183,8 +184,10 @@ def _nothing_changed(run: _Run) -> CrmResult:
         result.cursor_after = run.read.new_cursor
     result.unchanged = result.rows_read
     empty = _REJECT_SCHEMA.empty_table()
-    # A full read that rejected nothing resolves every open reject (their rows are now accepted and unchanged).
-    result.resolved_rejects = store.record_rejects(section.name, run.run_id, empty, resolve_others=run.read.full_read)
+    # A full read that rejected nothing resolves every open reject (their rows are now accepted and unchanged);
+    # a section with none open skips the UPDATE (a DuckLake UPDATE scans the table even when it changes nothing).
+    if run.read.full_read and store.has_open_rejects(section.name, run.run_id):
+        result.resolved_rejects = store.record_rejects(section.name, run.run_id, empty, resolve_others=True)
     result.log.append(f"received: 0 inserted, 0 updated, {result.unchanged} unchanged, 0 rejected")
     return result
 
