@@ -56,16 +56,23 @@ class StoreChecks(Transactional):
 
     def usage_key_stats(self, section: str, table: str, through: int) -> tuple[int, int, int]:
         """Over the section's keys at or below ``through``: (stored rows, keys of open retryable rejects not
-        stored, distinct keys stored or rejected)."""
+        stored, stored rows + those keys).
+
+        Two counts, no DISTINCT over the stored keys: a stored key is stored once (``unique_keys`` checks that;
+        a key stored twice makes the sum exceed the source's distinct keys, so this check fails too). The
+        rejects (few) are matched against the stored keys by a join that builds on the rejects.
+        """
         row = self.con.execute(
             f'WITH s AS (SELECT "key" FROM {q(table)} WHERE section = ? AND "key" <= CAST(? AS HUGEINT)), '
             'r AS (SELECT DISTINCT TRY_CAST("key" AS HUGEINT) AS "key" FROM rejected_rows WHERE section = ? '
             'AND resolved_at IS NULL AND NOT permanent AND TRY_CAST("key" AS HUGEINT) <= CAST(? AS HUGEINT)) '
-            '(SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM r WHERE "key" NOT IN (SELECT "key" FROM s)), '
-            '(SELECT count(*) FROM (SELECT "key" FROM s UNION SELECT "key" FROM r)))',
+            "SELECT (SELECT count(*) FROM s), "
+            '(SELECT count(*) FROM r LEFT JOIN (SELECT "key" FROM s WHERE "key" IN (SELECT "key" FROM r)) m '
+            'ON m."key" = r."key" WHERE m."key" IS NULL)',
             [section, str(through), section, str(through)],
         ).fetchall()[0]
-        return int(row[0]), int(row[1]), int(row[2])
+        stored, rejected = int(row[0]), int(row[1])
+        return stored, rejected, stored + rejected
 
     def missing_usage_keys(self, section: str, table: str, keys: pa.Array | pa.ChunkedArray) -> tuple[int | None, int]:
         """(lowest, count) of the distinct valid ``keys`` that the section neither stores in ``table`` nor has
