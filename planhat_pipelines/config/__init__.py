@@ -9,6 +9,7 @@ holds the top level and reading the file, ``errors`` the translation of pydantic
 
 from planhat_pipelines.config.alerts import AlertsConfig
 from planhat_pipelines.config.base import EnvRef
+from planhat_pipelines.config.behaviours import BehavioursConfig, ChurnBehaviour, DoneTaskBehaviour, WonDealBehaviour
 from planhat_pipelines.config.connections import (
     BigQuerySettings,
     ConnectionConfig,
@@ -18,6 +19,7 @@ from planhat_pipelines.config.connections import (
     SnowflakeSettings,
 )
 from planhat_pipelines.config.crm import CrmSection, Direction, FieldMapping
+from planhat_pipelines.config.health_score import HealthInput, HealthScoreConfig, Threshold
 from planhat_pipelines.config.loader import (
     CONFIG_ENV_VAR,
     DEFAULT_CONFIG_PATH,
@@ -26,6 +28,7 @@ from planhat_pipelines.config.loader import (
     load_config,
     parse_config,
 )
+from planhat_pipelines.config.metrics import CalculatedMetric
 from planhat_pipelines.config.okrs import KeyResult, Objective
 from planhat_pipelines.config.strict_yaml import read_yaml
 from planhat_pipelines.config.usage import (
@@ -43,21 +46,29 @@ __all__ = [
     "USAGE_FIELDS",
     "USAGE_MODELS",
     "AlertsConfig",
+    "BehavioursConfig",
     "BigQuerySettings",
     "Cadence",
+    "CalculatedMetric",
+    "ChurnBehaviour",
     "Config",
     "ConnectionConfig",
     "ConnectionSettings",
     "CrmSection",
     "Direction",
+    "DoneTaskBehaviour",
     "DuckDBSettings",
     "EnvRef",
     "FieldMapping",
     "HealthConfig",
+    "HealthInput",
+    "HealthScoreConfig",
     "KeyResult",
     "Objective",
     "SnowflakeSettings",
+    "Threshold",
     "UsageSection",
+    "WonDealBehaviour",
     "config_path",
     "load_config",
     "parse_config",

@@ -12,6 +12,7 @@ from pydantic import BeforeValidator, ValidationError, field_validator
 
 from planhat_pipelines.config.alerts import AlertsConfig, AlertsFile
 from planhat_pipelines.config.base import FileModel, as_items, example, fail
+from planhat_pipelines.config.behaviours import BehavioursConfig, BehavioursFile
 from planhat_pipelines.config.connections import (
     ConnectionConfig,
     ConnectionFile,
@@ -20,6 +21,8 @@ from planhat_pipelines.config.connections import (
 )
 from planhat_pipelines.config.crm import CrmSection, CrmSectionFile
 from planhat_pipelines.config.errors import config_error
+from planhat_pipelines.config.health_score import HealthScoreConfig, HealthScoreFile
+from planhat_pipelines.config.metrics import CalculatedMetric, CalculatedMetricFile
 from planhat_pipelines.config.okrs import KeyResult, Objective, ObjectiveFile
 from planhat_pipelines.config.store import StoreFile
 from planhat_pipelines.config.strict_yaml import read_yaml
@@ -44,6 +47,9 @@ class Config:
     usage: tuple[UsageSection, ...] = ()
     objectives: tuple[Objective, ...] = ()
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    behaviours: BehavioursConfig = field(default_factory=BehavioursConfig)
+    calculated_metrics: tuple[CalculatedMetric, ...] = ()
+    health_score: HealthScoreConfig = field(default_factory=HealthScoreConfig)
 
     @property
     def key_results(self) -> tuple[KeyResult, ...]:
@@ -57,13 +63,16 @@ class Config:
 class ConfigFile(FileModel):
     """The file's top level, in the order its mistakes are reported."""
 
-    read_if_present: ClassVar[frozenset[str]] = frozenset({"alerts"})
+    read_if_present: ClassVar[frozenset[str]] = frozenset({"alerts", "behaviours", "health_score"})
     store: StoreFile = StoreFile()
     connections: dict[ConnectionName, ConnectionFile] = example("{embedded: {type: duckdb, path: ...}}")
     crm: Annotated[tuple[CrmSectionFile, ...], BeforeValidator(as_items)] = ()
     usage: Annotated[tuple[UsageFile, ...], BeforeValidator(as_items)] = ()
     okrs: Annotated[tuple[ObjectiveFile, ...], BeforeValidator(as_items)] = ()
     alerts: AlertsFile = AlertsFile()
+    behaviours: BehavioursFile = BehavioursFile()
+    calculated_metrics: Annotated[tuple[CalculatedMetricFile, ...], BeforeValidator(as_items)] = ()
+    health_score: HealthScoreFile = HealthScoreFile()
 
     @field_validator("connections")
     @classmethod
@@ -152,6 +161,9 @@ def parse_config(data: Any, path: Path, *, require_existing_warehouses: bool = F
         usage,
         objectives,
         file.alerts.build(),
+        file.behaviours.build(),
+        tuple(m.build() for m in file.calculated_metrics),
+        file.health_score.build(),
     )
 
 

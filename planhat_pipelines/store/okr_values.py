@@ -14,6 +14,11 @@ SOURCE_CHECKIN = "checkin"
 #: ``okr_values.status`` of a refresh that failed (the error column says why).
 STATUS_ERROR = "error"
 
+#: A key result's mode: ``automatic`` (the hourly query sets the value) or ``manual`` (check-ins stand until the
+#: mode is switched back). One row per switch; the latest row per key result is its mode (none: automatic).
+OKR_MODES_DDL = """CREATE TABLE IF NOT EXISTS okr_modes (
+        key_result VARCHAR NOT NULL, mode VARCHAR NOT NULL, changed_at TIMESTAMP NOT NULL)"""
+
 _COLUMNS = 'key_result, objective, recorded_at, "value", source, progress, expected, status, error'
 
 

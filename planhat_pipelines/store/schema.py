@@ -14,7 +14,9 @@ import duckdb
 from planhat_pipelines.models import MODELS, FieldType, ModelSpec
 from planhat_pipelines.models.catalog import email_sql, trim_sql
 from planhat_pipelines.sql_quoting import quote_identifier as q
+from planhat_pipelines.store.calculated import CALCULATED_TABLES
 from planhat_pipelines.store.company_daily import COMPANY_DAILY_DDL
+from planhat_pipelines.store.okr_values import OKR_MODES_DDL
 
 #: The store table each usage section kind loads into.
 USAGE_TABLES = {"activities": "user_activities", "metrics": "custom_metrics"}
@@ -79,7 +81,9 @@ SYSTEM_TABLES = (
         key_result VARCHAR NOT NULL, objective VARCHAR NOT NULL, recorded_at TIMESTAMP NOT NULL,
         "value" DOUBLE, source VARCHAR NOT NULL, progress DOUBLE, expected DOUBLE, status VARCHAR,
         error VARCHAR)""",
+    OKR_MODES_DDL,
     COMPANY_DAILY_DDL,
+    *CALCULATED_TABLES,
     """CREATE TABLE IF NOT EXISTS connection_health (
         connection VARCHAR NOT NULL, checked_at TIMESTAMP NOT NULL, status VARCHAR NOT NULL,
         error VARCHAR, fix VARCHAR, expires_at TIMESTAMP)""",
