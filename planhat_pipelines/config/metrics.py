@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, model_validator
+from pydantic import AfterValidator, BeforeValidator, model_validator
 
 from planhat_pipelines.config.base import FileModel, Positive, check_name, example, fail
 
@@ -54,8 +54,13 @@ class CalculatedMetric:
 
 
 # --- the file ----------------------------------------------------------------------------------------
+def _a_list(value: object) -> object:
+    """YAML gives a list; the field is a tuple (strict mode converts nothing by itself)."""
+    return tuple(value) if isinstance(value, list) else value
+
+
 class MetricFilterFile(FileModel):
-    actions: tuple[str, ...] = ()
+    actions: Annotated[tuple[str, ...], BeforeValidator(_a_list)] = ()
     dimension: str | None = None
 
 
