@@ -34,6 +34,28 @@ def store_summary(store: ModelStore, config: Config) -> str:
     return "\n".join(lines)
 
 
+def customer_numbers_summary(store: ModelStore, config: Config) -> str:
+    """Companies by status, total ARR, what the behaviours did, each calculated metric and the health score."""
+    numbers = store.customer_numbers()
+    statuses = ", ".join(f"{status} {count:,}" for status, count in numbers.statuses)
+    lines = [
+        "customer numbers:",
+        f"  companies by status: {statuses or 'none'}",
+        f"  total ARR: {numbers.arr:,.2f}",
+        f"  licenses lost (churned): {numbers.churned_licenses:,}; from won deals: "
+        f"{numbers.licenses_from_won_deals:,}; conversations from done tasks: {numbers.conversations_from_tasks:,}",
+    ]
+    for metric in config.calculated_metrics:
+        records, total = numbers.metric_totals.get(metric.name, (0, 0.0))
+        lines.append(f"  {metric.name}: {total:,.0f} over {records:,} {metric.model} records (today)")
+    scored, average, lowest, highest = numbers.health
+    if scored and average is not None:
+        lines.append(
+            f"  health score: {scored:,} companies, average {average:.1f}, lowest {lowest:.1f}, highest {highest:.1f}"
+        )
+    return "\n".join(lines)
+
+
 def format_runs(runs: list[RunRecord]) -> str:
     """The sync log as an aligned table."""
     header = (

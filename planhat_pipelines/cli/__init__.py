@@ -44,7 +44,7 @@ def _seed(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from planhat_pipelines.demo.run import run_all, seed
     from planhat_pipelines.progress import stderr_printer
-    from planhat_pipelines.summary import store_summary
+    from planhat_pipelines.summary import customer_numbers_summary, store_summary
 
     config = load_config(args.config)
     _require_demo_config(config, args, "demo")
@@ -71,6 +71,8 @@ def _demo(args: argparse.Namespace) -> int:
     with ModelStore(config.store, read_only=True) as store:
         print()
         print(store_summary(store, config))
+        print()
+        print(customer_numbers_summary(store, config))
     if config.key_results:
         from planhat_pipelines.okrs.cli import summary_text
 

@@ -90,3 +90,27 @@ def usage_table_metadata(section: UsageSection) -> dict[str, object]:
     table = USAGE_TABLES[section.kind]
     columns = [dg.TableColumn(name, type_) for name, type_ in USAGE_COLUMNS[table]]
     return {"dagster/table_name": table, "dagster/column_schema": dg.TableSchema(columns=columns)}
+
+
+BEHAVIOURS_GROUP = "behaviours"
+METRICS_GROUP = "metrics"
+#: The job that runs every behaviour, calculated metric and the health score (the demo runs it; the automation
+#: sensor runs each asset when its upstream sections land).
+CUSTOMER_NUMBERS_JOB = "customer_numbers_refresh"
+#: Evaluates the behaviours', metrics' and health score's eager automation conditions.
+CUSTOMER_NUMBERS_SENSOR = "customer_numbers_automation_sensor"
+
+
+def behaviour_asset_key(name: str) -> dg.AssetKey:
+    """``behaviours/<name>`` (``churn_licenses``, ``won_deal_license``, ``done_task_conversation``)."""
+    return dg.AssetKey([BEHAVIOURS_GROUP, name])
+
+
+def metric_asset_key(name: str) -> dg.AssetKey:
+    """``metrics/<name>`` for a calculated metric."""
+    return dg.AssetKey([METRICS_GROUP, name])
+
+
+def health_score_asset_key() -> dg.AssetKey:
+    """``health_score``: the company health score (``h``), its inputs and its history."""
+    return dg.AssetKey(["health_score"])

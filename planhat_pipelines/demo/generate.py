@@ -7,6 +7,7 @@ current maximum), so a second ``make demo`` has something new to pick up.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime, time
 from pathlib import Path
 
 import duckdb
@@ -53,6 +54,41 @@ SELECT 'OPP-' || lpad(CAST(i AS VARCHAR), 6, '0') AS opportunity_key,
        CAST(1000 + (i * 131) % 90000 AS DOUBLE) AS arr
 FROM range(1, $companies // 2 + 1) r(i);
 
+-- Added after the first release: a demo warehouse from then gets the column (and its values) on the next seed.
+ALTER TABLE crm_opportunities ADD COLUMN IF NOT EXISTS close_date DATE;
+UPDATE crm_opportunities SET close_date = DATE '2026-01-15' + CAST(CAST(substr(opportunity_key, 5) AS INTEGER) * 3 % 300
+    AS INTEGER) WHERE close_date IS NULL;
+
+-- Churns: one company in 25. Half name the licenses that churned (by license key), half name none (every license
+-- of the company running on the churn date churns). Recent ones leave running licenses (canceled), older ones
+-- ended periods (lost).
+CREATE TABLE IF NOT EXISTS crm_churns AS
+SELECT 'CH-' || lpad(CAST(c AS VARCHAR), 5, '0') AS churn_key,
+       'ACME-' || lpad(CAST(c AS VARCHAR), 5, '0') AS company_key,
+       CASE WHEN c % 50 = 0 THEN DATE '2025-03-01' ELSE DATE '2026-10-01' END AS churn_date,
+       CAST(to_json([(['price', 'product fit', 'champion left', 'budget'])[1 + c % 4]]) AS JSON) AS reasons,
+       CASE WHEN c % 2 = 1 AND c - 1 BETWEEN 1 AND $licenses
+            THEN CAST(to_json(['LIC-' || lpad(CAST(c - 1 AS VARCHAR), 6, '0')]) AS JSON) END AS license_keys,
+       'Churn of company ' || c AS comment
+FROM range(25, $companies + 1, 25) r(c);
+
+-- Tasks: one in three done (each becomes a Conversation), the rest open.
+CREATE TABLE IF NOT EXISTS crm_tasks AS
+SELECT 'T-' || lpad(CAST(i AS VARCHAR), 6, '0') AS task_key,
+       'ACME-' || lpad(CAST(i % $companies + 1 AS VARCHAR), 5, '0') AS company_key,
+       (['Kick-off call', 'QBR', 'Renewal review', 'Training session'])[1 + i % 4] || ' ' || i AS title,
+       CASE WHEN i % 3 = 0 THEN 'done' ELSE 'open' END AS status,
+       TIMESTAMP '2026-09-01' + to_seconds(i * 7919 % (120 * 86400)) AS due_date
+FROM range(1, $companies + 1) r(i);
+
+-- NPS answers: the last one per company feeds the health score.
+CREATE TABLE IF NOT EXISTS crm_nps AS
+SELECT 'NPS-' || lpad(CAST(i AS VARCHAR), 6, '0') AS nps_key,
+       'ACME-' || lpad(CAST(i % $companies + 1 AS VARCHAR), 5, '0') AS company_key,
+       CAST((i * 7) % 11 AS INTEGER) AS score,
+       TIMESTAMP '2026-06-01' + to_seconds(i * 3571 % (150 * 86400)) AS answered_at
+FROM range(1, $companies * 3 // 5 + 1) r(i);
+
 -- What Planhat sends back: a table (writable) and a reporting view (read-only).
 CREATE TABLE IF NOT EXISTS planhat_company_export (
     company_key VARCHAR, name VARCHAR, arr DOUBLE, mrr DOUBLE, status VARCHAR, renewal_date DATE);
@@ -65,12 +101,22 @@ CREATE TABLE IF NOT EXISTS usage_metrics (
     metric_id BIGINT, company_key VARCHAR, dimension VARCHAR, value DOUBLE, measured_at TIMESTAMP);
 """
 
+# How long before the seed an event happened, in seconds: spread over the last 40 days, so the calculated
+# metrics' 7- and 30-day windows move; a third of the users (u % 3 = 0) were last seen 20-60 days ago, and every
+# fifth company (c % 5 = 0) has been quiet for 35-75 days, so activity and health differ across companies.
+USAGE_AGE_MACRO = """
+CREATE OR REPLACE TEMP MACRO _usage_age(i, users, companies) AS
+    i * 53 % (40 * 86400)
+    + CASE WHEN (i % users + 1) % 3 = 0 THEN 20 * 86400 ELSE 0 END
+    + CASE WHEN ((i % users + 1) % companies + 1) % 5 = 0 THEN 35 * 86400 ELSE 0 END
+"""
+
 EVENTS_SQL = """
 INSERT INTO usage_events
 SELECT i AS event_id,
        'user' || (i % $users + 1) || '@customer' || ((i % $users + 1) % $companies + 1) || '.example',
        (['login', 'view_dashboard', 'export_report', 'invite_user', 'create_project'])[1 + i % 5],
-       TIMESTAMP '2026-01-01' + to_seconds(i * 17),
+       $anchor - to_seconds(_usage_age(i, $users, $companies)),
        1 + i % 3, 1.0,
        CAST(json_object('browser', (['chrome', 'firefox', 'safari'])[1 + i % 3]) AS JSON)
 FROM range($first, $last + 1) r(i)
@@ -82,7 +128,7 @@ SELECT i AS metric_id,
        'ACME-' || lpad(CAST(i % $companies + 1 AS VARCHAR), 5, '0'),
        (['api_calls', 'active_users', 'storage_gb'])[1 + i % 3],
        CAST((i * 7919) % 1000 AS DOUBLE),
-       TIMESTAMP '2026-01-01' + to_seconds(i * 60)
+       $anchor - to_seconds(i * 7919 % (45 * 86400))
 FROM range($first, $last + 1) r(i)
 """
 
@@ -149,10 +195,19 @@ def seed_demo(path: str | Path, size: DemoSize | None = None) -> SeedResult:
             used = {k: v for k, v in params.items() if f"${k}" in statement}
             if statement.strip():
                 con.execute(statement, used)
-        users = {"users": size.users, "companies": size.companies}
+        con.execute(USAGE_AGE_MACRO)
+        # Usage is dated back from the seed's day (midnight UTC), so each seed's rows land in the last weeks.
+        anchor = {"anchor": datetime.combine(date.today(), time())}
+        users = {"users": size.users, "companies": size.companies, **anchor}
         events = _append(con, "usage_events", "event_id", EVENTS_SQL, size.events, size.growth, users)
         metrics = _append(
-            con, "usage_metrics", "metric_id", METRICS_SQL, size.metrics, size.growth, {"companies": size.companies}
+            con,
+            "usage_metrics",
+            "metric_id",
+            METRICS_SQL,
+            size.metrics,
+            size.growth,
+            {"companies": size.companies, **anchor},
         )
         totals = con.execute(
             "SELECT (SELECT count(*) FROM usage_events), (SELECT count(*) FROM usage_metrics)"

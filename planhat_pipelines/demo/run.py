@@ -11,7 +11,7 @@ import dagster as dg
 
 from planhat_pipelines.config import Config, DuckDBSettings
 from planhat_pipelines.definitions import build_definitions
-from planhat_pipelines.defs.naming import full_sync_run_config
+from planhat_pipelines.defs.naming import CUSTOMER_NUMBERS_JOB, full_sync_run_config
 from planhat_pipelines.defs.usage import RANGE_END_TAG, RANGE_START_TAG, usage_partitions
 from planhat_pipelines.demo.generate import seed_demo
 from planhat_pipelines.progress import is_progress_line
@@ -96,7 +96,8 @@ def run_all(
     echo: Callable[[str], None] = print,
     progress: Callable[[str], None] | None = None,
 ) -> None:
-    """Run the CRM full sync, every usage section's pending ranges, and the OKR refresh, in Dagster.
+    """Run the CRM full sync (with the behaviours), every usage section's pending ranges, the customer numbers
+    (behaviours, calculated metrics, health score) and the OKR refresh, in Dagster.
 
     Args:
         config: The demo config.
@@ -127,6 +128,10 @@ def run_all(
             f"usage/{section.name}: {len(keys)} range(s) up to key {max_key}: "
             f"{'success' if result.success else 'FAILED'} (run {result.run_id})"
         )
+    if CUSTOMER_NUMBERS_JOB in {job.name for job in defs.resolve_all_job_defs()}:
+        job = defs.resolve_job_def(CUSTOMER_NUMBERS_JOB)
+        result = _execute(job, instance, progress, run_config=QUIET)
+        echo(f"{CUSTOMER_NUMBERS_JOB}: {'success' if result.success else 'FAILED'} (run {result.run_id})")
     if config.key_results:
         result = _execute(defs.resolve_job_def("okrs_refresh"), instance, progress, run_config=QUIET)
         echo(f"okrs_refresh: {'success' if result.success else 'FAILED'} (run {result.run_id})")

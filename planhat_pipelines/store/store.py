@@ -27,6 +27,7 @@ from planhat_pipelines.store import upsert as _upsert
 from planhat_pipelines.store.checks import StoreChecks
 from planhat_pipelines.store.company_daily import record_company_day
 from planhat_pipelines.store.cursors import Cursors
+from planhat_pipelines.store.customer_numbers import CustomerNumberReads
 from planhat_pipelines.store.derived import refresh_company_fields
 from planhat_pipelines.store.extensions import connect_with_extensions
 from planhat_pipelines.store.health import HealthLog
@@ -43,7 +44,7 @@ from planhat_pipelines.store.upsert import NEW_ID_SQL, UpsertCounts, UpsertPlan
 __all__ = ["DEAD_WORKER_ERROR", "NEW_ID_SQL", "ModelStore", "RunRecord", "UpsertCounts"]
 
 
-class ModelStore(Cursors, SyncLog, Rejects, HealthLog, OkrValues, StoreChecks, History):
+class ModelStore(Cursors, SyncLog, Rejects, HealthLog, OkrValues, StoreChecks, History, CustomerNumberReads):
     """The model store: a DuckLake attached to an in-memory DuckDB connection as ``store``.
 
     Args:
