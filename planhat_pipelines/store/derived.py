@@ -1,21 +1,40 @@
-"""Company system fields derived from licenses, the way Planhat derives them.
+"""Company system fields derived from licenses and churn records, the way Planhat derives them.
 
-Rules (one SQL statement, set-based):
+Rules (one set-based SQL statement; ``today`` is the day the fields are for):
 
-- A license is *active* on ``today`` when ``fromDate <= today`` and it has not ended: ``toDate`` is
-  null (open-ended), ``toDate >= today``, or it auto-renews.
+- A **Churn record** *names* the licenses whose native ids its ``licenseIds`` (a JSON array) holds. One that
+  names none (``licenseIds`` null or ``[]``) *covers* every license of its company that ran on the churn
+  ``date``: ``fromDate <= date`` and (``toDate`` null, ``toDate >= date`` or ``autoRenews``). So a churn dated
+  before a license started does not touch that later license (a returning customer). A Churn record without a
+  ``date`` and without licenses covers nothing: it cannot say which licenses ran.
+- A license is **churned** when its ``renewalStatus`` is ``lost`` (trimmed, case-insensitive), or a Churn
+  record names or covers it. A churned license never auto-renews and is never *coming*. Its period ends on its
+  ``toDate``; a churned license without one ends on the earliest date of the Churn records that churn it, and
+  has already ended when only its ``renewalStatus`` says lost (nothing dates the end, so it counts as ended).
+- A license **runs** on ``today`` when ``fromDate <= today`` and its period has not ended: an un-churned one
+  when ``toDate`` is null, ``toDate >= today`` or it auto-renews; a churned one when its end (above) is
+  ``>= today``. A license without a ``fromDate`` never runs.
 - A license's MRR is ``mrr``, else ``arr / 12``; its ARR is ``arr``, else ``mrr * 12``.
-- Company ``mrr``/``arr``: the sums over active licenses (0 when none is active). Money is
-  ``DECIMAL(38,6)`` (see the catalog) and every step stays DECIMAL, so sums are exact. DuckDB divides
-  DECIMALs in DOUBLE, so ``/ 12`` is done in integer millionths instead (:func:`div12_sql`): the ARR of a
-  company's licenses that have no MRR is summed first and divided once, rounded half away from zero to
-  6 places (three such licenses of 344983.20 ARR in total give 28748.600000, not 28748.599999999995).
-- ``renewalDate``: the earliest ``toDate`` on or after today among active licenses.
+- Company ``mrr``/``arr``: the sums over running licenses, churned or not (a canceled company keeps its revenue
+  until the period ends; 0 when none runs). Money is ``DECIMAL(38,6)`` (see the catalog) and every step stays
+  DECIMAL, so sums are exact. DuckDB divides DECIMALs in DOUBLE, so ``/ 12`` is done in integer millionths
+  instead (:func:`div12_sql`): the ARR of a company's licenses that have no MRR is summed first and divided
+  once, rounded half away from zero to 6 places (three such licenses of 344983.20 ARR in total give
+  28748.600000, not 28748.599999999995).
+- ``renewalDate``: the earliest ``toDate >= today`` among running licenses that are not churned (null when none,
+  e.g. for a canceled company).
 - ``customerFrom``: the earliest ``fromDate`` of any license.
-- ``customerTo``: the latest ``toDate`` when every license has ended; null while any is active or coming.
-- ``status``: ``prospect`` (no license), ``customer`` (an active license), ``coming`` (only licenses
-  starting after today), ``lost`` (all ended and the last-ending one has ``renewalStatus = 'lost'``),
-  else ``canceled`` (all ended).
+- ``customerTo``: when no license runs or is coming, the latest end of a license (its ``toDate``, or for a
+  churned license without one its churn date); null while any runs or is coming.
+- ``status``, the first that holds:
+
+  - ``prospect``: the company has no license;
+  - ``customer``: a license runs that is not churned;
+  - ``canceled``: a churned license still runs (churned but running reads canceled, not customer);
+  - ``coming``: an un-churned license starts after today (the first license, or a booked next one);
+  - ``lost``: every period has ended, churned or simply ended without renewal. (An earlier rule called a
+    company whose licenses ended without a ``lost`` status ``canceled``; Planhat's canceled means "churned,
+    still running", so an ended company is lost either way.)
 """
 
 from __future__ import annotations
@@ -24,7 +43,7 @@ from datetime import date
 
 import duckdb
 
-from planhat_pipelines.models.catalog import FieldType
+from planhat_pipelines.models.catalog import FieldType, trim_sql
 
 _MONEY = FieldType.MONEY.duckdb_type
 
@@ -40,38 +59,61 @@ def div12_sql(expr: str) -> str:
     return f"(CAST(({micro} + 6 * sign({expr})) // 12 AS DECIMAL(38,0)) * CAST(0.000001 AS DECIMAL(7,6)))"
 
 
+#: The licenses churn records churn: ``(id, d)`` per named or covered license, ``d`` the churn date (may be null).
+CHURN_HITS_SQL = """
+SELECT CAST(n.lid AS VARCHAR) AS id, n.d
+FROM (SELECT unnest(json_extract_string("licenseIds", '$[*]')) AS lid, "date" AS d FROM churn) n
+UNION ALL
+SELECT l.id, c."date" AS d
+FROM churn c JOIN license l ON l."companyId" = c."companyId"
+WHERE COALESCE(len(json_extract_string(c."licenseIds", '$[*]')), 0) = 0 AND c."date" IS NOT NULL
+  AND l."fromDate" <= c."date"
+  AND (l."toDate" IS NULL OR l."toDate" >= c."date" OR COALESCE(l."autoRenews", FALSE))
+"""
+
 REFRESH_SQL = f"""
-WITH lic AS (
-    SELECT "companyId" AS cid, "fromDate" AS f, "toDate" AS t, "renewalStatus" AS rs,
-           CAST(mrr AS {_MONEY}) AS l_mrr, CAST(CASE WHEN mrr IS NULL THEN arr END AS {_MONEY}) AS l_arr_only,
-           CAST(COALESCE(arr, mrr * 12) AS {_MONEY}) AS l_arr,
-           ("fromDate" <= $today AND ("toDate" IS NULL OR "toDate" >= $today OR COALESCE("autoRenews", FALSE)))
-               AS active,
-           ("fromDate" > $today) AS coming
-    FROM license WHERE "companyId" IS NOT NULL
+WITH hits AS ({CHURN_HITS_SQL}
+), churned AS (
+    SELECT id, min(d) AS churn_date FROM hits GROUP BY id
+), lic0 AS (
+    SELECT l."companyId" AS cid, l."fromDate" AS f, l."toDate" AS t,
+           COALESCE(lower({trim_sql('l."renewalStatus"')}) = 'lost', FALSE) OR ch.id IS NOT NULL AS churned,
+           COALESCE(l."toDate", ch.churn_date) AS churned_end,
+           COALESCE(l."autoRenews", FALSE) AS auto_renews,
+           CAST(l.mrr AS {_MONEY}) AS l_mrr, CAST(CASE WHEN l.mrr IS NULL THEN l.arr END AS {_MONEY}) AS l_arr_only,
+           CAST(COALESCE(l.arr, l.mrr * 12) AS {_MONEY}) AS l_arr
+    FROM license l LEFT JOIN churned ch ON ch.id = l.id
+    WHERE l."companyId" IS NOT NULL
+), lic AS (
+    SELECT *,
+           COALESCE(f <= $today AND CASE WHEN churned THEN churned_end >= $today
+                                         ELSE t IS NULL OR t >= $today OR auto_renews END, FALSE) AS running,
+           COALESCE(f > $today AND NOT churned, FALSE) AS coming,
+           CASE WHEN churned THEN churned_end ELSE t END AS ends
+    FROM lic0
 ), agg AS (
     SELECT cid,
-           COALESCE(sum(l_mrr) FILTER (WHERE active), 0) AS mrr_given,
-           COALESCE(sum(l_arr_only) FILTER (WHERE active), 0) AS arr_without_mrr,
-           COALESCE(sum(l_arr) FILTER (WHERE active), 0) AS arr,
-           min(t) FILTER (WHERE active AND t >= $today) AS renewal,
+           COALESCE(sum(l_mrr) FILTER (WHERE running), 0) AS mrr_given,
+           COALESCE(sum(l_arr_only) FILTER (WHERE running), 0) AS arr_without_mrr,
+           COALESCE(sum(l_arr) FILTER (WHERE running), 0) AS arr,
+           min(t) FILTER (WHERE running AND NOT churned AND t >= $today) AS renewal,
            min(f) AS cust_from,
-           bool_or(active) AS any_active, bool_or(coming) AS any_coming,
-           max(t) AS last_to,
-           arg_max(rs, t) AS last_rs
+           bool_or(running AND NOT churned) AS any_customer, bool_or(running) AS any_running,
+           bool_or(coming) AS any_coming,
+           max(ends) AS last_end
     FROM lic GROUP BY cid
 ), derived AS (
     SELECT c.id,
            CAST(COALESCE(a.mrr_given + {div12_sql("a.arr_without_mrr")}, 0) AS {_MONEY}) AS mrr,
            CAST(COALESCE(a.arr, 0) AS {_MONEY}) AS arr, a.renewal AS "renewalDate",
            a.cust_from AS "customerFrom",
-           CASE WHEN a.cid IS NOT NULL AND NOT a.any_active AND NOT a.any_coming THEN a.last_to END
+           CASE WHEN a.cid IS NOT NULL AND NOT a.any_running AND NOT a.any_coming THEN a.last_end END
                AS "customerTo",
            CASE WHEN a.cid IS NULL THEN 'prospect'
-                WHEN a.any_active THEN 'customer'
+                WHEN a.any_customer THEN 'customer'
+                WHEN a.any_running THEN 'canceled'
                 WHEN a.any_coming THEN 'coming'
-                WHEN lower(a.last_rs) = 'lost' THEN 'lost'
-                ELSE 'canceled' END AS status
+                ELSE 'lost' END AS status
     FROM company c LEFT JOIN agg a ON a.cid = c.id
 )
 UPDATE company SET mrr = d.mrr, arr = d.arr, "renewalDate" = d."renewalDate", "customerFrom" = d."customerFrom",

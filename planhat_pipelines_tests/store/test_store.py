@@ -181,9 +181,11 @@ D = date
             [{"fromDate": D(2026, 9, 1), "toDate": D(2027, 8, 31), "mrr": 50.0}],
             (0.0, 0.0, None, D(2026, 9, 1), None, "coming"),
         ),
+        # Ended without renewal and never marked lost: lost too. Canceled means churned but still running
+        # (see test_company_status.py); once every period has ended the company is lost either way.
         (
             [{"fromDate": D(2024, 1, 1), "toDate": D(2025, 1, 1), "mrr": 50.0}],
-            (0.0, 0.0, None, D(2024, 1, 1), D(2025, 1, 1), "canceled"),
+            (0.0, 0.0, None, D(2024, 1, 1), D(2025, 1, 1), "lost"),
         ),
         (
             [{"fromDate": D(2024, 1, 1), "toDate": D(2025, 1, 1), "mrr": 50.0, "renewalStatus": "lost"}],
@@ -212,7 +214,7 @@ D = date
         "active",
         "open-ended-arr-only",
         "coming",
-        "canceled",
+        "ended-without-renewal-is-lost-not-canceled",
         "lost",
         "auto-renews",
         "mixed",
@@ -297,5 +299,6 @@ def test_each_refresh_writes_the_days_row_of_the_company_series_once_per_day(sto
     ).fetchall()
     assert rows == [
         (TODAY, Decimal("1200.000000"), Decimal("100.000000"), "customer", 1, 7),
-        (D(2026, 6, 20), Decimal("0.000000"), Decimal("0.000000"), "canceled", 0, 0),
+        # Ended without renewal: lost (canceled is only for a churned license still running).
+        (D(2026, 6, 20), Decimal("0.000000"), Decimal("0.000000"), "lost", 0, 0),
     ]

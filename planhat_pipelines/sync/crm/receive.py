@@ -315,7 +315,7 @@ def _write(run: _Run) -> None:
         _remember_hashes(run)
         if run.pending:
             _link_parents(run)
-        if section.model.slug in ("license", "company"):
+        if section.model.slug in ("license", "company", "churn"):
             store.refresh_company_fields()
         if new_cursor is not None:
             store.set_cursor(section.name, "", new_cursor)
