@@ -40,10 +40,14 @@ class KeyResult:
     direction: str  # increase | decrease | kpi
     timeout_seconds: float = 60.0
     max_bytes_billed: int | None = None
+    #: Its share in the objective's progress (a weighted average over the key results that have progress).
+    weight: float = 1.0
 
 
 @dataclass(frozen=True)
 class Objective:
+    """An objective: its progress and status roll up from its key results."""
+
     name: str
     title: str
     key_results: tuple[KeyResult, ...]
@@ -67,6 +71,7 @@ class KeyResultFile(FileModel):
     query: str = example("SELECT count(*) FROM leads")
     timeout_seconds: Annotated[float, AfterValidator(positive_number)] = example("60", 60.0)
     max_bytes_billed: Annotated[int | None, AfterValidator(positive_int)] = example("10000000000", None)
+    weight: Annotated[float, AfterValidator(positive_number)] = example("1", 1.0)
 
     @classmethod
     def conditionally_required(cls, raw: Mapping[str, Any]) -> tuple[str, ...]:
@@ -101,6 +106,7 @@ class KeyResultFile(FileModel):
             direction=self.direction,
             timeout_seconds=self.timeout_seconds,
             max_bytes_billed=self.max_bytes_billed,
+            weight=self.weight,
         )
 
 

@@ -13,7 +13,15 @@ from planhat_pipelines.config import Config, KeyResult
 from planhat_pipelines.defs.naming import OKR_POOL
 from planhat_pipelines.defs.resources import StoreResource, WarehousesResource
 from planhat_pipelines.defs.specs import HOURLY_SYNC_FRESHNESS
-from planhat_pipelines.okrs.refresh import OkrValue, refresh_key_result
+from planhat_pipelines.okrs.refresh import (
+    MODE_MANUAL,
+    KeyResultSummary,
+    ObjectiveSummary,
+    OkrValue,
+    RefreshResult,
+    current_values,
+    refresh_key_result,
+)
 from planhat_pipelines.okrs.status import Status
 
 #: The Dagster group of every OKR asset.
@@ -54,7 +62,9 @@ def _description(config: Config, kr: KeyResult) -> str:
         f"Value: the single number this query returns on connection `{kr.connection}` ({connection.type}):\n\n"
         f"```sql\n{kr.query.strip()}\n```\n\n"
         f"Each run appends the value to the store's `okr_values` table; the `{OKR_SCHEDULE_NAME}` schedule runs "
-        "every hour. A manual check-in (`planhat-pipelines checkin`) stands until the next successful run."
+        "every hour. A manual check-in (`planhat-pipelines checkin`) stands until the next successful run. In "
+        f"manual mode (`planhat-pipelines okr-mode {kr.name} manual`, or `checkin --manual`) a run skips the query "
+        "and reports the value that stands, until the key result is switched back to automatic."
     )
 
 
@@ -73,7 +83,7 @@ def _definition_metadata(config: Config, kr: KeyResult) -> dict[str, dg.Metadata
     return meta
 
 
-def _result_metadata(row: OkrValue) -> dict[str, dg.MetadataValue]:
+def _row_metadata(row: OkrValue) -> dict[str, dg.MetadataValue]:
     """Numeric value/progress/expected (plotted by the UI) and the status as text."""
     assert row.value is not None  # refresh_key_result raises rather than returning a failure
     meta: dict[str, dg.MetadataValue] = {"value": dg.MetadataValue.float(row.value)}
@@ -86,11 +96,46 @@ def _result_metadata(row: OkrValue) -> dict[str, dg.MetadataValue]:
     return meta
 
 
+def _standing_metadata(summary: KeyResultSummary) -> dict[str, dg.MetadataValue]:
+    """The value that stands in manual mode, judged for today (progress and status as the summary shows)."""
+    ev, current = summary.evaluation, summary.current
+    if ev is None or current is None:
+        return {"status": dg.MetadataValue.text("no value yet")}
+    meta: dict[str, dg.MetadataValue] = {"value": dg.MetadataValue.float(ev.value)}
+    if ev.progress is not None:
+        meta["progress"] = dg.MetadataValue.float(ev.progress)
+    if ev.expected is not None:
+        meta["expected"] = dg.MetadataValue.float(ev.expected)
+    meta["status"] = dg.MetadataValue.text(ev.status.label if ev.status else "KPI")
+    meta["source"] = dg.MetadataValue.text(current.source)
+    meta["recorded_at"] = dg.MetadataValue.text(f"{current.recorded_at:%Y-%m-%d %H:%M:%S} UTC")
+    return meta
+
+
+def _result_metadata(
+    kr: KeyResult, result: RefreshResult, objectives: list[ObjectiveSummary]
+) -> dict[str, dg.MetadataValue]:
+    """The run's metadata: the key result's value (written, or standing in manual mode), its mode and its
+    objective's progress as of this run (the other key results' latest values, whenever they were recorded)."""
+    objective = next(o for o in objectives if o.objective.name == kr.objective)
+    if result.skipped_manual:
+        summary = next(s for s in objective.key_results if s.key_result.name == kr.name)
+        meta = _standing_metadata(summary)
+    else:
+        assert result.row is not None  # automatic mode writes a row or raises
+        meta = _row_metadata(result.row)
+    meta["mode"] = dg.MetadataValue.text(result.mode)
+    if objective.progress is not None:
+        meta["objective_progress"] = dg.MetadataValue.float(objective.progress)
+    return meta
+
+
 def build_okr_asset(config: Config, kr: KeyResult) -> dg.AssetsDefinition:
     """The asset of one key result (key ``okrs/<name>``, group ``okrs``, in the store's pool).
 
     It needs the resources ``store`` and ``warehouse_<connection>``. A refused SQL, a failing query or
-    a result that is not one number fails this asset only (after recording the error in the store).
+    a result that is not one number fails this asset only (after recording the error in the store). In
+    manual mode it runs no query and materializes with ``mode: manual`` and the value that stands.
     """
 
     @dg.asset(
@@ -105,9 +150,13 @@ def build_okr_asset(config: Config, kr: KeyResult) -> dg.AssetsDefinition:
     def _okr(
         context: dg.AssetExecutionContext, store: StoreResource, warehouses: WarehousesResource
     ) -> dg.MaterializeResult:
+        now = datetime.now(UTC)
         with store.open() as model_store, warehouses.open(kr.connection) as warehouse:
-            row = refresh_key_result(model_store, warehouse, kr, datetime.now(UTC))
-        return dg.MaterializeResult(metadata=_result_metadata(row))
+            result = refresh_key_result(model_store, warehouse, kr, now)
+            objectives = current_values(model_store, config, now)
+        if result.skipped_manual:
+            context.log.info(f"{kr.name} is in {MODE_MANUAL} mode: its query did not run, its check-in stands")
+        return dg.MaterializeResult(metadata=_result_metadata(kr, result, objectives))
 
     return _okr
 

@@ -146,3 +146,20 @@ def worst_status(statuses: Iterable[Status | None]) -> Status | None:
     """
     known = [s for s in statuses if s is not None]
     return max(known, key=lambda s: s.rank) if known else None
+
+
+def objective_progress(progress_and_weight: Iterable[tuple[float | None, float]]) -> float | None:
+    """An objective's progress: the weighted average of its key results' progress.
+
+    Args:
+        progress_and_weight: ``(progress, weight)`` per key result. Key results without progress (KPIs, or
+            ones that never produced a value) are left out, so they neither count nor dilute the average.
+            Weights are positive (the config refuses others); equal weights give the plain mean.
+
+    Returns:
+        ``sum(progress * weight) / sum(weight)`` over the key results with progress (not clamped, like
+        progress itself); None when none has progress.
+    """
+    known = [(p, w) for p, w in progress_and_weight if p is not None]
+    total = sum(w for _, w in known)
+    return sum(p * w for p, w in known) / total if known and total > 0 else None

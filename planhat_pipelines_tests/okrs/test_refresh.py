@@ -21,6 +21,7 @@ from planhat_pipelines.okrs.refresh import (
 )
 from planhat_pipelines.okrs.status import Status
 from planhat_pipelines.store import ModelStore
+from planhat_pipelines.store.okr_values import OkrValue
 from planhat_pipelines.warehouses.base import Warehouse
 from planhat_pipelines_tests.emulators.duckdb import DuckDBHarness
 from planhat_pipelines_tests.harness import WarehouseHarness
@@ -67,23 +68,30 @@ def rows(store: ModelStore) -> list[tuple[object, ...]]:
     ).fetchall()
 
 
+def written(store: ModelStore, warehouse: Warehouse, kr: KeyResult, now: datetime) -> OkrValue:
+    """Refresh in automatic mode: the row the refresh wrote."""
+    result = refresh_key_result(store, warehouse, kr, now)
+    assert not result.skipped_manual and result.row is not None
+    return result.row
+
+
 # --- refresh -------------------------------------------------------------------------------------
 def test_refresh_records_value_progress_expected_and_status(
     store: ModelStore, warehouse: Warehouse, config: Config
 ) -> None:
     kr = replace(one_key_result(config), query="SELECT count(*) * 100 FROM leads")  # 300
-    row = refresh_key_result(store, warehouse, kr, MIDYEAR)
+    row = written(store, warehouse, kr, MIDYEAR)
     assert (row.value, row.progress, row.expected, row.status, row.source) == (300.0, 0.5, 0.5, "on_track", "query")
     assert rows(store) == [("leads", "grow", MIDYEAR, 300.0, "query", 0.5, 0.5, "on_track", None)]
 
 
 def test_refresh_of_a_decreasing_target(store: ModelStore, warehouse: Warehouse, config: Config) -> None:
-    row = refresh_key_result(store, warehouse, one_key_result(config, "churn"), MIDYEAR)  # 10 -> 4, now 7
+    row = written(store, warehouse, one_key_result(config, "churn"), MIDYEAR)  # 10 -> 4, now 7
     assert (row.value, row.progress, row.status) == (7.0, 0.5, "on_track")
 
 
 def test_refresh_of_a_kpi_records_only_the_value(store: ModelStore, warehouse: Warehouse, config: Config) -> None:
-    row = refresh_key_result(store, warehouse, one_key_result(config, "nps"), MIDYEAR)
+    row = written(store, warehouse, one_key_result(config, "nps"), MIDYEAR)
     assert (row.value, row.progress, row.expected, row.status) == (42.0, None, None, None)
 
 
@@ -101,15 +109,13 @@ def test_refresh_of_a_kpi_records_only_the_value(store: ModelStore, warehouse: W
 def test_every_numeric_type_is_read_as_a_float(
     store: ModelStore, warehouse: Warehouse, config: Config, sql: str, value: float
 ) -> None:
-    row = refresh_key_result(store, warehouse, replace(one_key_result(config), query=sql), MIDYEAR)
+    row = written(store, warehouse, replace(one_key_result(config), query=sql), MIDYEAR)
     assert row.value == value
 
 
 def test_timezone_aware_now_is_recorded_as_utc(store: ModelStore, warehouse: Warehouse, config: Config) -> None:
     stockholm_summer = timezone(timedelta(hours=2))
-    row = refresh_key_result(
-        store, warehouse, one_key_result(config), datetime(2026, 7, 2, 11, 30, tzinfo=stockholm_summer)
-    )
+    row = written(store, warehouse, one_key_result(config), datetime(2026, 7, 2, 11, 30, tzinfo=stockholm_summer))
     assert row.recorded_at == MIDYEAR
 
 
@@ -286,7 +292,7 @@ def test_good_query_shapes_on_every_warehouse(
     store: ModelStore, leads_harness: WarehouseHarness, config: Config, sql: str, value: float
 ) -> None:
     kr = replace(one_key_result(config), query=sql)
-    row = refresh_key_result(store, leads_harness.warehouse("wh"), kr, MIDYEAR)
+    row = written(store, leads_harness.warehouse("wh"), kr, MIDYEAR)
     assert row.value == pytest.approx(value)
     assert row.status is not None
 
