@@ -9,12 +9,18 @@ number are left out), 0-10 with one decimal, stored on the company as ``h`` with
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from difflib import get_close_matches
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from planhat_pipelines.config.base import FileModel, as_items, check_name, example, fail, finite
+from planhat_pipelines.config.metrics import CalculatedMetric
+from planhat_pipelines.errors import ConfigError
+from planhat_pipelines.models import MODELS, FieldType
 
 #: Input sources that need no further argument.
 BUILTIN_INPUTS = ("days_to_renewal", "open_issues", "last_nps")
@@ -53,6 +59,70 @@ class HealthScoreConfig:
 
     inputs: tuple[HealthInput, ...] = ()
     enabled: bool = True
+
+
+#: Company field types an input cannot read as a number (text is read when it holds one).
+_NOT_NUMBERS = (FieldType.DATE, FieldType.DATETIME, FieldType.JSON)
+
+
+def company_field_problem(ref: str) -> tuple[str, str] | None:
+    """Why ``ref`` is no Company field a ``field`` input can read, and the fix; None when it can.
+
+    ``custom.<name>`` is always allowed (custom fields need no declaration); a standard field must exist and hold
+    something a number can be read from.
+    """
+    if ref.startswith("custom.") and ref != "custom.":
+        return None
+    company = MODELS["company"]
+    spec = company.field(ref)
+    if spec is None:
+        names = [f.name for f in company.all_fields]
+        close = get_close_matches(ref, names, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return f"unknown Company field '{ref}'", f"{hint}use a standard field ({', '.join(names)}) or 'custom.<name>'"
+    if spec.type in _NOT_NUMBERS:
+        fix = "use 'source: days_to_renewal'" if ref == "renewalDate" else "use a number field or 'custom.<name>'"
+        return f"Company.{ref} is {spec.type.value}, not a number", fix
+    return None
+
+
+def check_health_inputs(health: HealthScoreConfig, metrics: Sequence[CalculatedMetric], path: Path | str) -> None:
+    """Refuse inputs that read what is not there: an undeclared metric, a metric not on Company, an unknown field.
+
+    A check across sections (the inputs against ``calculated_metrics:``), so the loader calls it after parsing.
+
+    Raises:
+        ConfigError: The first such input, located as ``health_score.inputs[i].metric`` (or ``.field``).
+    """
+    by_name = {m.name: m for m in metrics}
+    company_metrics = [m.name for m in metrics if m.model == "company"]
+    listed = ", ".join(company_metrics) or "none yet"
+    for i, item in enumerate(health.inputs):
+        where = f"health_score.inputs[{i}]"
+        if item.source == "metric":
+            ref = item.ref or ""
+            metric = by_name.get(ref)
+            if metric is None:
+                close = get_close_matches(ref, list(by_name), n=1)
+                hint = f"did you mean '{close[0]}'? " if close else ""
+                raise ConfigError(
+                    str(path),
+                    f"{where}.metric",
+                    f"'{ref}' is not a declared calculated metric",
+                    f"{hint}declare it under 'calculated_metrics:' (with 'model: company') or use one of: {listed}",
+                )
+            if metric.model != "company":
+                raise ConfigError(
+                    str(path),
+                    f"{where}.metric",
+                    f"'{ref}' is a metric on {metric.model}; the health score reads one number per company",
+                    f"declare a metric with 'model: company' (end users' activities roll up to their company) "
+                    f"or use one of: {listed}",
+                )
+        elif item.source == "field":
+            problem = company_field_problem(item.ref or "")
+            if problem is not None:
+                raise ConfigError(str(path), f"{where}.field", *problem)
 
 
 # --- the file ----------------------------------------------------------------------------------------
@@ -99,6 +169,10 @@ class HealthInputFile(FileModel):
             fail("a metric input needs the calculated metric's name", "add 'metric: active_users_30d'", "metric")
         if self.source == "field" and not self.field:
             fail("a field input needs the Company field", "add 'field: custom.seats'", "field")
+        if self.source == "field" and self.field:
+            problem = company_field_problem(self.field)
+            if problem is not None:
+                fail(*problem, "field")
         if not self.thresholds:
             fail("has no thresholds", "add 'thresholds: [{at: 0, score: 0}, {at: 10, score: 10}]'", "thresholds")
         ats = [t.at for t in self.thresholds]
