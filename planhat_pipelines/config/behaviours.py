@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from difflib import get_close_matches
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator
 
 from planhat_pipelines.config.base import FileModel, Positive, fail
+from planhat_pipelines.models import MODELS
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,48 @@ class BehavioursConfig:
     done_task_conversation: DoneTaskBehaviour = DoneTaskBehaviour()
 
 
+#: License fields the won-deal behaviour sets itself: a mapping or a default may not set them.
+WON_DEAL_OWN_FIELDS = ("id", "sourceId", "externalId", "companyId", "opportunityId")
+
+
+def won_deal_field_problems(fields: Mapping[str, str], defaults: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """What is wrong with a won-deal field mapping, as ``(key, problem, fix)``; ``key`` is below the behaviour.
+
+    A ``fields`` key and a ``defaults`` key must be a standard License field the behaviour does not set itself
+    (:data:`WON_DEAL_OWN_FIELDS`); a ``fields`` value must be a field of the Opportunity.
+    """
+    license_, opportunity = MODELS["license"], MODELS["opportunity"]
+    settable = [f.name for f in license_.all_fields if f.name not in WON_DEAL_OWN_FIELDS]
+    opp_names = [f.name for f in opportunity.all_fields]
+    problems: list[tuple[str, str, str]] = []
+
+    def license_field(where: str, name: str) -> None:
+        if name in WON_DEAL_OWN_FIELDS:
+            problems.append(
+                (
+                    where,
+                    f"License.{name} is set by the behaviour itself",
+                    f"remove it; map one of: {', '.join(settable)}",
+                )
+            )
+        elif license_.field(name) is None:
+            close = get_close_matches(name, settable, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            problems.append((where, f"unknown License field '{name}'", f"{hint}use one of: {', '.join(settable)}"))
+
+    for name, source in fields.items():
+        license_field(f"fields.{name}", name)
+        if opportunity.field(source) is None:
+            close = get_close_matches(source, opp_names, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            problems.append(
+                (f"fields.{name}", f"unknown Opportunity field '{source}'", f"{hint}use one of: {', '.join(opp_names)}")
+            )
+    for name in defaults:
+        license_field(f"defaults.{name}", name)
+    return problems
+
+
 # --- the file ----------------------------------------------------------------------------------------
 def _statuses(value: tuple[str, ...]) -> tuple[str, ...]:
     if not value:
@@ -100,6 +144,20 @@ class WonDealBehaviourFile(FileModel):
     defaults: dict[str, Any] = Field(default_factory=dict)
     term_months: Positive = 12
     key_prefix: str = "opp:"
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, problem, fix in won_deal_field_problems(value, {}):
+            fail(problem, fix, key.removeprefix("fields."))
+        return value
+
+    @field_validator("defaults")
+    @classmethod
+    def _known_defaults(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key, problem, fix in won_deal_field_problems({}, value):
+            fail(problem, fix, key.removeprefix("defaults."))
+        return value
 
     def build(self) -> WonDealBehaviour:
         return WonDealBehaviour(

@@ -26,6 +26,8 @@ _ARROW = {
 
 def seed(store: ModelStore, model: str, rows: Sequence[Mapping[str, Any]]) -> None:
     """Upsert ``rows`` (each with ``externalId``) into ``model``; lists become JSON, money goes as text."""
+    if not rows:
+        return
     spec = MODELS[model]
     names = list(dict.fromkeys(name for row in rows for name in row))
     fields = []
