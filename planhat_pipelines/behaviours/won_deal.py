@@ -82,7 +82,7 @@ def _insert_sql(behaviour: WonDealBehaviour, params: dict[str, Any]) -> str:
     return f"""
 INSERT INTO license (id, {", ".join(columns)}, _updated_at)
 SELECT {NEW_ID_SQL}, {", ".join(selects)}, now()
-FROM (SELECT *, {typed("fromDate")} AS __from FROM __won WHERE NOT __exists
+FROM (SELECT *, {typed("fromDate")} AS __from FROM __won o WHERE NOT __exists
       QUALIFY row_number() OVER (PARTITION BY __key ORDER BY id) = 1) o
 """
 
