@@ -154,12 +154,13 @@ def compute_health_scores(
 
     def compute() -> HealthResult:
         con = store.con
-        params = {"today": today, "hi": today + timedelta(days=1)}
-        con.execute(
+        sql = (
             "CREATE OR REPLACE TEMP TABLE __health_inputs AS "
-            f'SELECT CAST($today AS DATE) AS "day", i.* FROM ({inputs_sql}) i',
-            params,
+            f'SELECT CAST($today AS DATE) AS "day", i.* FROM ({inputs_sql}) i'
         )
+        # DuckDB refuses a named parameter the statement does not use, and only some inputs use $hi.
+        given: dict[str, object] = {"today": today, "hi": today + timedelta(days=1)}
+        con.execute(sql, {name: value for name, value in given.items() if f"${name}" in sql})
         con.execute(
             'CREATE OR REPLACE TEMP TABLE __health_scores AS SELECT "day", "companyId", '
             "round(sum(weight * score) / sum(weight) FILTER (WHERE score IS NOT NULL), 1) AS score "
