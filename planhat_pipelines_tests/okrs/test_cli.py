@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 
@@ -10,7 +10,7 @@ from planhat_pipelines.cli import main
 from planhat_pipelines.config import Config
 from planhat_pipelines.errors import OkrQueryError
 from planhat_pipelines.okrs.cli import summary_text
-from planhat_pipelines.okrs.refresh import history, refresh_key_result
+from planhat_pipelines.okrs.refresh import check_in, history, refresh_key_result
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines_tests.emulators.duckdb import DuckDBHarness
 from planhat_pipelines_tests.okrs.conftest import MakeConfig, key_result_data, one_key_result
@@ -95,3 +95,68 @@ def test_okrs_without_objectives(make_config: MakeConfig, capsys: pytest.Capture
     config = make_config(None, [])
     assert main(["--config", str(config.path), "okrs"]) == 0
     assert "No OKRs are configured" in capsys.readouterr().out
+
+
+def test_checkin_manual_then_refresh_keeps_the_value_and_okr_mode_switches_back(
+    config: Config, duckdb_harness: DuckDBHarness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    leads = one_key_result(config, "leads")  # its query returns 300
+    assert main(["--config", str(config.path), "checkin", "leads", "250", "--manual"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Checked in 250 for leads: progress 37.5 % (expected ")
+    assert "(leads is in manual mode). It stands until leads is switched back to automatic" in out
+    assert "planhat-pipelines okr-mode leads automatic" in out
+
+    warehouse = duckdb_harness.warehouse("wh")
+    with ModelStore(config.store) as store:
+        assert refresh_key_result(store, warehouse, leads, datetime.now(UTC)).skipped_manual
+        assert [(r.source, r.value) for r in history(store, "leads")] == [("checkin", 250.0)]
+    table = summary_text(config)
+    header = table.splitlines()[0]
+    row = next(line for line in table.splitlines() if line.startswith("  leads"))
+    assert row[header.index("Source") :].startswith("checkin (manual)")
+    assert row[: header.index("Value") + len("Value")].endswith("250")
+
+    assert main(["--config", str(config.path), "okr-mode", "leads", "manual"]) == 0
+    assert capsys.readouterr().out == "leads is already manual: nothing changed.\n"
+    assert main(["--config", str(config.path), "okr-mode", "leads", "automatic"]) == 0
+    assert "leads is now automatic: the next successful refresh's value becomes current" in capsys.readouterr().out
+    with ModelStore(config.store) as store:
+        result = refresh_key_result(store, warehouse, leads, datetime.now(UTC))
+    assert not result.skipped_manual and result.row is not None and result.row.value == 300.0
+    row = next(line for line in summary_text(config).splitlines() if line.startswith("  leads"))
+    assert row[header.index("Source") :].startswith("query ")
+    assert "(manual)" not in row
+
+
+def test_okr_mode_manual_then_a_plain_checkin_stands(config: Config, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(config.path), "okr-mode", "churn", "manual"]) == 0
+    assert capsys.readouterr().out.startswith("churn is now manual: the hourly refresh skips it")
+    assert main(["--config", str(config.path), "checkin", "churn", "8"]) == 0
+    assert "It stands until churn is switched back to automatic" in capsys.readouterr().out
+    with ModelStore(config.store, read_only=True) as store:
+        assert store.okr_modes() == {"churn": "manual"}
+
+
+def test_okr_mode_refuses_unknown_modes_and_key_results(config: Config, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--config", str(config.path), "okr-mode", "leads", "hand"])
+    assert info.value.code == 2
+    assert "argument mode: invalid choice: 'hand'" in capsys.readouterr().err
+    assert main(["--config", str(config.path), "okr-mode", "leeds", "manual"]) == 2
+    assert "okrs: has no key result 'leeds'" in capsys.readouterr().err
+
+
+def test_objective_line_shows_weighted_progress(config: Config) -> None:
+    with ModelStore(config.store) as store:
+        check_in(store, one_key_result(config, "leads"), 300, MIDYEAR)  # 0.5
+        check_in(store, one_key_result(config, "churn"), 4, MIDYEAR)  # 1.0
+        check_in(store, one_key_result(config, "nps"), 50, MIDYEAR)  # a KPI: left out
+    lines = summary_text(config, MIDYEAR).splitlines()
+    header = lines[0]
+    grow = next(line for line in lines if line.startswith("Grow the pipeline"))
+    health = next(line for line in lines if line.startswith("health"))
+    progress_end = header.index("Progress") + len("Progress")
+    assert grow[:progress_end].endswith("75.0 %")
+    assert grow[header.index("Status") :].startswith("On track")
+    assert health[:progress_end].endswith("-")  # only a KPI: no progress

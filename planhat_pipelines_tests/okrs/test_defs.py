@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -13,7 +14,7 @@ from planhat_pipelines.definitions import build_definitions
 from planhat_pipelines.defs.naming import OKR_POOL
 from planhat_pipelines.defs.okrs import OKR_CRON, build_okr_defs, okr_asset_key
 from planhat_pipelines.defs.resources import build_resources
-from planhat_pipelines.okrs.refresh import history
+from planhat_pipelines.okrs.refresh import check_in, history, set_mode
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines_tests.emulators.duckdb import DuckDBHarness
 from planhat_pipelines_tests.harness import WarehouseHarness
@@ -152,3 +153,43 @@ def test_asset_on_every_warehouse(make_config: MakeConfig, harness: WarehouseHar
     metadata = result.asset_materializations_for_node("okrs__leads")[0].metadata
     assert metadata["value"] == dg.MetadataValue.float(3.0)
     assert metadata["progress"] == dg.MetadataValue.float(0.5)
+
+
+def test_manual_mode_materializes_the_standing_value_without_running_the_query(config: Config) -> None:
+    assets = assets_by_name(config)
+    leads = next(kr for kr in config.key_results if kr.name == "leads")
+    with ModelStore(config.store) as store:
+        check_in(store, leads, 1050.0, datetime.now(UTC), manual=True)  # 100 -> 2000: progress 0.5
+    # "broken" would fail if its query ran; in manual mode it runs nothing and has no value yet.
+    broken = next(kr for kr in config.key_results if kr.name == "broken")
+    with ModelStore(config.store) as store:
+        set_mode(store, broken, "manual", datetime.now(UTC))
+    result = dg.materialize([assets["leads"], assets["broken"]], resources=build_resources(config), raise_on_error=True)
+    assert result.success
+    meta = result.asset_materializations_for_node("okrs__leads")[0].metadata
+    assert meta["mode"] == dg.MetadataValue.text("manual")
+    assert meta["value"] == dg.MetadataValue.float(1050.0)
+    assert meta["progress"] == dg.MetadataValue.float(0.5)
+    assert meta["source"] == dg.MetadataValue.text("checkin")
+    assert meta["objective_progress"] == dg.MetadataValue.float(0.5)  # the only key result with progress
+    broken_meta = result.asset_materializations_for_node("okrs__broken")[0].metadata
+    assert broken_meta["mode"] == dg.MetadataValue.text("manual")
+    assert broken_meta["status"] == dg.MetadataValue.text("no value yet") and "value" not in broken_meta
+    with ModelStore(config.store) as store:
+        assert [(r.source, r.value) for r in history(store, "leads")] == [("checkin", 1050.0)]  # no query row
+        assert history(store, "broken") == []
+
+
+def test_automatic_mode_reports_mode_and_objective_progress(config: Config) -> None:
+    assets = assets_by_name(config)
+    leads = next(kr for kr in config.key_results if kr.name == "leads")
+    with ModelStore(config.store) as store:
+        check_in(store, leads, 5.0, datetime.now(UTC), manual=True)
+        set_mode(store, leads, "automatic", datetime.now(UTC))
+    result = dg.materialize([assets["leads"]], resources=build_resources(config), raise_on_error=True)
+    meta = result.asset_materializations_for_node("okrs__leads")[0].metadata
+    assert meta["mode"] == dg.MetadataValue.text("automatic")
+    assert meta["value"] == dg.MetadataValue.float(1000.0)  # the query's value replaced the check-in
+    objective_progress = meta["objective_progress"]
+    assert isinstance(objective_progress, dg.FloatMetadataValue)
+    assert objective_progress.value == pytest.approx(900 / 1900)

@@ -13,6 +13,7 @@ from planhat_pipelines.okrs.status import (
     Status,
     evaluate,
     expected_progress,
+    objective_progress,
     progress,
     status_for,
     worst_status,
@@ -96,6 +97,10 @@ def test_progress_undefined_when_target_equals_start() -> None:
         (0.3, 0.55, Status.BEHIND),  # exactly 25 points on paper (0.25000000000000006 in floats)
         (0.75, 1.0, Status.BEHIND),
         (0.2499, 0.5, Status.AT_RISK),  # gap just over 0.25
+        (0.0, 0.2501, Status.AT_RISK),  # gap exactly 0.2501
+        (0.2, 0.4501, Status.AT_RISK),  # gap 0.2501 on paper, with float noise
+        (0.0, 0.25, Status.BEHIND),  # gap exactly 0.25 from a zero start
+        (0.0, 1e-12, Status.ON_TRACK),  # float noise above a gap of 0 stays On track
         (0.0, 0.26, Status.AT_RISK),
         (-0.5, 0.1, Status.AT_RISK),
     ],
@@ -163,3 +168,27 @@ def test_evaluate_refuses_non_finite_values(value: float) -> None:
 )
 def test_objective_takes_the_worst_status(statuses: list[Status | None], worst: Status | None) -> None:
     assert worst_status(statuses) is worst
+
+
+@pytest.mark.parametrize(
+    ("progress_and_weight", "expected"),
+    [
+        ([(0.5, 1.0), (1.0, 1.0)], 0.75),  # equal weights: the plain mean
+        ([(0.2, 1.0), (0.4, 1.0), (0.9, 1.0)], 0.5),
+        ([(0.5, 3.0), (1.0, 1.0)], 0.625),  # unequal weights: (1.5 + 1.0) / 4
+        ([(0.0, 0.5), (1.0, 1.5)], 0.75),  # fractional weights
+        ([(0.5, 1.0), (None, 5.0)], 0.5),  # a KPI (or a key result without a value) is left out, weight and all
+        ([(1.5, 1.0), (-0.5, 1.0)], 0.5),  # not clamped, like key-result progress
+        ([(0.4, 2.0)], 0.4),
+        ([(None, 1.0), (None, 2.0)], None),  # only KPIs / no values: no progress
+        ([], None),
+    ],
+)
+def test_objective_progress_is_the_weighted_mean_of_known_progress(
+    progress_and_weight: list[tuple[float | None, float]], expected: float | None
+) -> None:
+    result = objective_progress(progress_and_weight)
+    if expected is None:
+        assert result is None
+    else:
+        assert result == pytest.approx(expected)
