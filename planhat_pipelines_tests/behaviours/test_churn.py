@@ -35,7 +35,7 @@ def _seed(store: ModelStore, licenses: list[dict[str, Any]], churns: list[dict[s
 
 
 def _lost(store: ModelStore) -> list[str]:
-    sql = "SELECT \"externalId\" FROM license WHERE lower(trim(\"renewalStatus\")) = 'lost' ORDER BY 1"
+    sql = 'SELECT "externalId" FROM license WHERE lower(trim("renewalStatus")) = \'lost\' ORDER BY 1'
     return [r[0] for r in store.con.execute(sql).fetchall()]
 
 
