@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from planhat_pipelines.config import Config, KeyResult, load_config
 from planhat_pipelines.okrs.refresh import (
+    MODE_AUTOMATIC,
     MODE_MANUAL,
     MODES,
     KeyResultSummary,
@@ -98,7 +99,7 @@ def _checkin(args: argparse.Namespace) -> int:
     kr = find_key_result(config, args.key_result)
     with ModelStore(config.store) as store:
         row = check_in(store, kr, args.value, datetime.now(UTC), manual=args.manual)
-        mode = store.okr_modes().get(kr.name)
+        mode = store.okr_modes().get(kr.name, MODE_AUTOMATIC)
     line = f"Checked in {format_number(args.value)} for {kr.name}"
     if row.status is not None and row.progress is not None and row.expected is not None:
         line += (
@@ -107,7 +108,7 @@ def _checkin(args: argparse.Namespace) -> int:
         )
     if mode == MODE_MANUAL:
         line += f" ({kr.name} is in manual mode)"
-    print(f"{line}. {_stands_until(kr, mode or '')}")
+    print(f"{line}. {_stands_until(kr, mode)}")
     return 0
 
 
