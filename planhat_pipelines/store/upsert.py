@@ -22,6 +22,15 @@ NEW_ID_SQL = "substr(replace(CAST(gen_random_uuid() AS VARCHAR), '-', ''), 1, 24
 _CUSTOM_NEW = "json_merge_patch(COALESCE(t.custom, '{}'), COALESCE(s.custom, '{}'))"
 
 
+def _key_order_free(expr: str) -> str:
+    """SQL comparing a JSON object's top-level fields whatever their order: the fields sorted by key, as text.
+
+    ``json_merge_patch`` puts the patched keys last, and two writers patch the custom fields (the CRM receive and
+    the calculated metrics), so the stored order flips between them although no value changed.
+    """
+    return f"CAST(map_from_entries(list_sort(map_entries(CAST({expr} AS MAP(VARCHAR, JSON))))) AS VARCHAR)"
+
+
 @dataclass(frozen=True)
 class UpsertCounts:
     """What an upsert did, by record."""
@@ -96,7 +105,8 @@ def classify(con: duckdb.DuckDBPyConnection, plan: UpsertPlan) -> UpsertCounts:
     """Mark each source record new, changed or unchanged (``__upsert_cls``) and count them."""
     changed = [f"({plan.new_value(n)} IS DISTINCT FROM t.{q(n)})" for n in plan.fields]
     if plan.custom:
-        changed.append(f"(CAST({_CUSTOM_NEW} AS VARCHAR) IS DISTINCT FROM CAST(COALESCE(t.custom, '{{}}') AS VARCHAR))")
+        new, old = _key_order_free(_CUSTOM_NEW), _key_order_free("COALESCE(t.custom, '{}')")
+        changed.append(f"({new} IS DISTINCT FROM {old})")
     changed_expr = " OR ".join(changed) or "FALSE"
     key = q(plan.key)
     con.execute(

@@ -77,3 +77,17 @@ def test_loaded_through_is_the_highest_cursor_of_the_section(store: ModelStore) 
         store.set_cursor("events", "0000001001-0000002000", "1500")
         store.set_cursor("other", "0000002001-0000003000", "2500")
     assert store.loaded_through("events") == 1500
+
+
+def test_custom_fields_written_elsewhere_in_another_key_order_do_not_make_a_record_changed(store: ModelStore) -> None:
+    # A calculated metric merges custom.<metric> into the record (json_merge_patch puts the patched keys last);
+    # the CRM receive merges the source's custom fields the same way, so the stored keys' order flips between
+    # the two writers. The same source values must still count as unchanged.
+    source = pa.table({"externalId": ["a"], "custom": [json.dumps({"tier": "gold", "seats": 5})]})
+    assert store.upsert_arrow("company", source, "externalId") == UpsertCounts(1, 0, 0)
+    store.con.execute("""UPDATE company SET custom = json_merge_patch(custom, '{"active_users_7d": 3}')""")
+    assert store.upsert_arrow("company", source, "externalId") == UpsertCounts(0, 0, 1)
+    stored = store.con.execute("SELECT CAST(custom AS VARCHAR) FROM company").fetchall()[0][0]
+    assert json.loads(stored) == {"tier": "gold", "seats": 5, "active_users_7d": 3}
+    changed = pa.table({"externalId": ["a"], "custom": [json.dumps({"tier": "silver"})]})
+    assert store.upsert_arrow("company", changed, "externalId") == UpsertCounts(0, 1, 0)
