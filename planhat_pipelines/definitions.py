@@ -9,6 +9,7 @@ import dagster as dg
 
 from planhat_pipelines.config import Config, load_config
 from planhat_pipelines.defs.crm import build_crm_defs
+from planhat_pipelines.defs.customer_numbers import build_customer_numbers_defs
 from planhat_pipelines.defs.health import build_health_defs
 from planhat_pipelines.defs.maintenance import build_maintenance_defs
 from planhat_pipelines.defs.okrs import build_okr_defs
@@ -21,6 +22,7 @@ def build_definitions(config: Config) -> dg.Definitions:
     return dg.Definitions.merge(
         build_crm_defs(config),
         build_usage_defs(config),
+        build_customer_numbers_defs(config),
         build_okr_defs(config),
         build_health_defs(config),
         build_maintenance_defs(),

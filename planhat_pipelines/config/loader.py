@@ -21,7 +21,7 @@ from planhat_pipelines.config.connections import (
 )
 from planhat_pipelines.config.crm import CrmSection, CrmSectionFile
 from planhat_pipelines.config.errors import config_error
-from planhat_pipelines.config.health_score import HealthScoreConfig, HealthScoreFile
+from planhat_pipelines.config.health_score import HealthScoreConfig, HealthScoreFile, check_health_inputs
 from planhat_pipelines.config.metrics import CalculatedMetric, CalculatedMetricFile
 from planhat_pipelines.config.okrs import KeyResult, Objective, ObjectiveFile
 from planhat_pipelines.config.store import StoreFile
@@ -103,6 +103,21 @@ def _check_names(path: Path, crm: tuple[CrmSection, ...], usage: tuple[UsageSect
             )
 
 
+def _check_metric_names(path: Path, metrics: tuple[CalculatedMetric, ...]) -> None:
+    """Refuse two calculated metrics of one name: they would write the same series and ``custom.<name>``."""
+    seen: dict[str, int] = {}
+    for i, metric in enumerate(metrics):
+        if metric.name in seen:
+            raise ConfigError(
+                str(path),
+                f"calculated_metrics[{i}].name",
+                f"'{metric.name}' is also the name of calculated_metrics[{seen[metric.name]}]; both would write the "
+                f"same series and custom.{metric.name}",
+                f"give every calculated metric a unique name, e.g. '{metric.name}_2'",
+            )
+        seen[metric.name] = i
+
+
 def _kind_of(data: Any) -> str:
     if isinstance(data, list):
         return "a list"
@@ -151,6 +166,10 @@ def parse_config(data: Any, path: Path, *, require_existing_warehouses: bool = F
     usage = tuple(s.build() for s in file.usage)
     objectives = tuple(o.build() for o in file.okrs)
     _check_names(path, crm, usage, [kr.name for o in objectives for kr in o.key_results])
+    metrics = tuple(m.build() for m in file.calculated_metrics)
+    _check_metric_names(path, metrics)
+    health_score = file.health_score.build()
+    check_health_inputs(health_score, metrics, path)
     if require_existing_warehouses:
         check_warehouse_files(path, data["connections"], connections)
     return Config(
@@ -162,8 +181,8 @@ def parse_config(data: Any, path: Path, *, require_existing_warehouses: bool = F
         objectives,
         file.alerts.build(),
         file.behaviours.build(),
-        tuple(m.build() for m in file.calculated_metrics),
-        file.health_score.build(),
+        metrics,
+        health_score,
     )
 
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from planhat_pipelines.config import Config, ConnectionConfig, CrmSection
+from planhat_pipelines.defs.behaviours import behaviour_keys
 from planhat_pipelines.defs.failures import SYNC_RETRY_POLICY, sync_failures
 from planhat_pipelines.defs.naming import crm_asset_key, full_sync_run_config, section_pool
 from planhat_pipelines.defs.resources import StoreResource, WarehousesResource
@@ -144,7 +145,9 @@ def build_crm_defs(config: Config) -> dg.Definitions:
             continue
         job = dg.define_asset_job(
             crm_job_name(name),
-            selection=keys,
+            # The behaviours that read these sections run in the same run, after them (and before a send-only
+            # Company section, which sends what they change).
+            selection=keys + behaviour_keys(config, reading=keys),
             description=f"Sync every CRM section of connection '{name}' (the hourly automatic sync).",
         )
         jobs.append(job)
@@ -152,7 +155,7 @@ def build_crm_defs(config: Config) -> dg.Definitions:
     jobs.append(
         dg.define_asset_job(
             FULL_SYNC_JOB,
-            selection=[crm_asset_key(s) for s in config.crm],
+            selection=[crm_asset_key(s) for s in config.crm] + behaviour_keys(config),
             config=full_sync_run_config(config.crm),
             description="Full sync of every CRM section (Planhat's 'Full sync' button).",
         )

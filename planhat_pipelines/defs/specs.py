@@ -15,6 +15,7 @@ from typing import TypedDict
 import dagster as dg
 
 from planhat_pipelines.config import Config, CrmSection, UsageSection
+from planhat_pipelines.defs.behaviours import behaviour_keys
 from planhat_pipelines.defs.naming import (
     CRM_GROUP,
     USAGE_GROUP,
@@ -57,9 +58,10 @@ def company_deps(section: CrmSection, config: Config) -> list[dg.AssetKey]:
     """Sections that must run first on the same connection.
 
     - A company-owned model needs the receiving Company sections (its rows reference companies).
-    - A send-only Company section needs the receiving Company and License sections, so the derived fields it
-      sends (ARR, MRR, renewal date, status, ...) are computed from this run's licenses. A Company section that
-      also receives cannot wait for licenses (License depends on it): its derived fields go out a run later.
+    - A send-only Company section needs the receiving Company and License sections and the behaviours that
+      change licenses, so the derived fields it sends (ARR, MRR, renewal date, status, ...) are computed from
+      this run's licenses, churns and won deals. A Company section that also receives cannot wait for licenses
+      (License depends on it): its derived fields go out a run later.
     """
     same = [s for s in config.crm if s.connection == section.connection and s is not section]
     receiving_companies = [s for s in same if s.model.slug == "company" and s.direction.receives]
@@ -67,7 +69,7 @@ def company_deps(section: CrmSection, config: Config) -> list[dg.AssetKey]:
         return [crm_asset_key(s) for s in receiving_companies]
     if section.model.slug == "company" and not section.direction.receives:
         licenses = [s for s in same if s.model.slug == "license" and s.direction.receives]
-        return [crm_asset_key(s) for s in (*receiving_companies, *licenses)]
+        return [crm_asset_key(s) for s in (*receiving_companies, *licenses)] + behaviour_keys(config)
     return []
 
 

@@ -6,6 +6,7 @@ current maximum), so a second ``make demo`` has something new to pick up.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
@@ -160,7 +161,7 @@ def _append(
     sql: str,
     first_batch: int,
     growth: float,
-    params: dict[str, int],
+    params: Mapping[str, object],
 ) -> int:
     current = con.execute(f"SELECT COALESCE(max({key}), 0) FROM {table}").fetchall()[0][0]
     count = first_batch if current == 0 else max(1, int(current * growth))
