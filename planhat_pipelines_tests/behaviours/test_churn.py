@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,8 @@ from planhat_pipelines.behaviours import BehaviourResult, apply_churns
 from planhat_pipelines.config import ChurnBehaviour
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines_tests.behaviours.seed import ids, seed, table_contents
+from planhat_pipelines_tests.behaviours.warehouse import receive
+from planhat_pipelines_tests.emulators.duckdb import DuckDBHarness
 
 TODAY = date(2026, 6, 1)
 D = date
@@ -136,3 +139,20 @@ def test_disabled_writes_nothing(store: ModelStore) -> None:
     assert result.metadata() == {"examined": 0, "changed": 0, "skipped_existing": 0, "companies_changed": 0}
     assert {t: table_contents(store, t) for t in before} == before
     assert _lost(store) == []
+
+
+def test_a_churn_receive_refreshes_the_company(
+    store: ModelStore, duckdb_harness: DuckDBHarness, tmp_path: Path
+) -> None:
+    _seed(store, [RUNNING], [])
+    assert _status(store)[0] == "customer"
+    receive(
+        store,
+        duckdb_harness,
+        tmp_path,
+        "churn",
+        {"key": ["ch1"], "company_key": ["c"], "on": [D(2026, 5, 1)]},
+        {"date": "on"},
+    )
+    # The receive refreshes for the real today; the license runs through 2026-12-31, so it reads canceled.
+    assert _status(store)[0] == ("canceled" if date.today() <= D(2026, 12, 31) else "lost")
