@@ -60,9 +60,21 @@ def div12_sql(expr: str) -> str:
 
 
 #: The licenses churn records churn: ``(id, d)`` per named or covered license, ``d`` the churn date (may be null).
+#: ``licenseIds`` may hold a license's native id, externalId or sourceId: a warehouse's churn table knows its own
+#: license keys, not Planhat's ids. Three equi-joins rather than one join on an OR, which DuckDB runs as a
+#: nested loop.
 CHURN_HITS_SQL = """
-SELECT CAST(n.lid AS VARCHAR) AS id, n.d
+SELECT l.id, n.d
 FROM (SELECT unnest(json_extract_string("licenseIds", '$[*]')) AS lid, "date" AS d FROM churn) n
+JOIN license l ON l.id = n.lid
+UNION ALL
+SELECT l.id, n.d
+FROM (SELECT unnest(json_extract_string("licenseIds", '$[*]')) AS lid, "date" AS d FROM churn) n
+JOIN license l ON l."externalId" = n.lid AND l.id IS DISTINCT FROM n.lid
+UNION ALL
+SELECT l.id, n.d
+FROM (SELECT unnest(json_extract_string("licenseIds", '$[*]')) AS lid, "date" AS d FROM churn) n
+JOIN license l ON l."sourceId" = n.lid AND l.id IS DISTINCT FROM n.lid AND l."externalId" IS DISTINCT FROM n.lid
 UNION ALL
 SELECT l.id, c."date" AS d
 FROM churn c JOIN license l ON l."companyId" = c."companyId"

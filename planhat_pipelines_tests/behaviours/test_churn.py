@@ -156,3 +156,27 @@ def test_a_churn_receive_refreshes_the_company(
     )
     # The receive refreshes for the real today; the license runs through 2026-12-31, so it reads canceled.
     assert _status(store)[0] == ("canceled" if date.today() <= D(2026, 12, 31) else "lost")
+
+
+def test_a_churn_names_licenses_by_the_keys_the_warehouse_knows(store: ModelStore) -> None:
+    # A warehouse's churn table holds its own license keys (externalId or sourceId), not Planhat's native ids.
+    seed(store, "company", [{"externalId": "c"}])
+    cid = ids(store, "company")["c"]
+    seed(
+        store,
+        "license",
+        [
+            {"externalId": "LIC-1", "companyId": cid, **RUNNING},
+            {"externalId": "LIC-2", "sourceId": "src-2", "companyId": cid, **RUNNING},
+            {"externalId": "LIC-3", "companyId": cid, **RUNNING},
+        ],
+    )
+    seed(
+        store,
+        "churn",
+        [{"externalId": "ch", "companyId": cid, "date": D(2026, 5, 1), "licenseIds": ["LIC-1", "src-2"]}],
+    )
+    result = apply_churns(store, ChurnBehaviour(), TODAY)
+    assert (result.examined, result.changed) == (1, 2)
+    assert _lost(store) == ["LIC-1", "LIC-2"]
+    assert _status(store) == ("customer", "300.000000")  # LIC-3 still runs un-churned
