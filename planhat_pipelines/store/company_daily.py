@@ -2,7 +2,8 @@
 
 One row per company per day (``company_daily``), written in the same transaction as the Company fields it
 copies (after every License or Company receive): the day's last sync wins, so the row holds the day's
-closing values. The health inputs kept are the ones the store knows: active licenses, the company's usage
+closing values. The health inputs kept are the ones the store knows: active licenses (running on the day, by the
+status rules of ``derived.py``: a churned license never auto-renews), the company's usage
 activities in the 30 days before the day, and its custom fields (where a health score synced from the
 warehouse lives, e.g. ``custom.health_score``).
 """
@@ -13,20 +14,20 @@ from datetime import date
 
 import duckdb
 
+from planhat_pipelines.store.derived import license_state_sql
+
 COMPANY_DAILY_DDL = """CREATE TABLE IF NOT EXISTS company_daily (
         "day" DATE NOT NULL, "companyId" VARCHAR NOT NULL, arr DECIMAL(38,6), mrr DECIMAL(38,6),
         status VARCHAR, phase VARCHAR, "activeLicenses" BIGINT, "activities30d" BIGINT, custom JSON,
         recorded_at TIMESTAMP NOT NULL)"""
 
-_DAY_SQL = """
+_DAY_SQL = f"""
 MERGE INTO company_daily t USING (
     SELECT CAST($day AS DATE) AS "day", c.id AS "companyId", c.arr, c.mrr, c.status, c.phase,
            COALESCE(l.n, 0) AS "activeLicenses", COALESCE(a.n, 0) AS "activities30d", c.custom
     FROM company c
-    LEFT JOIN (SELECT "companyId", count(*) AS n FROM license
-               WHERE "fromDate" <= CAST($day AS DATE)
-                 AND ("toDate" IS NULL OR "toDate" >= CAST($day AS DATE) OR COALESCE("autoRenews", false))
-               GROUP BY 1) l ON l."companyId" = c.id
+    LEFT JOIN (SELECT cid AS "companyId", count(*) AS n FROM ({license_state_sql("CAST($day AS DATE)")})
+               WHERE running GROUP BY 1) l ON l."companyId" = c.id
     LEFT JOIN (SELECT "companyId", count(*) AS n FROM user_activities
                WHERE "date" > CAST($day AS DATE) - INTERVAL 30 DAY AND "date" < CAST($day AS DATE) + INTERVAL 1 DAY
                GROUP BY 1) a ON a."companyId" = c.id

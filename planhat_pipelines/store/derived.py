@@ -83,26 +83,40 @@ WHERE COALESCE(len(json_extract_string(c."licenseIds", '$[*]')), 0) = 0 AND c."d
   AND (l."toDate" IS NULL OR l."toDate" >= c."date" OR COALESCE(l."autoRenews", FALSE))
 """
 
-REFRESH_SQL = f"""
-WITH hits AS ({CHURN_HITS_SQL}
-), churned AS (
-    SELECT id, min(d) AS churn_date FROM hits GROUP BY id
-), lic0 AS (
-    SELECT l."companyId" AS cid, l."fromDate" AS f, l."toDate" AS t,
-           COALESCE(lower({trim_sql('l."renewalStatus"')}) = 'lost', FALSE) OR ch.id IS NOT NULL AS churned,
-           COALESCE(l."toDate", ch.churn_date) AS churned_end,
-           COALESCE(l."autoRenews", FALSE) AS auto_renews,
-           CAST(l.mrr AS {_MONEY}) AS l_mrr, CAST(CASE WHEN l.mrr IS NULL THEN l.arr END AS {_MONEY}) AS l_arr_only,
-           CAST(COALESCE(l.arr, l.mrr * 12) AS {_MONEY}) AS l_arr
-    FROM license l LEFT JOIN churned ch ON ch.id = l.id
-    WHERE l."companyId" IS NOT NULL
-), lic AS (
+
+def license_state_sql(day: str) -> str:
+    """SQL of every company-owned license's state on ``day`` (a DATE expression, e.g. ``$today``), by the rules above.
+
+    Columns: ``id``, ``cid`` (the company), ``f``/``t`` (from/to date), ``churned``, ``running``, ``coming``,
+    ``ends`` and the money columns ``l_mrr``, ``l_arr_only``, ``l_arr``. The status refresh and the daily company
+    series (``company_daily``) both read it, so a license counts as active in one exactly when it runs in the other.
+    """
+    return f"""
+    WITH hits AS ({CHURN_HITS_SQL}
+    ), churned AS (
+        SELECT id, min(d) AS churn_date FROM hits GROUP BY id
+    ), lic0 AS (
+        SELECT l.id, l."companyId" AS cid, l."fromDate" AS f, l."toDate" AS t,
+               COALESCE(lower({trim_sql('l."renewalStatus"')}) = 'lost', FALSE) OR ch.id IS NOT NULL AS churned,
+               COALESCE(l."toDate", ch.churn_date) AS churned_end,
+               COALESCE(l."autoRenews", FALSE) AS auto_renews,
+               CAST(l.mrr AS {_MONEY}) AS l_mrr,
+               CAST(CASE WHEN l.mrr IS NULL THEN l.arr END AS {_MONEY}) AS l_arr_only,
+               CAST(COALESCE(l.arr, l.mrr * 12) AS {_MONEY}) AS l_arr
+        FROM license l LEFT JOIN churned ch ON ch.id = l.id
+        WHERE l."companyId" IS NOT NULL
+    )
     SELECT *,
-           COALESCE(f <= $today AND CASE WHEN churned THEN churned_end >= $today
-                                         ELSE t IS NULL OR t >= $today OR auto_renews END, FALSE) AS running,
-           COALESCE(f > $today AND NOT churned, FALSE) AS coming,
+           COALESCE(f <= {day} AND CASE WHEN churned THEN churned_end >= {day}
+                                        ELSE t IS NULL OR t >= {day} OR auto_renews END, FALSE) AS running,
+           COALESCE(f > {day} AND NOT churned, FALSE) AS coming,
            CASE WHEN churned THEN churned_end ELSE t END AS ends
     FROM lic0
+    """
+
+
+REFRESH_SQL = f"""
+WITH lic AS ({license_state_sql("$today")}
 ), agg AS (
     SELECT cid,
            COALESCE(sum(l_mrr) FILTER (WHERE running), 0) AS mrr_given,

@@ -302,3 +302,23 @@ def test_each_refresh_writes_the_days_row_of_the_company_series_once_per_day(sto
         # Ended without renewal: lost (canceled is only for a churned license still running).
         (D(2026, 6, 20), Decimal("0.000000"), Decimal("0.000000"), "lost", 0, 0),
     ]
+
+
+def test_the_company_series_counts_active_licenses_by_the_status_rules(store: ModelStore) -> None:
+    # A lost license never auto-renews: past its toDate it is not active, in the series as in the status.
+    _company_with(
+        store,
+        [
+            {"fromDate": D(2025, 1, 1), "toDate": D(2026, 1, 1), "mrr": 10.0, "autoRenews": True},
+            {
+                "fromDate": D(2025, 1, 1),
+                "toDate": D(2026, 1, 1),
+                "mrr": 20.0,
+                "autoRenews": True,
+                "renewalStatus": "lost",
+            },
+        ],
+    )
+    store.refresh_company_fields(TODAY)
+    row = store.con.execute('SELECT mrr, "activeLicenses" FROM company_daily').fetchall()[0]
+    assert row == (Decimal("10.000000"), 1)
