@@ -8,7 +8,8 @@ The parts live beside this module: the upsert steps in ``upsert.py``, cursors in
 log in ``sync_log.py``, rejected rows in ``rejects.py``, the connection health log in ``health.py``, OKR values
 in ``okr_values.py``, the asset checks' queries in ``checks.py`` and transactions in ``transactions.py``;
 :class:`ModelStore` composes them, so callers use one object and never write SQL of their own on the store's
-tables (the sync engines' set-based SQL over their own temp tables stays with the engines).
+tables (the sync engines' set-based SQL over their own temp tables stays with the engines, and the behaviours'
+and calculated metrics' SQL stays beside their rules in ``behaviours/`` and ``metrics/``, as ``derived.py``'s does).
 """
 
 from __future__ import annotations

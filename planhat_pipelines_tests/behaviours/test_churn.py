@@ -180,3 +180,29 @@ def test_a_churn_names_licenses_by_the_keys_the_warehouse_knows(store: ModelStor
     assert (result.examined, result.changed) == (1, 2)
     assert _lost(store) == ["LIC-1", "LIC-2"]
     assert _status(store) == ("customer", "300.000000")  # LIC-3 still runs un-churned
+
+
+def test_the_churn_wins_over_the_warehouses_renewal_status(
+    store: ModelStore, duckdb_harness: DuckDBHarness, tmp_path: Path
+) -> None:
+    # The warehouse keeps sending 'pending' for a license a churn named: a receive writes it, the behaviour (run
+    # after every license receive) sets it back, and the company never reads customer in between.
+    seed(store, "company", [{"externalId": "c"}])
+    cid = ids(store, "company")["c"]
+    license_rows = {
+        "key": ["LIC-1"],
+        "company_key": ["c"],
+        "start": [D(2026, 1, 1)],
+        "end": [D(2026, 12, 31)],
+        "status": ["pending"],
+    }
+    fields = {"fromDate": "start", "toDate": "end", "renewalStatus": "status"}
+    receive(store, duckdb_harness, tmp_path, "license", license_rows, fields)
+    seed(store, "churn", [{"externalId": "ch", "companyId": cid, "date": D(2026, 5, 1), "licenseIds": ["LIC-1"]}])
+    assert apply_churns(store, ChurnBehaviour(), TODAY).changed == 1
+    store.con.execute("DELETE FROM crm_source_hashes")  # a full sync: every source row is compared again
+    receive(store, duckdb_harness, tmp_path, "license", license_rows, fields)
+    assert _lost(store) == []  # the warehouse's value was written...
+    assert _status(store)[0] == "canceled"  # ...but the status reads the Churn record itself
+    assert apply_churns(store, ChurnBehaviour(), TODAY).changed == 1
+    assert _lost(store) == ["LIC-1"]
