@@ -59,7 +59,7 @@ def test_keys_and_api_field_names() -> None:
         assert get_model("license").field(name) is not None, name
     assert get_model("license").field("fromDate").type is FieldType.DATE  # type: ignore[union-attr]
     derived = {f.name for f in company.fields if f.derived}
-    assert derived == {"status", "mrr", "arr", "renewalDate", "customerFrom", "customerTo"}
+    assert derived == {"status", "mrr", "arr", "renewalDate", "customerFrom", "customerTo", "h"}
 
 
 def test_time_series_models() -> None:
@@ -86,7 +86,8 @@ def test_money_fields_are_decimal() -> None:
     money = {slug: {f.name for f in m.fields if f.type is FieldType.MONEY} for slug, m in MODELS.items()}
     assert {slug: names for slug, names in money.items() if names} == MONEY_FIELDS
     assert FieldType.MONEY.duckdb_type == "DECIMAL(38,6)"
-    assert not [f"{s}.{f.name}" for s, m in MODELS.items() for f in m.fields if f.type is FieldType.NUMBER]
+    # The one NUMBER field is the health score (0-10, one decimal): a score, not an amount.
+    assert [f"{s}.{f.name}" for s, m in MODELS.items() for f in m.fields if f.type is FieldType.NUMBER] == ["company.h"]
 
 
 def test_end_user_email_is_an_email_field() -> None:

@@ -65,7 +65,11 @@ def test_demo_runs_against_the_emulator_and_a_second_run_syncs_only_new_rows(
         with ModelStore(config.store) as store:
             assert store.count("company") == SIZE.companies
             assert store.count("enduser") == SIZE.users
-            assert store.count("license") == SIZE.licenses
+            # Each won opportunity with a company became one more license (behaviours.won_deal_license).
+            won = store.con.execute(
+                "SELECT count(*) FROM opportunity WHERE status = 'won' AND \"companyId\" IS NOT NULL"
+            ).fetchall()[0][0]
+            assert store.count("license") == SIZE.licenses + won and won > 0
             assert store.count("opportunity") == SIZE.companies // 2
             assert _usage_rows(store, "user_activities", "product_events") == SIZE.events
             assert _usage_rows(store, "custom_metrics", "company_metrics") == SIZE.metrics

@@ -189,7 +189,7 @@ def test_the_churn_wins_over_the_warehouses_renewal_status(
     # after every license receive) sets it back, and the company never reads customer in between.
     seed(store, "company", [{"externalId": "c"}])
     cid = ids(store, "company")["c"]
-    license_rows = {
+    license_rows: dict[str, list[Any]] = {
         "key": ["LIC-1"],
         "company_key": ["c"],
         "start": [D(2026, 1, 1)],

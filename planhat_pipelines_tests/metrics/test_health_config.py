@@ -50,13 +50,13 @@ def _doc(tmp_path: Path, **health_input: Any) -> dict[str, Any]:
 def test_a_metric_input_must_name_a_declared_company_metric(
     tmp_path: Path, health_input: dict[str, Any], where: str, problem: str, fix: str
 ) -> None:
-    config = parse(_doc(tmp_path, **health_input), tmp_path)
+    # Loading the config runs the check (the inputs against calculated_metrics:), so the file is refused.
     with pytest.raises(ConfigError) as caught:
-        check_health_inputs(config.health_score, config.calculated_metrics, config.path)
+        parse(_doc(tmp_path, **health_input), tmp_path)
     assert caught.value.where == where
     assert problem in caught.value.problem
     assert fix in caught.value.fix
-    assert str(caught.value).startswith(f"{config.path}: {where}: ")
+    assert str(caught.value).startswith(f"{tmp_path / 'config.yaml'}: {where}: ")
 
 
 def test_declared_company_metrics_and_fields_pass(tmp_path: Path) -> None:
