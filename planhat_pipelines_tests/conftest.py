@@ -61,6 +61,7 @@ def _tier(item: pytest.Item) -> str:
 def pytest_configure(config: pytest.Config) -> None:
     for tier in TIERS:
         config.addinivalue_line("markers", f"{tier}: test tier (see planhat_pipelines_tests/conftest.py)")
+    config.addinivalue_line("markers", "all_catalogs: also run on the PostgreSQL catalog (see _catalog_repeat)")
 
 
 def _catalog_times_emulator(item: pytest.Item) -> bool:
@@ -75,11 +76,32 @@ def _catalog_times_emulator(item: pytest.Item) -> bool:
     return params.get("store") == "postgres" and params.get("harness") in ("bigquery", "snowflake")
 
 
+#: Test packages whose rules are set-based SQL over the model tables, the same on every catalog: they run on the
+#: embedded (SQLite) catalog, and only their tests marked ``all_catalogs`` on PostgreSQL too.
+_ONE_CATALOG_PACKAGES = (".behaviours.", ".metrics.")
+
+
+def _catalog_repeat(item: pytest.Item) -> bool:
+    """A PostgreSQL-catalog repeat of a test of :data:`_ONE_CATALOG_PACKAGES` not marked ``all_catalogs``.
+
+    What the catalog changes (commits, concurrency, types) is tested by the store and sync tests on both catalogs;
+    repeating every behaviour and metric case there doubled their time without reaching different code.
+    """
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params if callspec is not None else {}
+    nodeid = "." + item.nodeid.replace("/", ".")
+    return (
+        params.get("store") == "postgres"
+        and any(package in nodeid for package in _ONE_CATALOG_PACKAGES)
+        and item.get_closest_marker("all_catalogs") is None
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    dropped = [item for item in items if _catalog_times_emulator(item)]
+    dropped = [item for item in items if _catalog_times_emulator(item) or _catalog_repeat(item)]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
-        items[:] = [item for item in items if not _catalog_times_emulator(item)]
+        items[:] = [item for item in items if not (_catalog_times_emulator(item) or _catalog_repeat(item))]
     for item in items:
         item.add_marker(getattr(pytest.mark, _tier(item)))
 

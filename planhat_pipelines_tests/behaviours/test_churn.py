@@ -123,6 +123,7 @@ def test_company_moves_to_canceled_then_lost_when_the_period_ends(store: ModelSt
     assert _status(store) == ("lost", "0.000000")  # a lost license does not auto-renew
 
 
+@pytest.mark.all_catalogs
 def test_second_run_changes_nothing(store: ModelStore) -> None:
     _seed(store, [RUNNING, ENDED], [{"date": D(2026, 5, 1), "names": []}])
     apply_churns(store, ChurnBehaviour(), TODAY)

@@ -64,6 +64,7 @@ def test_keys_type_date_and_tasks_without_a_company(store: ModelStore) -> None:
     assert (result.examined, result.changed) == (1, 1)
 
 
+@pytest.mark.all_catalogs
 def test_second_run_creates_nothing(store: ModelStore) -> None:
     _tasks(store, [{"externalId": "t1", "status": "done"}, {"externalId": "t2", "status": "open"}])
     first = convert_done_tasks(store, DoneTaskBehaviour(), NOW)

@@ -91,6 +91,7 @@ def test_custom_mapping_defaults_term_and_keys(store: ModelStore) -> None:
     ]
 
 
+@pytest.mark.all_catalogs
 def test_second_run_creates_nothing(store: ModelStore) -> None:
     _opportunities(store, [WON, {**WON, "externalId": "o2", "status": "open"}])
     first = convert_won_deals(store, WonDealBehaviour(), TODAY)

@@ -132,6 +132,7 @@ def _snapshot(store: ModelStore) -> tuple[list[tuple[Any, ...]], list[tuple[Any,
     return values, records
 
 
+@pytest.mark.all_catalogs
 def test_a_rerun_on_the_same_data_writes_nothing(store: ModelStore) -> None:
     _seed_activities(store)
     first = compute_metric(store, _metric("sum"), TODAY)

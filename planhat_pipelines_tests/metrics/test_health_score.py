@@ -111,6 +111,7 @@ def _scores(store: ModelStore) -> dict[tuple[str, date], float | None]:
     }
 
 
+@pytest.mark.all_catalogs
 def test_weighted_inputs_per_company_with_missing_ones_left_out(store: ModelStore) -> None:
     ids = _seed(store)
     a, b = ids["A"], ids["B"]
@@ -146,6 +147,7 @@ def test_weighted_inputs_per_company_with_missing_ones_left_out(store: ModelStor
     }
 
 
+@pytest.mark.all_catalogs
 def test_a_rerun_the_same_day_overwrites_and_a_later_day_adds_history(store: ModelStore) -> None:
     ids = _seed(store)
     a, b = ids["A"], ids["B"]
