@@ -2,8 +2,9 @@
 
 Thin: each asset calls one function of :mod:`planhat_pipelines.behaviours` and reports its counts. An asset
 exists only when the behaviour is enabled (``behaviours:`` in the config) and a CRM section receives the model it
-starts from, so the lineage graph shows exactly what runs. Each runs when its upstream sections land (an eager
-automation condition, evaluated by ``customer_numbers_automation_sensor``) and in ``customer_numbers_refresh``.
+starts from, so the lineage graph shows exactly what runs. Each runs in the ``crm_*`` jobs after the sections it
+reads, when those sections land (``WHEN_UPSTREAM_LANDS``, evaluated by ``customer_numbers_automation_sensor``)
+and in ``customer_numbers_refresh``.
 
 No ``from __future__ import annotations`` here: Dagster inspects the asset function's ``context`` annotation at
 definition time and needs the real class, not a string.
@@ -17,6 +18,7 @@ import dagster as dg
 
 from planhat_pipelines.behaviours import BehaviourResult, apply_churns, convert_done_tasks, convert_won_deals
 from planhat_pipelines.config import Config
+from planhat_pipelines.defs.automation import WHEN_UPSTREAM_LANDS
 from planhat_pipelines.defs.naming import BEHAVIOURS_GROUP, behaviour_asset_key, crm_asset_key
 from planhat_pipelines.defs.resources import StoreResource
 from planhat_pipelines.store import ModelStore
@@ -86,7 +88,7 @@ def build_behaviour_asset(config: Config, behaviour: _Behaviour) -> dg.AssetsDef
         kinds={"duckdb"},
         deps=_receiving_sections(config, behaviour.reads),
         pool=f"planhat_behaviour_{behaviour.name}",
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=WHEN_UPSTREAM_LANDS,
         description=behaviour.description,
         tags={"domain": "behaviours"},
     )

@@ -2,9 +2,8 @@
 
 Thin: each asset calls :mod:`planhat_pipelines.metrics` and reports its numbers (numeric metadata, so the UI
 plots them). ``metrics/<name>`` is downstream of the usage sections of its source kind, ``health_score`` of the
-metrics it weighs and the CRM sections of the models it reads. Each is refreshed when its upstream lands (an
-eager automation condition, evaluated by ``customer_numbers_automation_sensor``) and in
-``customer_numbers_refresh``.
+metrics it weighs and the CRM sections of the models it reads. Each is refreshed when its upstream lands
+(``WHEN_UPSTREAM_LANDS``, evaluated by ``customer_numbers_automation_sensor``) and in ``customer_numbers_refresh``.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from planhat_pipelines.config import CalculatedMetric, Config
+from planhat_pipelines.defs.automation import WHEN_UPSTREAM_LANDS
 from planhat_pipelines.defs.naming import (
     METRICS_GROUP,
     crm_asset_key,
@@ -50,7 +50,7 @@ def build_metric_asset(config: Config, metric: CalculatedMetric) -> dg.AssetsDef
         kinds={"duckdb"},
         deps=upstream,
         pool=f"planhat_metric_{metric.name}",
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=WHEN_UPSTREAM_LANDS,
         description=_describe_metric(metric),
         tags={"domain": "metrics"},
     )
@@ -78,7 +78,7 @@ def build_health_score_asset(config: Config) -> dg.AssetsDefinition:
         kinds={"duckdb"},
         deps=deps,
         pool="planhat_health_score",
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=WHEN_UPSTREAM_LANDS,
         description=(
             f"Company health score 0-10: the weighted average of its inputs' scores ({weights}), each input mapped "
             "to 0-10 by its thresholds. Kept on the company as `h`, per day in `health_scores` and per input in "

@@ -189,3 +189,20 @@ def test_the_numbers_materialize_and_a_second_run_changes_nothing(tmp_path: Path
         assert third[metric_asset_key(metric.name)]["records_changed"] == 0, metric.name
     assert third[health_score_asset_key()]["changed"] == 0
     assert _tables(config) == before
+
+
+def test_a_usage_range_not_loaded_yet_does_not_hold_back_the_metrics(tmp_path: Path) -> None:
+    # The usage sensor registers ranges before it loads them, and a failed range stays unloaded: the metrics must
+    # still follow every range that lands (Dagster's plain eager() waits until no upstream partition is missing).
+    defs = build_definitions(_demo_config(tmp_path))
+    usage = K(["usage", "product_events"])
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("usage_product_events_ranges", ["0-999", "1000-1999"])
+        instance.report_runless_asset_event(dg.AssetMaterialization(usage, partition="0-999"))
+        first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+        instance.report_runless_asset_event(dg.AssetMaterialization(usage, partition="0-999"))
+        landed = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+    requested = {r.key for r in landed.results if r.true_subset.size}
+    metrics = {metric_asset_key(m) for m in ("active_users_7d", "active_users_30d", "dashboard_views_30d")}
+    assert metrics <= requested, requested
+    assert metric_asset_key("api_calls_30d") not in requested  # its usage section did not land
