@@ -13,15 +13,8 @@ from planhat_pipelines.config import Config, KeyResult
 from planhat_pipelines.defs.naming import OKR_POOL
 from planhat_pipelines.defs.resources import StoreResource, WarehousesResource
 from planhat_pipelines.defs.specs import HOURLY_SYNC_FRESHNESS
-from planhat_pipelines.okrs.refresh import (
-    MODE_MANUAL,
-    KeyResultSummary,
-    ObjectiveSummary,
-    OkrValue,
-    RefreshResult,
-    current_values,
-    refresh_key_result,
-)
+from planhat_pipelines.okrs.current import KeyResultSummary, ObjectiveSummary, current_values
+from planhat_pipelines.okrs.refresh import MODE_MANUAL, OkrValue, RefreshResult, refresh_key_result
 from planhat_pipelines.okrs.status import Status
 
 #: The Dagster group of every OKR asset.

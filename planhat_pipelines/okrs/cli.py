@@ -7,17 +7,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from planhat_pipelines.config import Config, KeyResult, load_config
-from planhat_pipelines.okrs.refresh import (
-    MODE_AUTOMATIC,
-    MODE_MANUAL,
-    MODES,
-    KeyResultSummary,
-    ObjectiveSummary,
-    check_in,
-    current_values,
-    find_key_result,
-    set_mode,
-)
+from planhat_pipelines.okrs.current import KeyResultSummary, ObjectiveSummary, current_values, find_key_result
+from planhat_pipelines.okrs.refresh import MODE_AUTOMATIC, MODE_MANUAL, MODES, check_in, set_mode
 from planhat_pipelines.okrs.status import Status
 from planhat_pipelines.store import ModelStore
 

@@ -1,4 +1,6 @@
-"""Refresh key results from their warehouse queries, record manual check-ins, and read current values.
+"""Refresh key results from their warehouse queries, record manual check-ins, and switch their mode.
+
+What the current value then is, and the objectives' roll-up, is in :mod:`planhat_pipelines.okrs.current`.
 
 Every refresh and check-in appends one row to the store's ``okr_values`` table, so the table is the
 key result's full history (the Dagster asset plots the same numbers as metadata).
@@ -34,10 +36,10 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from planhat_pipelines.config import Config, KeyResult, Objective
-from planhat_pipelines.errors import ConfigError, OkrQueryError, PlanhatPipelinesError
+from planhat_pipelines.config import KeyResult
+from planhat_pipelines.errors import OkrQueryError, PlanhatPipelinesError
 from planhat_pipelines.okrs.sql_check import check_query
-from planhat_pipelines.okrs.status import Evaluation, Status, evaluate, objective_progress, worst_status
+from planhat_pipelines.okrs.status import Evaluation, evaluate
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.store.okr_values import (
     MODE_AUTOMATIC,
@@ -54,7 +56,7 @@ _MAX_SHOWN_ROWS = 5
 _MAX_SHOWN_CHARS = 300
 
 
-def _utc_naive(now: datetime) -> datetime:
+def utc_naive(now: datetime) -> datetime:
     return now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo is not None else now
 
 
@@ -186,7 +188,7 @@ def refresh_key_result(store: ModelStore, warehouse: Warehouse, kr: KeyResult, n
     """
     if store.okr_modes().get(kr.name) == MODE_MANUAL:
         return _standing(store, kr)
-    at = _utc_naive(now)
+    at = utc_naive(now)
     try:
         check_query(kr, warehouse.capabilities.dialect)
         table = warehouse.query(kr.query, timeout_seconds=kr.timeout_seconds, max_bytes_billed=kr.max_bytes_billed)
@@ -226,7 +228,7 @@ def check_in(store: ModelStore, kr: KeyResult, value: float, now: datetime, *, m
     """
     if not math.isfinite(value):
         raise PlanhatPipelinesError(f"{_where(kr)}: check-in value {value} is not a number. Fix: give a finite number")
-    at = _utc_naive(now)
+    at = utc_naive(now)
     ev = evaluate(kr, value, at.date())
 
     def work() -> OkrValue:
@@ -253,141 +255,10 @@ def set_mode(store: ModelStore, kr: KeyResult, mode: str, now: datetime) -> bool
     def work() -> bool:
         if store.okr_modes().get(kr.name, MODE_AUTOMATIC) == mode:
             return False
-        store.set_okr_mode(kr.name, mode, _utc_naive(now))
+        store.set_okr_mode(kr.name, mode, utc_naive(now))
         return True
 
     return store.atomic(work)
-
-
-def history(store: ModelStore, key_result: str) -> list[OkrValue]:
-    """Every row of one key result, oldest first (ties in the order they were written)."""
-    return store.okr_history(key_result)
-
-
-@dataclass(frozen=True)
-class KeyResultSummary:
-    """A key result's current state.
-
-    Attributes:
-        key_result: The key result as configured.
-        current: Its latest successful row (query or check-in), None if it never had a value. In manual
-            mode query rows newer than the switch to manual are ignored.
-        evaluation: ``current``'s value judged for the summary's day, None without a value.
-        failure: The latest failed refresh when it is newer than ``current``, else None.
-        mode: ``automatic`` or ``manual``.
-    """
-
-    key_result: KeyResult
-    current: OkrValue | None
-    evaluation: Evaluation | None
-    failure: OkrValue | None
-    mode: str = MODE_AUTOMATIC
-
-    @property
-    def status(self) -> Status | None:
-        """The evaluation's status; None for a KPI or a key result without a value."""
-        return self.evaluation.status if self.evaluation else None
-
-    @property
-    def progress(self) -> float | None:
-        """The evaluation's progress; None for a KPI or a key result without a value."""
-        return self.evaluation.progress if self.evaluation else None
-
-
-@dataclass(frozen=True)
-class ObjectiveSummary:
-    """An objective with its key results.
-
-    Attributes:
-        objective: The objective as configured.
-        key_results: Its key results' summaries, in config order.
-        status: The worst of its key results' statuses (None if none has one).
-        progress: The weighted average of its key results' progress (``weight:``, default 1); KPIs and key
-            results without a value are left out; None if none has progress.
-    """
-
-    objective: Objective
-    key_results: tuple[KeyResultSummary, ...]
-    status: Status | None
-    progress: float | None
-
-
-def current_values(store: ModelStore, config: Config, now: datetime | None = None) -> list[ObjectiveSummary]:
-    """Every configured objective with the current value, status and mode of each key result.
-
-    Rows of key results no longer in the config are ignored.
-
-    Args:
-        store: The open model store.
-        config: The parsed config (its objectives, in file order).
-        now: The time to judge for (default: the current time); expected progress uses its UTC date.
-    """
-    today = _utc_naive(now or datetime.now(UTC)).date()
-    # The latest row per key result among successes and, separately, among failures.
-    latest: dict[tuple[str, bool], tuple[OkrValue, tuple[datetime, int]]] = {
-        (r.row.key_result, r.is_error): (r.row, (r.row.recorded_at, r.seq)) for r in store.latest_okr_values()
-    }
-    modes = store.okr_modes()
-    objectives = []
-    for objective in config.objectives:
-        summaries = []
-        for kr in objective.key_results:
-            good = latest.get((kr.name, False))
-            bad = latest.get((kr.name, True))
-            failure = bad[0] if bad and (good is None or bad[1] > good[1]) else None
-            current = good[0] if good else None
-            ev = evaluate(kr, current.value, today) if current and current.value is not None else None
-            summaries.append(KeyResultSummary(kr, current, ev, failure, modes.get(kr.name, MODE_AUTOMATIC)))
-        objectives.append(
-            ObjectiveSummary(
-                objective,
-                tuple(summaries),
-                worst_status(s.status for s in summaries),
-                objective_progress((s.progress, s.key_result.weight) for s in summaries),
-            )
-        )
-    return objectives
-
-
-def objective_history(store: ModelStore, objective: Objective) -> list[tuple[datetime, float]]:
-    """An objective's progress over time, for a chart: one point per successful row of its key results.
-
-    Each point is the weighted progress (see :func:`~planhat_pipelines.okrs.status.objective_progress`) of
-    every key result's latest value at that moment, with the progress stored when each row was written.
-    Rows recorded at the same time as a key result's previous one follow write order. Query rows a key
-    result's manual mode ignores today are not left out here (the refresh writes none in manual mode).
-
-    Returns:
-        ``(recorded_at, progress)`` oldest first; rows before any key result has progress give no point.
-    """
-    weights = {kr.name: kr.weight for kr in objective.key_results}
-    # sorted() is stable: rows at the same instant keep each key result's write order.
-    rows = sorted(
-        (r for name in weights for r in store.okr_history(name) if r.value is not None), key=lambda r: r.recorded_at
-    )
-    latest: dict[str, float | None] = {}
-    points: list[tuple[datetime, float]] = []
-    for row in rows:
-        latest[row.key_result] = row.progress
-        overall = objective_progress((p, weights[name]) for name, p in latest.items())
-        if overall is not None:
-            points.append((row.recorded_at, overall))
-    return points
-
-
-def find_key_result(config: Config, name: str) -> KeyResult:
-    """The key result called ``name``.
-
-    Raises:
-        ConfigError: No key result has that name; the message lists the configured ones.
-    """
-    for kr in config.key_results:
-        if kr.name == name:
-            return kr
-    names = ", ".join(kr.name for kr in config.key_results) or "none are configured"
-    raise ConfigError(
-        str(config.path), "okrs", f"has no key result '{name}'", f"use one of the key results' names ({names})"
-    )
 
 
 __all__ = [
@@ -397,16 +268,11 @@ __all__ = [
     "SOURCE_CHECKIN",
     "SOURCE_QUERY",
     "STATUS_ERROR",
-    "KeyResultSummary",
-    "ObjectiveSummary",
     "OkrValue",
     "RefreshResult",
     "check_in",
-    "current_values",
-    "find_key_result",
-    "history",
-    "objective_history",
     "refresh_key_result",
     "set_mode",
     "single_number",
+    "utc_naive",
 ]

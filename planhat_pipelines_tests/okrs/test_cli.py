@@ -10,7 +10,8 @@ from planhat_pipelines.cli import main
 from planhat_pipelines.config import Config
 from planhat_pipelines.errors import OkrQueryError
 from planhat_pipelines.okrs.cli import summary_text
-from planhat_pipelines.okrs.refresh import check_in, history, refresh_key_result
+from planhat_pipelines.okrs.current import history
+from planhat_pipelines.okrs.refresh import check_in, refresh_key_result
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines_tests.emulators.duckdb import DuckDBHarness
 from planhat_pipelines_tests.okrs.conftest import MakeConfig, key_result_data, one_key_result

@@ -14,7 +14,8 @@ from planhat_pipelines.definitions import build_definitions
 from planhat_pipelines.defs.naming import OKR_POOL
 from planhat_pipelines.defs.okrs import OKR_CRON, build_okr_defs, okr_asset_key
 from planhat_pipelines.defs.resources import build_resources
-from planhat_pipelines.okrs.refresh import check_in, history, set_mode
+from planhat_pipelines.okrs.current import history
+from planhat_pipelines.okrs.refresh import check_in, set_mode
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines_tests.emulators.duckdb import DuckDBHarness
 from planhat_pipelines_tests.harness import WarehouseHarness

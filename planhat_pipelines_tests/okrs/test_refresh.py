@@ -11,14 +11,8 @@ import pytest
 
 from planhat_pipelines.config import Config, KeyResult
 from planhat_pipelines.errors import ConfigError, OkrQueryError, PlanhatPipelinesError, WarehouseError
-from planhat_pipelines.okrs.refresh import (
-    check_in,
-    current_values,
-    find_key_result,
-    history,
-    refresh_key_result,
-    single_number,
-)
+from planhat_pipelines.okrs.current import current_values, find_key_result, history
+from planhat_pipelines.okrs.refresh import check_in, refresh_key_result, single_number
 from planhat_pipelines.okrs.status import Status
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.store.okr_values import OkrValue

@@ -11,16 +11,8 @@ import yaml
 
 from planhat_pipelines.config import Config, load_config
 from planhat_pipelines.errors import ConfigError, PlanhatPipelinesError
-from planhat_pipelines.okrs.refresh import (
-    MODE_AUTOMATIC,
-    MODE_MANUAL,
-    check_in,
-    current_values,
-    history,
-    objective_history,
-    refresh_key_result,
-    set_mode,
-)
+from planhat_pipelines.okrs.current import current_values, history, objective_history
+from planhat_pipelines.okrs.refresh import MODE_AUTOMATIC, MODE_MANUAL, check_in, refresh_key_result, set_mode
 from planhat_pipelines.okrs.status import Status
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.warehouses.base import Warehouse
