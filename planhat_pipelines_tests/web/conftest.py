@@ -1,0 +1,46 @@
+"""The web app's fixtures: one store filled by the demo (per test worker), and a test client over it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+from starlette.testclient import TestClient
+
+from planhat_pipelines.config import Config, load_config
+from planhat_pipelines.demo.run import run_all, seed
+from planhat_pipelines.web.app import create_app
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def demo_config_in(folder: Path) -> Config:
+    """The demo config with its store and warehouse in ``folder``."""
+    raw = yaml.safe_load((ROOT / "planhat_pipelines.yaml").read_text())
+    raw["store"]["catalog"] = str(folder / "planhat.sqlite")
+    raw["connections"]["embedded"]["path"] = str(folder / "warehouse.duckdb")
+    path = folder / "planhat_pipelines.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_config(path)
+
+
+@pytest.fixture(scope="session")
+def demo_config(tmp_path_factory: pytest.TempPathFactory) -> Config:
+    """A store filled by `make demo`'s job (seeded warehouse, every section, behaviours, metrics, OKRs)."""
+    config = demo_config_in(tmp_path_factory.mktemp("web_demo"))
+    lines: list[str] = []
+    with dg.instance_for_test() as instance:
+        seed(config, lines.append)
+        run_all(config, instance, lines.append)
+    assert not [line for line in lines if "FAILED" in line], lines
+    return config
+
+
+@pytest.fixture(scope="session")
+def client(demo_config: Config) -> Iterator[TestClient]:
+    """The app over the demo store, through Starlette's test client."""
+    with TestClient(create_app(demo_config)) as test_client:
+        yield test_client
