@@ -11,7 +11,7 @@ WAREHOUSE ?= duckdb
 export DAGSTER_HOME := $(CURDIR)/.dagster_home$(if $(filter duckdb,$(WAREHOUSE)),,_$(WAREHOUSE))
 export PLANHAT_PIPELINES_CONFIG ?= $(CURDIR)/planhat_pipelines.yaml
 
-.PHONY: install demo dev test lint bench emulators deploy-lock clean
+.PHONY: install demo dev serve test lint bench emulators browser deploy-lock clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The web app's browser test drives Debian's chromium through chromedriver (installed with apt when missing).
+browser:
+	bash scripts/setup_browser.sh
 
 emulators: $(STAMP)
 	bash scripts/setup_bigquery_emulator.sh
@@ -40,18 +44,28 @@ else
 	@echo "error: WAREHOUSE=$(WAREHOUSE) is not one of: duckdb, bigquery, snowflake" >&2; exit 2
 endif
 
-# The UI. Demo data is created only on the first start of the demo config (a config of your own is never
-# seeded). dagster dev runs from DAGSTER_HOME: started beside the top-level dagster.yaml it would warn that
-# that file "will not be used" (it is not: DAGSTER_HOME holds the copy that is).
+# Both UIs: Dagster's (pipelines, runs, backfills) and the web app (Profiles, Data Explorer, OKRs, syncs), which
+# reads the same store. Demo data is created only on the first start of the demo config (a config of your own is
+# never seeded). dagster dev runs from DAGSTER_HOME: started beside the top-level dagster.yaml it would warn that
+# that file "will not be used" (it is not: DAGSTER_HOME holds the copy that is). The web app stops with it.
 DEV_PORT ?= 3000
+WEB_PORT ?= 8765
 
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m planhat_pipelines.cli seed-demo --if-missing
+	@echo "Dagster UI:  http://127.0.0.1:$(DEV_PORT)   (pipelines, runs, backfills)"
+	@echo "Web app:     http://127.0.0.1:$(WEB_PORT)   (portfolio, companies, Data Explorer, OKRs, syncs)"
+	$(PY) -m planhat_pipelines.cli serve --port $(WEB_PORT) & web=$$!; \
+	trap 'kill $$web 2>/dev/null' EXIT INT TERM; \
 	cd $(DAGSTER_HOME) && $(CURDIR)/$(VENV)/bin/dagster dev -w $(CURDIR)/workspace.yaml -p $(DEV_PORT)
 
-# Both cores: each module's tests run in one worker (--dist loadfile), each worker starts its own emulators
+# The web app alone, on the store the config names (`make serve WEB_PORT=8800`).
+serve: $(STAMP)
+	$(PY) -m planhat_pipelines.cli serve --port $(WEB_PORT)
+
+# The browser test needs chromium (`browser`). Both cores: each module's tests run in one worker (--dist loadfile), each worker starts its own emulators
 # and PostgreSQL. PYTHONHASHSEED=0: every worker must collect the same test ids (xdist compares them).
-test: $(STAMP) emulators
+test: $(STAMP) emulators browser
 	PYTHONHASHSEED=0 $(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)

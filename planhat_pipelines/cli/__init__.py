@@ -1,4 +1,4 @@
-"""``planhat-pipelines``: the command line (demo, summaries, sync log, key ranges, OKRs)."""
+"""``planhat-pipelines``: the command line (demo, summaries, sync log, key ranges, OKRs, the web app)."""
 
 from __future__ import annotations
 
@@ -156,6 +156,7 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("--rejects", action="store_true", help="also list open rejected rows with their reasons")
     logs.set_defaults(handler=_logs)
     from planhat_pipelines.cli.ranges import register as register_ranges
+    from planhat_pipelines.cli.serve import register as register_serve
     from planhat_pipelines.cli.store import register as register_store
     from planhat_pipelines.okrs.cli import register as register_okrs
     from planhat_pipelines.preflight import register as register_preflight
@@ -164,6 +165,7 @@ def _parser() -> argparse.ArgumentParser:
     register_store(sub)
     register_okrs(sub)
     register_preflight(sub)
+    register_serve(sub)
     return parser
 
 

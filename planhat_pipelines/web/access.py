@@ -48,7 +48,7 @@ def token_for_bind(host: str) -> str | None:
         problem = "is not set" if not token else f"is shorter than {_MIN_TOKEN_LENGTH} characters"
         raise PlanhatPipelinesError(
             f"serve --host {host}: binding an address other people can reach needs a token, and {TOKEN_ENV} "
-            f'{problem}. Fix: export {TOKEN_ENV}="$(python3 -c \'import secrets; print(secrets.token_urlsafe(32))\')" '
+            f"{problem}. Fix: export {TOKEN_ENV}=\"$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')\" "
             "and give it to the people who may read the app (or bind 127.0.0.1)"
         )
     return token
@@ -70,13 +70,11 @@ class TokenMiddleware:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         bearer = headers.get("authorization", "")
-        cookies = dict(
-            part.strip().split("=", 1) for part in headers.get("cookie", "").split(";") if "=" in part
-        )
+        cookies = dict(part.strip().split("=", 1) for part in headers.get("cookie", "").split(";") if "=" in part)
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         given_query = next((v for k, v in query if k == "token"), None)
         response: Response | None = None
-        if bearer.startswith("Bearer ") and self._matches(bearer[7:]) or self._matches(cookies.get(TOKEN_COOKIE)):
+        if (bearer.startswith("Bearer ") and self._matches(bearer[7:])) or self._matches(cookies.get(TOKEN_COOKIE)):
             await self.app(scope, receive, send)
             return
         if self._matches(given_query):

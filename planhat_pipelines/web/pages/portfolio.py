@@ -60,22 +60,20 @@ def portfolio(store: ModelStore, config: Config, today: date | None = None) -> P
     for days in RENEWAL_WINDOWS:
         n, total = con.execute(
             'SELECT count(*), COALESCE(sum(arr), 0) FROM company WHERE "renewalDate" BETWEEN CAST(? AS DATE) '
-            'AND CAST(? AS DATE) + CAST(? AS INTEGER)',
+            "AND CAST(? AS DATE) + CAST(? AS INTEGER)",
             [today, today, days],
         ).fetchall()[0]
         renewals.append(Renewals(days, n, total))
-    band_sql = " ".join(f"WHEN h < {high} THEN '{low}–{high}'" for low, high in HEALTH_BANDS[:-1])
+    band_sql = " ".join(f"WHEN h < {high} THEN '{low}-{high}'" for low, high in HEALTH_BANDS[:-1])
     last_low, last_high = HEALTH_BANDS[-1]
     counted = dict(
         con.execute(
-            f"SELECT CASE {band_sql} ELSE '{last_low}–{last_high}' END, count(*) FROM company WHERE h IS NOT NULL "
+            f"SELECT CASE {band_sql} ELSE '{last_low}-{last_high}' END, count(*) FROM company WHERE h IS NOT NULL "
             "GROUP BY 1"
         ).fetchall()
     )
     unscored = con.execute("SELECT count(*) FROM company WHERE h IS NULL").fetchall()[0][0]
-    history = con.execute(
-        'SELECT "day", CAST(sum(arr) AS DOUBLE) FROM company_daily GROUP BY 1 ORDER BY 1'
-    ).fetchall()
+    history = con.execute('SELECT "day", CAST(sum(arr) AS DOUBLE) FROM company_daily GROUP BY 1 ORDER BY 1').fetchall()
     return Portfolio(
         today=today,
         companies=companies,
@@ -83,7 +81,7 @@ def portfolio(store: ModelStore, config: Config, today: date | None = None) -> P
         mrr=Decimal(mrr),
         by_status=by_status,
         renewals=tuple(renewals),
-        health_bands=tuple((f"{low}–{high}", counted.get(f"{low}–{high}", 0)) for low, high in HEALTH_BANDS),
+        health_bands=tuple((f"{low}-{high}", counted.get(f"{low}-{high}", 0)) for low, high in HEALTH_BANDS),
         unscored=unscored,
         arr_history=tuple((d, v or 0.0) for d, v in history),
         sync_health=sync_health(store, config),
