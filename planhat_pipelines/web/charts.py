@@ -87,7 +87,8 @@ def line_chart(
         title: The chart's accessible name; the empty-chart message names it too.
         unit: The values' unit, for the y ticks (see :func:`format_number`).
         marks: Dashed vertical lines with labels; those outside the data's date range are left out.
-        width: The viewBox width (the SVG scales to its container); ``height`` likewise.
+        width: The viewBox width (the SVG scales to its container).
+        height: The viewBox height.
         step: Draw each value flat until the next point (ARR and MRR histories change in steps).
 
     Raises:
@@ -128,7 +129,8 @@ def bar_chart(
         bars: ``(label, value)`` in drawing order; long labels are cut under the bar (``data-label`` keeps them).
         title: The chart's accessible name; the empty-chart message names it too.
         unit: The values' unit, for the ticks and the values (see :func:`format_number`).
-        width: The viewBox width (the SVG scales to its container); ``height`` likewise.
+        width: The viewBox width (the SVG scales to its container).
+        height: The viewBox height.
 
     Raises:
         ValueError: A non-finite value, or a size too small to draw.
@@ -154,16 +156,14 @@ def bar_chart(
     return _svg(title, width, height, parts)
 
 
-def _num(value: float) -> str:
-    # data-* values are exact (repr) but without a needless ".0"
+def _num(value: float) -> str:  # data-* values: exact (repr), without a needless ".0"
     return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
 
 
 def _seconds(at: object, title: str = "", where: str = "") -> float:
     if not isinstance(at, date):
         raise ValueError(f"line_chart '{title}': {where} has {at!r} as its date. Fix: pass a date or datetime")
-    # Aware datetimes plot at their own wall-clock time: pages convert them to the reader's zone before charting.
-    if isinstance(at, datetime):
+    if isinstance(at, datetime):  # an aware one plots at its own wall-clock time: pages convert zones first
         return (at.replace(tzinfo=None) - _EPOCH).total_seconds()
     return float((at - _EPOCH.date()).days * _DAY)
 
@@ -194,7 +194,7 @@ def _value_axis(values: list[float], unit: str, top: float, right: float, bottom
         first, last = math.floor(low / size), math.ceil(high / size)
         if last - first <= 4:
             break
-    ticks = [round(k * size, 12) for k in range(first, last + 1)]
+    ticks = [round(k * size, max(0, -e)) for k in range(first, last + 1)]  # 0.3, not 0.30000000000000004
     labels = [format_number(t, unit) for t in ticks]
     left = 10 + _CHAR * max(map(len, labels))
     y = _linear(ticks[0], ticks[-1], bottom, top)
@@ -289,7 +289,7 @@ def _line(k: int, line: list[_Point | None], x: _Scale, y: _Scale, step: bool) -
     every = max(1, math.ceil(len(shown) / MAX_CIRCLES))
     circles = "".join(
         f'<circle class="point" data-date="{at:%Y-%m-%d}" data-value="{_num(v)}" cx="{x(t):.1f}" cy="{y(v):.1f}" '
-        'r="2.5"/>'
+        f'r="{2.5 if len(shown) <= 60 else 1.5}"/>'  # dense series: small dots, so the line stays visible
         for t, v, at in shown[::-1][::every][::-1]
     )
     # The group's fill colours the circles, so the stylesheet's .series-<i> rule reaches them too.

@@ -152,11 +152,12 @@ def test_the_y_axis_has_round_ticks_from_zero_with_the_unit() -> None:
     assert labels(root, "axis y-axis") == ["$0", "$500", "$1k", "$1.5k"]
 
 
-@pytest.mark.parametrize("values", [[0.3, 0.9], [7, 7], [1, 99], [12, 3_400_000], [0, 0.001]])
+@pytest.mark.parametrize("values", [[0.3, 0.9], [7, 7], [1, 99], [12, 3_400_000], [0, 0.001], [1e-15, 3e-15]])
 def test_the_y_axis_has_3_to_5_ticks_spanning_the_values(values: list[float]) -> None:
     found = labels(parse(line_chart([Series("s", days(list(values)))], title="t")), "axis y-axis")
     assert 3 <= len(found) <= 5, found
     assert found[0] == "0"
+    assert len(set(found)) == len(found), found
 
 
 def test_negative_values_take_the_axis_below_zero() -> None:
@@ -254,12 +255,15 @@ def test_a_long_series_draws_at_most_120_circles_ending_at_the_last_point() -> N
     assert all(c.get("data-date") and c.get("data-value") for c in circles)
     steps = {int(b.get("data-value", "0")) - int(a.get("data-value", "0")) for a, b in itertools.pairwise(circles)}
     assert steps == {5} and len(circles) == 100  # every 5th of the 500 points
+    assert {c.get("r") for c in circles} == {"1.5"}  # small dots on a dense line
     assert len(moves(root.findall(".//path")[0])[0]) == 500  # the line keeps every point
 
 
 def test_a_series_of_exactly_120_points_gets_every_circle() -> None:
     root = parse(line_chart([Series("s", days([1.0] * 120))], title="t"))
     assert len(root.findall(".//circle")) == 120
+    short = parse(line_chart([Series("s", days([1.0] * 60))], title="t"))
+    assert {c.get("r") for c in short.findall(".//circle")} == {"2.5"}
 
 
 def test_dates_and_datetimes_mix_in_one_chart() -> None:
