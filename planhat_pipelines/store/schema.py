@@ -17,6 +17,7 @@ from planhat_pipelines.sql_quoting import quote_identifier as q
 from planhat_pipelines.store.calculated import CALCULATED_TABLES
 from planhat_pipelines.store.company_daily import COMPANY_DAILY_DDL
 from planhat_pipelines.store.okr_values import OKR_MODES_DDL
+from planhat_pipelines.store.usage_daily import USAGE_DAILY_DDL, backfill_statements
 
 #: The store table each usage section kind loads into.
 USAGE_TABLES = {"activities": "user_activities", "metrics": "custom_metrics"}
@@ -164,4 +165,10 @@ def migrate(con: duckdb.DuckDBPyConnection, models: dict[str, ModelSpec] | None 
                 applied.append(ddl)
     for ddl in (*SYSTEM_TABLES, ISSUE_COMPANY_VIEW):
         con.execute(ddl)
+    if "usage_daily" not in tables:
+        # Created with its series of the usage rows already stored (a store of an earlier release), in this
+        # transaction: from here on every usage batch appends its own rows' aggregates (see usage_daily.py).
+        for sql in (USAGE_DAILY_DDL, *backfill_statements(USAGE_TABLES)):
+            con.execute(sql)
+            applied.append(sql)
     return applied

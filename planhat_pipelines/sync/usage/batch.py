@@ -17,10 +17,13 @@ import pyarrow.compute as pc
 from planhat_pipelines.config import UsageSection
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.store.schema import USAGE_TABLES
+from planhat_pipelines.store.usage_daily import aggregate_sql
 from planhat_pipelines.sync.usage.result import BatchCounts, ProgressFn, UsageProgress, UsageResult
 from planhat_pipelines.sync.usage.validation import (
-    insert_sql,
+    NEW_ROWS,
+    insert_new_rows_sql,
     key_text_sql,
+    new_rows_sql,
     rejects_sql,
     validating_view,
     with_references,
@@ -97,8 +100,9 @@ class Pass:
         otherwise the validating view computes them. ``skip_loaded=False`` inserts without the anti-join against
         the stored keys: only for a batch known to hold no stored key.
 
-        The common case (every row valid and new) costs one INSERT over the validating view; only a batch with
-        rejects or already-loaded rows is materialised to count them and record the rejects.
+        The common case (every row valid and new) costs one pass over the validating view (the new rows, then
+        their insert and daily aggregates); only a batch with rejects or already-loaded rows is materialised
+        again to count them and record the rejects.
         """
         con = self.store.con
         con.register("__usage_batch", with_references(self.section, con, batch))
@@ -135,7 +139,8 @@ class Pass:
         """Insert the batch's valid rows that are not loaded yet; returns how many were inserted.
 
         The anti-join reads the stored keys between the batch's lowest and highest key: from ``bounds`` when
-        given (no second pass over the batch), else from the validating view.
+        given (no second pass over the batch), else from the validating view. The inserted rows' daily
+        aggregates go to ``usage_daily`` with them (see ``store/usage_daily.py``).
         """
         section, con = self.section, self.store.con
         if bounds is None:
@@ -149,7 +154,14 @@ class Pass:
         params = [section.name, section.model.slug, self.run_id]
         if skip_loaded:
             params += [section.name, str(low), str(high)]
-        return int(con.execute(insert_sql(section, skip_loaded=skip_loaded), params).fetchall()[0][0])
+        # The new rows are materialised once so the daily series aggregates exactly the rows inserted, in this
+        # batch's transaction: a rolled-back or retried commit leaves neither, a re-read key adds to neither.
+        con.execute(new_rows_sql(section, skip_loaded=skip_loaded), params)
+        inserted = int(con.execute(insert_new_rows_sql(section)).fetchall()[0][0])
+        if inserted:
+            con.execute(aggregate_sql(section.kind, NEW_ROWS))
+        con.execute(f"DROP TABLE {NEW_ROWS}")
+        return inserted
 
     def _record_rejects(self, checked: str) -> tuple[int, int, int]:
         """Materialise the checked rows as ``checked`` and record its rejects.

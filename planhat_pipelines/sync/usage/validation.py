@@ -3,7 +3,7 @@
 :func:`validating_view` gives each row its key as a number (``__num``), its record, and the reason, offending
 value and permanence of a reject (NULL reason: the row is valid). Key checks come first and are permanent
 (no retry can fix a key); row checks (duplicate key, missing or unknown reference, bad date, non-finite
-numbers) are not. :func:`insert_sql` and :func:`rejects_sql` read that view's rows.
+numbers) are not. :func:`new_rows_sql` and :func:`rejects_sql` read that view's rows.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from planhat_pipelines.config import UsageSection
 from planhat_pipelines.sql_quoting import quote_identifier as q
 from planhat_pipelines.sql_quoting import quote_literal as lit
 from planhat_pipelines.store import ModelStore
-from planhat_pipelines.store.schema import USAGE_TABLES
+from planhat_pipelines.store.schema import USAGE_COLUMNS, USAGE_TABLES
 from planhat_pipelines.sync.ranges import KEY_DIGITS
 from planhat_pipelines.warehouses.base import FLOAT_KEY_LIMIT, KEY_LIMIT, ColumnKind
 
@@ -226,37 +226,56 @@ def prepare_refs(section: UsageSection, store: ModelStore) -> None:
     )
 
 
-def insert_sql(section: UsageSection, *, skip_loaded: bool = True) -> str:
-    """INSERT of the valid, not yet loaded rows of ``__usage_rows``.
+#: The temp table holding a batch's rows that are valid and not loaded yet: what the batch inserts, and what the
+#: daily series (``usage_daily``) aggregates, so both count exactly the same rows.
+NEW_ROWS = "__usage_new"
+
+
+def new_rows_sql(section: UsageSection, *, skip_loaded: bool = True) -> str:
+    """CREATE of :data:`NEW_ROWS`: the valid, not yet loaded rows of ``__usage_rows``, as the usage table's columns.
 
     Parameters: section, model, run id, then (``skip_loaded``) section, the batch's lowest and highest valid key
-    (as text). Without ``skip_loaded`` every valid row is inserted: only for a batch the caller knows holds no
+    (as text). Without ``skip_loaded`` every valid row is taken: only for a batch the caller knows holds no
     stored key (see :meth:`Pass.run <planhat_pipelines.sync.usage.batch.Pass.run>`).
     """
-    common = "SELECT ?, __num, ?, __record_id, __company_id, CAST(record AS VARCHAR), "
     if section.kind == "activities":
         info = "CAST(info AS JSON)" if "info" in section.fields else "NULL"
         count = "TRY_CAST(count AS DOUBLE)" if "count" in section.fields else "1.0"
         weight = "TRY_CAST(weight AS DOUBLE)" if "weight" in section.fields else "1.0"
-        columns = (
-            f"CAST(action AS VARCHAR), TRY_CAST(date AS TIMESTAMP), COALESCE({count}, 1.0), "
-            f"COALESCE({weight}, 1.0), {info}"
-        )
+        values = [
+            "CAST(action AS VARCHAR)",
+            "TRY_CAST(date AS TIMESTAMP)",
+            f"COALESCE({count}, 1.0)",
+            f"COALESCE({weight}, 1.0)",
+            info,
+        ]
     else:
-        columns = "CAST(dimension AS VARCHAR), TRY_CAST(value AS DOUBLE), TRY_CAST(date AS TIMESTAMP)"
+        values = ["CAST(dimension AS VARCHAR)", "TRY_CAST(value AS DOUBLE)", "TRY_CAST(date AS TIMESTAMP)"]
     table = USAGE_TABLES[section.kind]
+    exprs = ["?", "__num", "?", "__record_id", "__company_id", "CAST(record AS VARCHAR)", *values, "?"]
+    # Cast to the table's own types: the temp table then holds the rows exactly as the usage table will.
+    select = ", ".join(
+        f"CAST({expr} AS {type_}) AS {q(name)}" for expr, (name, type_) in zip(exprs, USAGE_COLUMNS[table], strict=True)
+    )
+    create = f"CREATE OR REPLACE TEMP TABLE {NEW_ROWS} AS SELECT {select} FROM __usage_rows"
     if not skip_loaded:
-        return f"INSERT INTO {table} {common} {columns}, ? FROM __usage_rows WHERE __reason IS NULL"
+        return f"{create} WHERE __reason IS NULL"
     # Keys already loaded (a retry, a re-run, the lookback) are skipped by an anti-join with the section's
     # stored keys between the batch's lowest and highest key, so DuckLake reads only the files whose key
     # statistics overlap the batch. A LEFT JOIN, not NOT EXISTS: DuckLake 1.5.5 fails on that subquery.
     # Accepted keys are unique within a batch (keys that occur twice in the source are rejected), and one
     # section never runs twice at once (its own pool), so this is exact.
     return (
-        f"INSERT INTO {table} {common} {columns}, ? FROM __usage_rows u "
+        f"{create} u "
         f'LEFT JOIN (SELECT "key" FROM {table} WHERE section = ? AND "key" BETWEEN CAST(? AS HUGEINT) '
         'AND CAST(? AS HUGEINT)) e ON e."key" = u.__num WHERE __reason IS NULL AND e."key" IS NULL'
     )
+
+
+def insert_new_rows_sql(section: UsageSection) -> str:
+    """INSERT of :data:`NEW_ROWS` into the section's usage table (it returns how many rows it inserted)."""
+    names = ", ".join(q(name) for name, _ in USAGE_COLUMNS[USAGE_TABLES[section.kind]])
+    return f"INSERT INTO {USAGE_TABLES[section.kind]} ({names}) SELECT {names} FROM {NEW_ROWS}"
 
 
 def key_text_sql() -> str:
