@@ -141,6 +141,15 @@ ISSUE_COMPANY_VIEW = (
 )
 
 
+def missing_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The tables this release creates that the store has not got yet (a store no writer has opened since an
+    upgrade: a reader cannot migrate it)."""
+    wanted = [m.slug for m in MODELS.values()]
+    wanted += [ddl.split("EXISTS", 1)[1].split("(", 1)[0].strip() for ddl in (*SYSTEM_TABLES, USAGE_DAILY_DDL)]
+    present = set(_column_types(con))
+    return [table for table in wanted if table not in present]
+
+
 def migrate(con: duckdb.DuckDBPyConnection, models: dict[str, ModelSpec] | None = None) -> list[str]:
     """Create missing tables and add missing columns; returns the statements that changed something.
 

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from planhat_pipelines.errors import PlanhatPipelinesError
 from planhat_pipelines.store import ModelStore, StoreLocation
 from planhat_pipelines.store.location import CATALOG_ALIAS
+from planhat_pipelines.store.schema import missing_tables
 
 
 class StoreReader:
@@ -26,7 +27,7 @@ class StoreReader:
 
     Raises:
         PlanhatPipelinesError: The catalog is a DuckDB file (one process locks it: serving it would block every
-            sync), or there is no store yet.
+            sync). At the first request: there is no store yet, or an earlier release's store no sync has upgraded.
     """
 
     def __init__(self, location: StoreLocation) -> None:
@@ -44,7 +45,16 @@ class StoreReader:
         # Attached on first use, not at start: `serve` may start before the first sync has created the store.
         with self._lock:
             if self._store is None:
-                self._store = ModelStore(self.location, read_only=True)
+                store = ModelStore(self.location, read_only=True)
+                missing = missing_tables(store.con)
+                if missing:
+                    store.close()
+                    raise PlanhatPipelinesError(
+                        f"the store {self.location.describe()} was written by an earlier release (no "
+                        f"{', '.join(missing)} yet) and a reader cannot upgrade it. Fix: run any sync once "
+                        "(`make demo`, or one asset in the Dagster UI); its first transaction adds the tables"
+                    )
+                self._store = store
             return self._store
 
     @contextmanager

@@ -183,3 +183,16 @@ def test_no_store_yet_says_what_to_do(tmp_path: Path) -> None:
         data = client.get("/api/portfolio")
     assert page.status_code == 503 and "run a sync first" in page.text
     assert data.status_code == 503 and "run a sync first" in data.json()["error"]
+
+
+def test_a_store_no_sync_has_upgraded_says_what_to_do(small_config: Config) -> None:
+    with ModelStore(small_config.store) as store:
+        store.atomic(lambda: store.con.execute("DROP TABLE usage_daily"))
+    with TestClient(create_app(small_config)) as client:
+        page = client.get("/companies")
+    assert page.status_code == 503
+    assert "written by an earlier release (no usage_daily yet)" in page.text and "run any sync once" in page.text
+    # A writer's first open adds the table (with the series of the rows already stored), and the page works.
+    ModelStore(small_config.store).close()
+    with TestClient(create_app(small_config)) as client:
+        assert client.get("/companies").status_code == 200
