@@ -119,7 +119,8 @@ class CompaniesPage:
 
 
 def _where(filters: CompanyFilters, today: date) -> tuple[str, list[Any]]:
-    conditions, params = ["true"], []
+    conditions: list[str] = ["true"]
+    params: list[Any] = []
     if filters.q:
         conditions.append(
             # An escaped pattern: a visitor's % and _ match themselves.

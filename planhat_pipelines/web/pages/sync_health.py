@@ -44,6 +44,6 @@ ORDER BY 1, 2
 
 def sync_health(store: ModelStore, config: Config) -> SyncHealth:
     """What is failing among the config's connections and sections (ones the config no longer names are left out)."""
-    named = set(config.connections) | {s.name for s in (*config.crm, *config.usage)}
+    named = set(config.connections) | {s.name for s in config.crm} | {s.name for s in config.usage}
     rows = store.con.execute(_FAILING_SQL).fetchall()
     return SyncHealth(tuple(Failing(kind, name, error) for kind, name, error in rows if name in named))
