@@ -1,5 +1,34 @@
-"""Placeholder until this page lands (being written now)."""
+"""``/companies/{key}``: a company's profile, found by its id, externalId or sourceId (the reads: ``profile_data.py``).
 
-from starlette.routing import BaseRoute
+``?range=30|90|365|all`` picks the usage range; the range picker asks for it with htmx and gets only the usage
+fragment back (``_usage.html``).
+"""
 
-ROUTES: list[BaseRoute] = []
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from planhat_pipelines.web.pages.profile_data import profile, usage_view
+from planhat_pipelines.web.pages.profile_usage import RANGES, InvalidRange, parse_range
+from planhat_pipelines.web.render import error_response, read, respond, wants_json
+
+
+def page(request: Request) -> Response:
+    """The profile page (``/companies/{key}``), its JSON (``/api/companies/{key}``) or, for htmx, its usage."""
+    key: str = request.path_params["key"]
+    try:
+        range_ = parse_range(request.query_params.get("range"))
+    except InvalidRange as exc:
+        return error_response(request, exc, 400)
+    if request.headers.get("HX-Request") == "true" and not wants_json(request):
+        # The range picker: only the usage is read again, the rest of the page stays.
+        view = read(request, lambda store, config: usage_view(store, key, range_))
+        data = {"key": key, "usage": view.usage, "ranges": tuple(RANGES)}
+        return respond(request, "profile.html", data, fragment="_usage.html")
+    found = read(request, lambda store, config: profile(store, config, key, range_))
+    return respond(request, "profile.html", {"key": key, "profile": found, "ranges": tuple(RANGES)})
+
+
+ROUTES = [Route("/companies/{key}", page), Route("/api/companies/{key}", page)]
