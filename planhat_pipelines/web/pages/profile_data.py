@@ -21,7 +21,14 @@ from planhat_pipelines.web.pages.profile_related import (
     linked_key_results,
     listing,
 )
-from planhat_pipelines.web.pages.profile_usage import EndUsers, Points, Usage, company_usage, end_users
+from planhat_pipelines.web.pages.profile_usage import (
+    EndUsers,
+    Points,
+    Usage,
+    company_usage,
+    end_users,
+    read_company_usage,
+)
 from planhat_pipelines.web.render import NotFound
 
 
@@ -199,14 +206,16 @@ def profile(store: ModelStore, config: Config, key: str, range_: str, today: dat
     today = today or date.today()
     company = find_company(store, key)
     licenses, *related = (listing(store, spec, company.id) for spec in LISTS)
+    with read_company_usage(store, company.id):
+        usage, users = company_usage(store, range_, today), end_users(store, company.id)
     return Profile(
         today=today,
         company=company,
         health=health(store, config, company),
         revenue=revenue(store, company),
         licenses=licenses,
-        end_users=end_users(store, company.id),
-        usage=company_usage(store, company.id, range_, today),
+        end_users=users,
+        usage=usage,
         calculated_metrics=calculated_metrics(store, config, company),
         related=tuple(related),
         okrs=linked_key_results(store, config, company.keys),
@@ -229,4 +238,5 @@ def usage_view(store: ModelStore, key: str, range_: str, today: date | None = No
         NotFound: No company has ``key``.
     """
     company = find_company(store, key)
-    return UsageView(company, company_usage(store, company.id, range_, today))
+    with read_company_usage(store, company.id):
+        return UsageView(company, company_usage(store, range_, today))

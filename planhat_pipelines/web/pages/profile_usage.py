@@ -7,6 +7,8 @@ holds one partial row per group and committed batch: every read here sums over i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -80,14 +82,27 @@ class Usage:
         return not self.activities and not self.dimensions
 
 
+#: The company's usage, read once per request (one scan of ``usage_daily``: filtering it by company reads the
+#: whole ``companyId`` column, so every series below is cut from this compact table instead). Partial rows are
+#: summed per group; an End User keeps its id (for distinct users and last activity), a metric its dimension.
+_COMPANY_USAGE_SQL = """
+SELECT kind, model, CASE WHEN model = 'enduser' THEN "recordId" END AS "recordId",
+       CASE WHEN kind = 'metrics' THEN series END AS series, "day",
+       sum("rows") AS "rows", sum(total) AS total, max(last_at) AS last_at
+FROM usage_daily WHERE "companyId" = ?
+GROUP BY ALL
+"""
+#: The name :func:`read_company_usage` gives that table on the request's cursor.
+_USED = "__profile_usage"
+
 # Every day of the range, with the day's activity rows and distinct End Users (0 on quiet days). The last column
 # says whether any day had activity at all, so a range without any reads as "no usage", not as a flat line at 0.
-_ACTIVITY_SQL = """
+_ACTIVITY_SQL = f"""
 WITH used AS (
     SELECT "day", sum("rows") AS activities,
            count(DISTINCT "recordId") FILTER (WHERE model = 'enduser') AS users
-    FROM usage_daily
-    WHERE kind = 'activities' AND "companyId" = $company AND "day" BETWEEN $since AND $until
+    FROM {_USED}
+    WHERE kind = 'activities' AND "day" BETWEEN $since AND $until
     GROUP BY "day"
 ), days AS (
     SELECT CAST(d AS DATE) AS "day"
@@ -101,12 +116,12 @@ FROM days LEFT JOIN used USING ("day")
 """
 
 # One row per dimension: its days and summed values, the busiest dimensions first, and how many there are.
-_DIMENSIONS_SQL = """
+_DIMENSIONS_SQL = f"""
 SELECT series, list("day" ORDER BY "day"), list(total ORDER BY "day"), count(*) OVER ()
 FROM (
     SELECT series, "day", sum(total) AS total, sum("rows") AS n
-    FROM usage_daily
-    WHERE kind = 'metrics' AND "companyId" = $company AND "day" BETWEEN $since AND $until
+    FROM {_USED}
+    WHERE kind = 'metrics' AND "day" BETWEEN $since AND $until
     GROUP BY series, "day"
 )
 GROUP BY series
@@ -115,18 +130,29 @@ LIMIT $limit
 """
 
 
-def company_usage(store: ModelStore, company_id: str, range_: str, today: date | None = None) -> Usage:
-    """The usage of the company ``company_id`` over ``range_`` (a key of :data:`RANGES`) ending ``today``."""
+@contextmanager
+def read_company_usage(store: ModelStore, company_id: str) -> Iterator[None]:
+    """Read the company's usage once, for :func:`company_usage` and :func:`end_users` inside the block."""
+    con = store.con
+    con.register(_USED, con.execute(_COMPANY_USAGE_SQL, [company_id]).to_arrow_table())
+    try:
+        yield
+    finally:
+        con.unregister(_USED)
+
+
+def company_usage(store: ModelStore, range_: str, today: date | None = None) -> Usage:
+    """The usage over ``range_`` (a key of :data:`RANGES`) ending ``today``, inside :func:`read_company_usage`."""
     today = today or date.today()
     con = store.con
     days = RANGES[range_]
     if days is None:
-        since = con.execute('SELECT min("day") FROM usage_daily WHERE "companyId" = ?', [company_id]).fetchall()[0][0]
+        since = con.execute(f'SELECT min("day") FROM {_USED}').fetchall()[0][0]
     else:
         since = today - timedelta(days=days - 1)
     if since is None:
         return Usage(range_, None, today, (), (), (), 0)
-    params = {"company": company_id, "since": since, "until": today}
+    params = {"since": since, "until": today}
     day_list, activities, users, active_days = con.execute(_ACTIVITY_SQL, params).fetchall()[0]
     dimension_rows = con.execute(_DIMENSIONS_SQL, {**params, "limit": MAX_DIMENSIONS}).fetchall()
     dimensions = tuple(
@@ -163,14 +189,12 @@ class EndUsers:
 
 
 def end_users(store: ModelStore, company_id: str) -> EndUsers:
-    """The End Users of ``company_id`` with their last activity (the latest ``last_at`` of their usage)."""
+    """The End Users of ``company_id`` with their last activity, inside :func:`read_company_usage`."""
     rows = store.con.execute(
         "SELECT e.id, NULLIF(trim(concat_ws(' ', e.\"firstName\", e.\"lastName\")), ''), e.email, e.position, "
         "u.last_at, count(*) OVER () "
-        "FROM enduser e LEFT JOIN ("
-        '    SELECT "recordId", max(last_at) AS last_at FROM usage_daily '
-        "    WHERE \"companyId\" = $company AND model = 'enduser' GROUP BY 1"
-        ') u ON u."recordId" = e.id '
+        f'FROM enduser e LEFT JOIN (SELECT "recordId", max(last_at) AS last_at FROM {_USED} GROUP BY 1) u '
+        'ON u."recordId" = e.id '
         'WHERE e."companyId" = $company ORDER BY u.last_at DESC NULLS LAST, e.email, e.id LIMIT $limit',
         {"company": company_id, "limit": MAX_END_USERS},
     ).fetchall()
