@@ -116,13 +116,18 @@ def test_an_unknown_key_is_not_found(client: TestClient) -> None:
 
 
 def test_the_change_history_names_the_syncs(client: TestClient, busy: dict[str, Any]) -> None:
-    history = client.get(f"/api/companies/{busy['externalId']}").json()["profile"]["history"]
+    history = client.get(f"/api/companies/{busy['externalId']}/history").json()["history"]
     sections = {change["section"] for change in history["changes"]}
     assert "companies" in sections  # the CRM section that inserted the company
     inserted = [c for c in history["changes"] if c["kind"] == "inserted"]
     assert inserted and inserted[0]["section"] == "companies" and inserted[0]["run_id"]
-    html = client.get(f"/companies/{busy['externalId']}").text
-    assert '<span class="sync-section">companies</span>' in html
+    html = client.get(f"/companies/{busy['externalId']}/history").text
+    assert '<span class="sync-section">companies</span>' in html and "<html" in html
+    fragment = client.get(f"/companies/{busy['externalId']}/history", headers={"HX-Request": "true"}).text
+    assert '<span class="sync-section">companies</span>' in fragment and "<html" not in fragment
+    # The profile itself does not wait for the change feed: it asks for it once shown.
+    profile = client.get(f"/companies/{busy['externalId']}").text
+    assert f'hx-get="/companies/{busy["externalId"]}/history"' in profile and "sync-section" not in profile
 
 
 # --- a small store with exact cases ------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """``/companies/{key}``: a company's profile, found by its id, externalId or sourceId (the reads: ``profile_data.py``).
 
 ``?range=30|90|365|all`` picks the usage range; the range picker asks for it with htmx and gets only the usage
-fragment back (``_usage.html``).
+fragment back (``_usage.html``). The change history, the slowest read, has its own address
+(``/companies/{key}/history``), which the page loads after it has been shown.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from planhat_pipelines.web.pages.profile_data import profile, usage_view
+from planhat_pipelines.web.pages.profile_data import history_view, profile, usage_view
 from planhat_pipelines.web.pages.profile_usage import RANGES, InvalidRange, parse_range
 from planhat_pipelines.web.render import error_response, read, respond, wants_json
 
@@ -31,4 +32,17 @@ def page(request: Request) -> Response:
     return respond(request, "profile.html", {"key": key, "profile": found, "ranges": tuple(RANGES)})
 
 
-ROUTES = [Route("/companies/{key}", page), Route("/api/companies/{key}", page)]
+def history(request: Request) -> Response:
+    """The company's change history (``/companies/{key}/history``; the profile loads it with htmx) or its JSON."""
+    key: str = request.path_params["key"]
+    view = read(request, lambda store, config: history_view(store, key))
+    data = {"key": key, "company": view.company, "history": view.history}
+    return respond(request, "history.html", data, fragment="_history.html")
+
+
+ROUTES = [
+    Route("/companies/{key}", page),
+    Route("/api/companies/{key}", page),
+    Route("/companies/{key}/history", history),
+    Route("/api/companies/{key}/history", history),
+]

@@ -194,7 +194,6 @@ class Profile:
     calculated_metrics: tuple[MetricValue, ...]
     related: tuple[Listing, ...]
     okrs: tuple[LinkedKeyResult, ...]
-    history: ChangeHistory
 
 
 def profile(store: ModelStore, config: Config, key: str, range_: str, today: date | None = None) -> Profile:
@@ -219,8 +218,26 @@ def profile(store: ModelStore, config: Config, key: str, range_: str, today: dat
         calculated_metrics=calculated_metrics(store, config, company),
         related=tuple(related),
         okrs=linked_key_results(store, config, company.keys),
-        history=change_history(store, company.id),
     )
+
+
+@dataclass(frozen=True)
+class HistoryView:
+    """The change history alone: read after the page (htmx), as it is the profile's slowest part (DuckLake's
+    change feed over every kept snapshot of the company table)."""
+
+    company: Company
+    history: ChangeHistory
+
+
+def history_view(store: ModelStore, key: str) -> HistoryView:
+    """The company ``key`` names and which syncs changed which of its fields.
+
+    Raises:
+        NotFound: No company has ``key``.
+    """
+    company = find_company(store, key)
+    return HistoryView(company, change_history(store, company.id))
 
 
 @dataclass(frozen=True)
