@@ -17,6 +17,8 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+from pages import build_store as pages_store
+from pages import measure_pages as pages_requests
 
 from planhat_pipelines.config import parse_config
 from planhat_pipelines.sql_quoting import quote_literal
@@ -516,6 +518,8 @@ CASES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "plain_read": plain_read,
     "reader": reader,
     "month_ticks": month_ticks,
+    "pages_store": pages_store,
+    "pages_requests": pages_requests,
 }
 
 

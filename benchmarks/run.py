@@ -44,10 +44,11 @@ from common import (
     usage_section,
     wait_child,
 )
+from pages import bench_pages, pages_summary
 
 from planhat_pipelines.config import DEFAULT_USAGE_BATCH_SIZE
 
-GROUPS = ("usage", "dlt", "tick", "crm", "memory", "emulators", "dagster", "reader", "parallel", "month")
+GROUPS = ("usage", "dlt", "tick", "crm", "memory", "emulators", "dagster", "reader", "parallel", "month", "pages")
 
 
 class Results:
@@ -670,6 +671,7 @@ def derive(args: argparse.Namespace, res: Results) -> dict[str, Any]:
                 "passed": c["passed"],
             }
     out["check_cost"] = checks
+    out["pages"] = pages_summary(res)
     # What the check costs beyond the warehouse's own aggregate (the store's statistics, the describe): it must
     # not grow with the source.
     beyond = [v["check_s"] - v["aggregate_s"] for v in checks.values()]
@@ -747,6 +749,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--parallel-rows", type=lambda s: int(float(s)), default=2_000_000, help="rows per parallel section")
     p.add_argument("--ticks", type=int, default=100, help="ticks in the simulated month")
     p.add_argument("--tick-rows", type=int, default=200, help="rows per simulated tick")
+    p.add_argument("--page-companies", type=lambda s: int(float(s)), default=100_000, help="companies (pages)")
+    p.add_argument("--page-usage-rows", type=lambda s: int(float(s)), default=10_000_000, help="usage rows (pages)")
+    p.add_argument("--page-requests", type=int, default=50, help="timed requests per page (pages)")
     p.add_argument("--only", default=",".join(GROUPS), help=f"groups to run, of {','.join(GROUPS)}")
     p.add_argument("--no-sql-table", action="store_true", help="skip dlt sql_table (slow)")
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
@@ -756,6 +761,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.rows, args.companies, args.emulator_rows = 200_000, 50_000, 20_000
         args.memory_rows, args.span, args.batch_size = "50e3,100e3,200e3", 50_000, 10_000
         args.reader_rows, args.parallel_rows, args.ticks = 200_000, 100_000, 40
+        args.page_companies, args.page_usage_rows = 5_000, 200_000
     args.memory_rows = [int(float(x)) for x in str(args.memory_rows).split(",")]
     args.only = [g.strip() for g in args.only.split(",") if g.strip()]
     if args.out is None:
@@ -792,6 +798,8 @@ def main(argv: list[str] | None = None) -> None:
         bench_parallel(args, res)
     if "month" in args.only:
         bench_month(args, res)
+    if "pages" in args.only:
+        bench_pages(args, res)
     derived = derive(args, res)
     print_table(res)
     print("\n" + json.dumps({k: v for k, v in derived.items()}, indent=2))
