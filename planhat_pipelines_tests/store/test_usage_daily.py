@@ -189,44 +189,58 @@ def test_rerunning_a_range_or_rereading_it_adds_no_series_rows(
     assert _series(store, "activities") == series == _grouped(store, "activities")
 
 
+#: Another writer: a process holding the SQLite catalog's write lock until it reads a line (as one mid-commit does).
 _HOLD = (
-    "import sqlite3, sys, time; con = sqlite3.connect(sys.argv[1], isolation_level=None); "
-    "con.execute('BEGIN EXCLUSIVE'); print('held', flush=True); time.sleep(1.0); con.rollback()"
+    "import sqlite3, sys; con = sqlite3.connect(sys.argv[1], isolation_level=None); "
+    "con.execute('BEGIN EXCLUSIVE'); print('held', flush=True); sys.stdin.readline(); con.rollback()"
 )
+
+
+def _release(holder: subprocess.Popen[str]) -> None:
+    if holder.poll() is None:
+        assert holder.stdin is not None
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+    holder.wait(timeout=30)
 
 
 def test_a_batch_whose_commit_lost_a_race_and_ran_again_is_counted_once(
     duckdb_harness: DuckDBHarness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Another writer holds the catalog while batch 2 commits: its commit fails after the inserts and runs again."""
+    """Another writer holds the catalog from batch 1's end until batch 2 runs again: batch 2's first commit fails
+    (after its inserts), its second attempt lands."""
     catalog = tmp_path / "store.sqlite"
+    holders: list[subprocess.Popen[str]] = []
     attempts: list[str] = []
     label_commit = ModelStore.label_commit
 
     def counted(self: ModelStore, section: str, run_id: str) -> None:
+        # Every batch attempt starts by naming its commit: the third is batch 2's second, so the lock goes now.
         attempts.append(section)
+        if len(attempts) == 3:
+            _release(holders[0])
         label_commit(self, section, run_id)
 
-    monkeypatch.setattr(ModelStore, "label_commit", counted)
-    holders: list[subprocess.Popen[str]] = []
-
-    def hold_once(_: UsageProgress) -> None:
+    def hold_after_batch_1(_: UsageProgress) -> None:
         if not holders:
-            holders.append(
-                subprocess.Popen([sys.executable, "-c", _HOLD, str(catalog)], stdout=subprocess.PIPE, text=True)
+            holder = subprocess.Popen(
+                [sys.executable, "-c", _HOLD, str(catalog)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
             )
-            assert holders[0].stdout is not None and holders[0].stdout.readline().strip() == "held"
+            holders.append(holder)
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
 
+    monkeypatch.setattr(ModelStore, "label_commit", counted)
     duckdb_harness.create_table("events", _events(range(1, 13)))
     with ModelStore(catalog, lock_timeout=20) as store:
         _seed(store)
         try:
-            result = run_usage(_activities(tmp_path), store, duckdb_harness.warehouse(), [SPAN], progress=hold_once)
+            section = _activities(tmp_path)
+            result = run_usage(section, store, duckdb_harness.warehouse(), [SPAN], progress=hold_after_batch_1)
         finally:
             for holder in holders:
-                holder.wait(timeout=30)
+                _release(holder)
         assert (result.inserted, result.batches) == (12, 3)
-        assert len(attempts) > 3  # a batch ran again
+        assert len(attempts) == 4  # three batches, the second twice
         assert _series(store, "activities") == _grouped(store, "activities")
         assert store.con.execute('SELECT sum("rows") FROM usage_daily').fetchall()[0][0] == 12
 
