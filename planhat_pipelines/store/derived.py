@@ -84,6 +84,15 @@ WHERE COALESCE(len(json_extract_string(c."licenseIds", '$[*]')), 0) = 0 AND c."d
 """
 
 
+def running_on_sql(day: str) -> str:
+    """Whether a row of :func:`license_state_sql` runs on ``day`` (a DATE expression): started, and not ended
+    (a churned license ends on its end or churn date and never renews; others run on while they auto-renew)."""
+    return (
+        f"COALESCE(f <= {day} AND CASE WHEN churned THEN churned_end >= {day} "
+        f"ELSE t IS NULL OR t >= {day} OR auto_renews END, FALSE)"
+    )
+
+
 def license_state_sql(day: str) -> str:
     """SQL of every company-owned license's state on ``day`` (a DATE expression, e.g. ``$today``), by the rules above.
 
@@ -107,8 +116,7 @@ def license_state_sql(day: str) -> str:
         WHERE l."companyId" IS NOT NULL
     )
     SELECT *,
-           COALESCE(f <= {day} AND CASE WHEN churned THEN churned_end >= {day}
-                                        ELSE t IS NULL OR t >= {day} OR auto_renews END, FALSE) AS running,
+           {running_on_sql(day)} AS running,
            COALESCE(f > {day} AND NOT churned, FALSE) AS coming,
            CASE WHEN churned THEN churned_end ELSE t END AS ends
     FROM lic0
@@ -150,6 +158,24 @@ WHERE company.id = d.id AND (
     OR company."renewalDate" IS DISTINCT FROM d."renewalDate"
     OR company."customerFrom" IS DISTINCT FROM d."customerFrom"
     OR company."customerTo" IS DISTINCT FROM d."customerTo" OR company.status IS DISTINCT FROM d.status)
+"""
+
+
+#: One company's (``$company``) MRR and ARR on the first of every month from its first license to ``$today``, and on
+#: ``$today``, by the same rules as the refresh: what a revenue chart draws, from the licenses' periods alone (so
+#: it has a history on the first day, unlike ``company_daily``, which starts when the store does).
+REVENUE_HISTORY_SQL = f"""
+WITH lic AS (SELECT * FROM ({license_state_sql("$today")}) WHERE cid = $company),
+days AS (
+    SELECT CAST(unnest(generate_series(date_trunc('month', min(f)), CAST($today AS DATE), INTERVAL 1 MONTH)) AS DATE)
+        AS d FROM lic WHERE f <= $today
+    UNION SELECT CAST($today AS DATE)
+)
+SELECT days.d,
+       CAST(COALESCE(sum(l_mrr) FILTER (WHERE {running_on_sql("days.d")}), 0)
+            + {div12_sql(f"COALESCE(sum(l_arr_only) FILTER (WHERE {running_on_sql('days.d')}), 0)")} AS DOUBLE) AS mrr,
+       CAST(COALESCE(sum(l_arr) FILTER (WHERE {running_on_sql("days.d")}), 0) AS DOUBLE) AS arr
+FROM days, lic GROUP BY days.d ORDER BY days.d
 """
 
 

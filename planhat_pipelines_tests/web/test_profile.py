@@ -17,6 +17,8 @@ from planhat_pipelines.store import ModelStore
 from planhat_pipelines.store.okr_values import OkrValue
 from planhat_pipelines.web.app import create_app
 from planhat_pipelines.web.formatting import money, number
+from planhat_pipelines.web.pages.profile_data import find_company, revenue
+from planhat_pipelines.web.reader import StoreReader
 from planhat_pipelines_tests.web.conftest import demo_config_in
 
 SCRIPT = "<script>alert(1)</script>"
@@ -257,3 +259,41 @@ def test_a_key_result_naming_the_company_is_linked(small: tuple[Config, dict[str
         unlinked = client.get("/api/companies/c-1").json()["profile"]["okrs"]
     assert [(k["objective_title"], k["title"], k["value"]) for k in linked] == [("Grow Busy Co", "Busy Co seats", 12.0)]
     assert unlinked == []
+
+
+def test_the_revenue_history_follows_the_license_periods(tmp_path: Path) -> None:
+    """Month by month from the first license: a license counts from its start until it ends, an auto-renewing one
+    runs on past its end date, an ARR-only license adds a twelfth of its ARR to the MRR; today is the last point."""
+    config = demo_config_in(tmp_path)
+    with ModelStore(config.store) as store:
+        store.upsert_arrow("company", pa.table({"externalId": ["c-1"], "name": ["Rev Co"]}), "externalId")
+        company_id = store.con.execute("SELECT id FROM company").fetchall()[0][0]
+        store.upsert_arrow(
+            "license",
+            pa.table(
+                {
+                    "externalId": ["l-1", "l-2"],
+                    "companyId": [company_id] * 2,
+                    "fromDate": [date(2025, 1, 15), date(2025, 3, 1)],
+                    "toDate": [date(2025, 6, 30), date(2025, 5, 31)],
+                    "mrr": [100.0, None],
+                    "arr": [None, 2400.0],
+                    "autoRenews": [False, True],
+                }
+            ),
+            "externalId",
+        )
+    with StoreReader(config.store).view() as store:
+        found = revenue(store, find_company(store, "c-1"), date(2025, 8, 10))
+    assert [(d.isoformat(), v) for d, v in found.arr] == [
+        ("2025-01-01", 0.0),
+        ("2025-02-01", 1200.0),
+        ("2025-03-01", 3600.0),
+        ("2025-04-01", 3600.0),
+        ("2025-05-01", 3600.0),
+        ("2025-06-01", 3600.0),
+        ("2025-07-01", 2400.0),  # l-1 ended on June 30; l-2 renews itself
+        ("2025-08-01", 2400.0),
+        ("2025-08-10", 2400.0),
+    ]
+    assert [v for _, v in found.mrr] == [0.0, 100.0, 300.0, 300.0, 300.0, 300.0, 200.0, 200.0, 200.0]

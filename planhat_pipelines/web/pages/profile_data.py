@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from planhat_pipelines.config import Config
 from planhat_pipelines.store import ModelStore
+from planhat_pipelines.store.derived import REVENUE_HISTORY_SQL
 from planhat_pipelines.web.pages.profile_related import (
     LISTS,
     ChangeHistory,
@@ -129,20 +130,17 @@ def health(store: ModelStore, config: Config, company: Company) -> Health:
 
 @dataclass(frozen=True)
 class Revenue:
-    """The company's ARR and MRR per day (``company_daily``: the day's closing values)."""
+    """The company's ARR and MRR on the first of each month since its first license, and today (from the licenses'
+    periods by the status rules of ``store/derived.py``, so a new store has the history too)."""
 
     arr: Points
     mrr: Points
 
 
-def revenue(store: ModelStore, company: Company) -> Revenue:
-    """The ARR and MRR history of ``company``."""
-    days, arr, mrr = store.con.execute(
-        'SELECT list("day" ORDER BY "day"), list(CAST(arr AS DOUBLE) ORDER BY "day"), '
-        'list(CAST(mrr AS DOUBLE) ORDER BY "day") FROM company_daily WHERE "companyId" = ?',
-        [company.id],
-    ).fetchall()[0]
-    return Revenue(tuple(zip(days or (), arr or (), strict=True)), tuple(zip(days or (), mrr or (), strict=True)))
+def revenue(store: ModelStore, company: Company, today: date) -> Revenue:
+    """The ARR and MRR history of ``company`` up to ``today``."""
+    rows = store.con.execute(REVENUE_HISTORY_SQL, {"company": company.id, "today": today}).fetchall()
+    return Revenue(tuple((d, arr) for d, _, arr in rows), tuple((d, mrr) for d, mrr, _ in rows))
 
 
 @dataclass(frozen=True)
@@ -211,7 +209,7 @@ def profile(store: ModelStore, config: Config, key: str, range_: str, today: dat
         today=today,
         company=company,
         health=health(store, config, company),
-        revenue=revenue(store, company),
+        revenue=revenue(store, company, today),
         licenses=licenses,
         end_users=users,
         usage=usage,
