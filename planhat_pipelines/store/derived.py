@@ -161,11 +161,12 @@ WHERE company.id = d.id AND (
 """
 
 
-#: One company's (``$company``) MRR and ARR on the first of every month from its first license to ``$today``, and on
-#: ``$today``, by the same rules as the refresh: what a revenue chart draws, from the licenses' periods alone (so
-#: it has a history on the first day, unlike ``company_daily``, which starts when the store does).
+#: One company's (``$company``; NULL: all companies together) MRR and ARR on the first of every month from the first
+#: license to ``$today``, and on ``$today``, by the same rules as the refresh: what a revenue chart draws, from the
+#: licenses' periods alone (so it has a history on the first day, unlike ``company_daily``, which starts when the
+#: store does).
 REVENUE_HISTORY_SQL = f"""
-WITH lic AS (SELECT * FROM ({license_state_sql("$today")}) WHERE cid = $company),
+WITH lic AS (SELECT * FROM ({license_state_sql("$today")}) WHERE CAST($company AS VARCHAR) IS NULL OR cid = $company),
 days AS (
     SELECT CAST(unnest(generate_series(date_trunc('month', min(f)), CAST($today AS DATE), INTERVAL 1 MONTH)) AS DATE)
         AS d FROM lic WHERE f <= $today

@@ -196,3 +196,13 @@ def test_a_store_no_sync_has_upgraded_says_what_to_do(small_config: Config) -> N
     ModelStore(small_config.store).close()
     with TestClient(create_app(small_config)) as client:
         assert client.get("/companies").status_code == 200
+
+
+def test_the_portfolio_arr_history_ends_at_todays_total(client: TestClient) -> None:
+    data = client.get("/api/portfolio").json()["portfolio"]
+    history = data["arr_history"]
+    assert len(history) > 12 and history[-1][0] == data["today"]
+    assert history[-1][1] == pytest.approx(data["arr"])  # the same rules as the companies' ARR, summed
+    assert [d for d, _ in history[:-1]] == sorted(d for d, _ in history[:-1]) and all(
+        d.endswith("-01") for d, _ in history[:-1]
+    )

@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from planhat_pipelines.config import Config
 from planhat_pipelines.store import ModelStore
+from planhat_pipelines.store.derived import REVENUE_HISTORY_SQL
 from planhat_pipelines.web.pages.sync_health import SyncHealth, sync_health
 from planhat_pipelines.web.render import read, respond
 
@@ -73,7 +74,7 @@ def portfolio(store: ModelStore, config: Config, today: date | None = None) -> P
         ).fetchall()
     )
     unscored = con.execute("SELECT count(*) FROM company WHERE h IS NULL").fetchall()[0][0]
-    history = con.execute('SELECT "day", CAST(sum(arr) AS DOUBLE) FROM company_daily GROUP BY 1 ORDER BY 1').fetchall()
+    history = con.execute(REVENUE_HISTORY_SQL, {"company": None, "today": today}).fetchall()
     return Portfolio(
         today=today,
         companies=companies,
@@ -83,7 +84,7 @@ def portfolio(store: ModelStore, config: Config, today: date | None = None) -> P
         renewals=tuple(renewals),
         health_bands=tuple((f"{low}-{high}", counted.get(f"{low}-{high}", 0)) for low, high in HEALTH_BANDS),
         unscored=unscored,
-        arr_history=tuple((d, v or 0.0) for d, v in history),
+        arr_history=tuple((d, arr) for d, _, arr in history),
         sync_health=sync_health(store, config),
     )
 
