@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
 import yaml
+from filelock import FileLock
 from starlette.testclient import TestClient
 
 from planhat_pipelines.config import Config, load_config
@@ -29,14 +31,26 @@ def demo_config_in(folder: Path) -> Config:
 
 @pytest.fixture(scope="session")
 def demo_config(tmp_path_factory: pytest.TempPathFactory) -> Config:
-    """A store filled by `make demo`'s job (seeded warehouse, every section, behaviours, metrics, OKRs)."""
-    config = demo_config_in(tmp_path_factory.mktemp("web_demo"))
-    lines: list[str] = []
-    with dg.instance_for_test() as instance:
-        seed(config, lines.append)
-        run_all(config, instance, lines.append)
-    assert not [line for line in lines if "FAILED" in line], lines
-    return config
+    """A store filled by `make demo`'s job (seeded warehouse, every section, behaviours, metrics, OKRs).
+
+    Built once per test session: under pytest-xdist the first worker builds it in the session's shared temp folder
+    and the other waits and reads the same store (the web tests only read it).
+    """
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "web_demo"
+    with FileLock(f"{shared}.lock"):
+        done = shared / "built"
+        if done.exists():
+            return load_config(shared / "planhat_pipelines.yaml")
+        shared.mkdir(exist_ok=True)
+        config = demo_config_in(shared)
+        lines: list[str] = []
+        with dg.instance_for_test() as instance:
+            seed(config, lines.append)
+            run_all(config, instance, lines.append)
+        assert not [line for line in lines if "FAILED" in line], lines
+        done.touch()
+        return config
 
 
 @pytest.fixture(scope="session")
