@@ -17,8 +17,8 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-from pages import build_store as pages_store
 from pages import measure_pages as pages_requests
+from pages_store import build_store as pages_store
 
 from planhat_pipelines.config import parse_config
 from planhat_pipelines.sql_quoting import quote_literal

@@ -1,11 +1,12 @@
 """The ``pages`` group: how fast the web app's pages render, at demo size and at 100,000 companies / 10M usage rows.
 
 The parent (:func:`bench_pages`, called by run.py) builds one store per size in a child process (``cases.py
-pages_store``: a generated warehouse synced with the real code, ``sync_section`` for companies, end users and
-licenses, ``run_usage`` for the activities, then ``refresh_company_fields``), then measures each in another child
-(``cases.py pages_requests``): the app from ``create_app`` served by uvicorn on 127.0.0.1 in a thread, and
-``httpx`` requests one after another. Beside the pages, the same child times the floors: a static file (what HTTP
-and Starlette cost) and a bare ``SELECT count(*) FROM company`` through the app's own read-only store view.
+pages_store``, see ``pages_store.py``: a generated warehouse synced with the real code, ``sync_section`` for
+companies, end users and licenses, ``run_usage`` for the activities, then ``refresh_company_fields``), then
+measures each in another child (``cases.py pages_requests``): the app from ``create_app`` served by uvicorn on
+127.0.0.1 in a thread, and ``httpx`` requests one after another. Beside the pages, the same child times the floors:
+a static file (what HTTP and Starlette cost) and a bare ``SELECT count(*) FROM company`` through the app's own
+read-only store view.
 
 Last, at the large size, the profile page is requested in a loop while a usage backfill (``--reader-rows`` more
 rows, keys above the loaded ones) writes the same store from another process, as ``bench_reader`` does.
@@ -15,20 +16,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import threading
 import time
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import duckdb
 from common import (
-    BENCH_DIR,
-    COMPANIES_SQL,
     COMPANY_SECTION,
-    ROOT,
     WORK,
     Measured,
     config_dict,
@@ -39,175 +34,14 @@ from common import (
     usage_section,
     wait_child,
 )
+from pages_store import DEMO_COMPANIES, DEMO_ROWS, END_USER_SECTION, LICENSE_SECTION, in_child
 
-#: Demo size: what ``make demo`` generates (planhat_pipelines/demo/generate.py, DemoSize).
-DEMO_COMPANIES, DEMO_ROWS = 500, 100_000
-#: End users and licenses per company, the demo's ratios (5,000 and 900 for 500 companies).
-USERS_PER_COMPANY, LICENSES_PER_5_COMPANIES = 10, 9
 WARMUP = 3
 #: What ``/companies?q=`` searches for: a word in one company name of eight (the search scans every name).
 SEARCH_TEXT = "Globex"
 
-# Same shapes as the demo's CRM tables, with keys wide enough for millions of rows. A user's company is
-# (user - 1) % companies + 1; its email names the company so every email is unique.
-END_USERS_SQL = """
-CREATE OR REPLACE TABLE crm_end_users AS
-SELECT 'U-' || lpad(CAST(i AS VARCHAR), 9, '0') AS user_key,
-       'user' || i || '@c' || ((i - 1) % $companies + 1) || '.example' AS email,
-       'C-' || lpad(CAST((i - 1) % $companies + 1 AS VARCHAR), 8, '0') AS company_key,
-       (['Ada', 'Grace', 'Alan', 'Edsger', 'Barbara', 'Donald'])[1 + i % 6] AS first_name,
-       (['Lovelace', 'Hopper', 'Turing', 'Dijkstra', 'Liskov', 'Knuth'])[1 + i % 6] AS last_name,
-       (['Admin', 'Champion', 'User', 'Buyer'])[1 + i % 4] AS position
-FROM range(1, $users + 1) r(i)
-"""
-# Licenses dated back from $today, so statuses, ARR and renewals ahead vary as in the demo.
-LICENSES_SQL = """
-CREATE OR REPLACE TABLE crm_licenses AS
-SELECT 'L-' || lpad(CAST(i AS VARCHAR), 9, '0') AS license_key,
-       'C-' || lpad(CAST((i - 1) % $companies + 1 AS VARCHAR), 8, '0') AS company_key,
-       (['Platform', 'Analytics add-on', 'Support Plus'])[1 + i % 3] AS product,
-       CAST($today AS DATE) - CAST(i * 7 % 900 AS INTEGER) AS start_date,
-       CASE WHEN i % 6 = 0 THEN NULL ELSE CAST($today AS DATE) - CAST(i * 7 % 900 AS INTEGER) + 365 END AS end_date,
-       CAST(100 + (i * 37) % 4900 AS DOUBLE) AS mrr,
-       i % 4 = 0 AS auto_renews,
-       CASE WHEN i % 9 = 0 THEN 'lost' WHEN i % 5 = 0 THEN 'renewed' ELSE 'pending' END AS renewal_status
-FROM range(1, $licenses + 1) r(i)
-"""
-# Skewed like real usage: ten consecutive keys are one user's burst on one day (two of each action), the user is
-# the cube of a hashed fraction, so low-numbered users (and their companies) are far busier than the rest (user 1
-# alone has 1/cbrt(users) of the rows), and the day is hashed over the 365 days before $today.
-EVENTS_SQL = """
-INSERT INTO usage_events
-SELECT i, 'user' || u || '@c' || ((u - 1) % $companies + 1) || '.example',
-       (['login', 'view_dashboard', 'export_report', 'invite_user', 'create_project'])[1 + i % 5],
-       CAST($today AS TIMESTAMP) - INTERVAL 1 DAY * (1 + hash(b, 'day') % 365) + to_seconds(i * 37 % 86400),
-       CAST(1 + i % 3 AS INTEGER), 1.0,
-       CAST(json_object('browser', (['chrome', 'firefox', 'safari'])[1 + i % 3]) AS JSON)
-FROM (SELECT i, b, 1 + CAST(floor($users * pow((hash(b) % 1000000007) / 1000000007.0, 3)) AS BIGINT) AS u
-      FROM (SELECT i, i // 10 AS b FROM range($first, $last + 1) r(i)))
-"""
-EVENTS_DDL = (
-    "CREATE TABLE IF NOT EXISTS usage_events (event_id BIGINT, user_email VARCHAR, action VARCHAR, "
-    "occurred_at TIMESTAMP, cnt INTEGER, weight DOUBLE, info JSON)"
-)
 
-END_USER_SECTION: dict[str, Any] = {
-    "name": "end_users",
-    "model": "enduser",
-    "connection": "wh",
-    "table": "crm_end_users",
-    "direction": "receive",
-    "keys": {"planhat": "externalId", "warehouse": "user_key"},
-    "company_match": "externalId",
-    "fields": [
-        {"planhat": "email", "warehouse": "email"},
-        {"planhat": "companyId", "warehouse": "company_key"},
-        {"planhat": "firstName", "warehouse": "first_name"},
-        {"planhat": "lastName", "warehouse": "last_name"},
-        {"planhat": "position", "warehouse": "position"},
-    ],
-}
-LICENSE_SECTION: dict[str, Any] = {
-    "name": "licenses",
-    "model": "license",
-    "connection": "wh",
-    "table": "crm_licenses",
-    "direction": "receive",
-    "keys": {"planhat": "externalId", "warehouse": "license_key"},
-    "company_match": "externalId",
-    "fields": [
-        {"planhat": "companyId", "warehouse": "company_key"},
-        {"planhat": "product", "warehouse": "product"},
-        {"planhat": "fromDate", "warehouse": "start_date"},
-        {"planhat": "toDate", "warehouse": "end_date"},
-        {"planhat": "mrr", "warehouse": "mrr"},
-        {"planhat": "autoRenews", "warehouse": "auto_renews"},
-        {"planhat": "renewalStatus", "warehouse": "renewal_status"},
-    ],
-}
-
-
-# --- warehouse (in a child process) -------------------------------------------------------------------------------
-def make_warehouse(path: str, companies: int, rows: int, today: str) -> None:
-    """The CRM tables for ``companies`` companies and usage rows with keys 1..``rows`` (``today``: ISO date)."""
-    con = duckdb.connect(path)
-    try:
-        con.execute(COMPANIES_SQL, {"companies": companies})
-        con.execute(END_USERS_SQL, {"companies": companies, "users": companies * USERS_PER_COMPANY})
-        licenses = companies * LICENSES_PER_5_COMPANIES // 5
-        con.execute(LICENSES_SQL, {"companies": companies, "licenses": licenses, "today": date.fromisoformat(today)})
-    finally:
-        con.close()
-    append_events(path, companies, 1, rows, today)
-
-
-def append_events(path: str, companies: int, first: int, last: int, today: str) -> None:
-    """Append usage rows with keys ``first..last`` (inclusive), for ``companies`` companies' end users."""
-    con = duckdb.connect(path)
-    try:
-        con.execute(EVENTS_DDL)
-        params = {"companies": companies, "users": companies * USERS_PER_COMPANY, "today": date.fromisoformat(today)}
-        con.execute(EVENTS_SQL, {**params, "first": first, "last": last})
-    finally:
-        con.close()
-
-
-def _in_child(function: str, *args: object) -> None:
-    """Run ``function(*args)`` of this module in a child process (its memory stays out of run.py's peak RSS)."""
-    code = f"import sys; sys.path.insert(0, {str(BENCH_DIR)!r}); import pages; pages.{function}(*{args!r})"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
-
-
-# --- cases (run by cases.py in a child process) ---------------------------------------------------------------
-def build_store(params: dict[str, Any]) -> dict[str, Any]:
-    """The CRM sections' receive, ``run_usage`` over the pending ranges and ``refresh_company_fields``, timed each;
-    then the store's sizes and the key of the company with the most usage (the profile measured)."""
-    from planhat_pipelines.config import parse_config
-    from planhat_pipelines.store import ModelStore
-    from planhat_pipelines.sync.crm import sync_section
-    from planhat_pipelines.sync.usage import pending_ranges, run_usage
-    from planhat_pipelines.warehouses.factory import open_warehouse
-
-    config = parse_config(params["config"], Path(params["config_path"]))
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
-    with ModelStore(config.store) as store, open_warehouse(config.connection("wh")) as warehouse:
-        for section in config.crm:
-            t = time.perf_counter()
-            sync_section(section, store, warehouse, full=True)
-            timings[f"crm_{section.name}_s"] = round(time.perf_counter() - t, 2)
-        t = time.perf_counter()
-        usage = config.usage[0]
-        spans, _ = pending_ranges(usage, store, warehouse)
-        result = run_usage(usage, store, warehouse, spans)
-        timings["run_usage_s"] = round(time.perf_counter() - t, 2)
-        t = time.perf_counter()
-        store.refresh_company_fields()
-        timings["refresh_company_fields_s"] = round(time.perf_counter() - t, 2)
-        con = store.con
-        sizes = {
-            table: int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
-            for table in ("company", "enduser", "license", "user_activities", "usage_daily")
-        }
-        top_id, top_rows = con.execute(
-            'SELECT "companyId", sum("rows") FROM usage_daily WHERE "companyId" IS NOT NULL GROUP BY 1 '
-            "ORDER BY 2 DESC, 1 LIMIT 1"
-        ).fetchall()[0]
-        key, name = con.execute(
-            'SELECT COALESCE("externalId", id), name FROM company WHERE id = ?', [top_id]
-        ).fetchall()[0]
-    return {
-        "seconds": time.perf_counter() - started,
-        "rows": result.rows_read,
-        "rejected": result.rejected,
-        **timings,
-        "sizes": sizes,
-        "profile_key": key,
-        "profile_name": name,
-        "profile_usage_rows": int(top_rows),
-    }
-
-
+# --- measuring (a case run by cases.py in a child process) ------------------------------------------------------
 def _percentiles(values: list[float]) -> dict[str, float | None]:
     """p50/p95/max in milliseconds (None when nothing was measured)."""
     if not values:
@@ -371,7 +205,7 @@ def bench_pages(args: argparse.Namespace, res: Any) -> None:
         size = _size_label(companies, rows)
         warehouse = fresh_copy(Path("/nonexistent"), f"pages_warehouse_{tag}.duckdb")
         print(f"  {size}: generating the warehouse, syncing it into a store", flush=True)
-        _in_child("make_warehouse", str(warehouse), companies, rows, today.isoformat())
+        in_child("make_warehouse", str(warehouse), companies, rows, today.isoformat())
         store = fresh_copy(Path("/nonexistent"), f"store_pages_{tag}.sqlite")
         params = _params(store, warehouse, args, f"pages_{tag}")
         res.add(f"pages_build_{tag}", run_case("pages_store", params), label=f"pages store build, {size}", rate=False)
@@ -399,6 +233,7 @@ def _add_pages(res: Any, tag: str, size: str, measured: Measured) -> None:
         res.skip(f"pages_{tag}", f"pages, {size}", "the measuring process failed")
         return
     timed = measured.result["pages"]
+    load = {k: measured.result.get(k) for k in ("load_avg_before", "load_avg_after")}
     base = timed["baseline_count"]["p50_ms"]
     print(f"    {'page':<24} {'p50 ms':>9} {'p95 ms':>9} {'max ms':>9} {'x count':>8} {'KB':>7} failed", flush=True)
     for name, t in timed.items():
@@ -413,7 +248,7 @@ def _add_pages(res: Any, tag: str, size: str, measured: Measured) -> None:
         one = Measured(
             {**t, "seconds": (t["p50_ms"] or 0) / 1000, "rows": t["n"]}, 0.0, 0.0, 0 if not t["failed"] else 1
         )
-        res.add(f"pages_{tag}_{name}", one, label=f"page {name}, {size} (s = p50)", rate=False, size=tag)
+        res.add(f"pages_{tag}_{name}", one, label=f"page {name}, {size} (s = p50)", rate=False, size=tag, **load)
 
 
 def _during_backfill(
@@ -429,7 +264,7 @@ def _during_backfill(
     """The profile in a loop while ``run_usage`` loads ``--reader-rows`` new rows into the same store."""
     extra = args.reader_rows
     print(f"  profile while a backfill of {extra:,} rows writes the store", flush=True)
-    _in_child("append_events", str(warehouse), companies, rows + 1, rows + extra, today.isoformat())
+    in_child("append_events", str(warehouse), companies, rows + 1, rows + extra, today.isoformat())
     stop, ready = WORK / "pages.stop", WORK / "pages.ready"
     stop.unlink(missing_ok=True)
     ready.unlink(missing_ok=True)
@@ -444,7 +279,9 @@ def _during_backfill(
     deadline = time.perf_counter() + 300
     while not ready.exists() and reader.proc.poll() is None and time.perf_counter() < deadline:
         time.sleep(0.05)
-    time.sleep(2.0)  # profile requests with no writer: the idle baseline
+    # Profile requests with no writer, the idle baseline: 2 s, or about five requests at the profile's p50.
+    idle_p50 = res.cases.get("pages_large_profile", {}).get("p50_ms") or 0
+    time.sleep(max(2.0, 5 * idle_p50 / 1000))
     writer = wait_child(start_case("usage_engine", params, tag="pages_writer"))
     time.sleep(0.5)
     stop.touch()
@@ -467,6 +304,8 @@ def _during_backfill(
         "write_seconds": round(hi - lo, 2),
         "backfill_rows": writer.result.get("rows"),
         "peak_rss_mb": measured.result.get("peak_rss_mb"),
+        "load_avg_before": measured.result.get("load_avg_before"),
+        "load_avg_after": measured.result.get("load_avg_after"),
     }
     res.add(
         "pages_profile_during_backfill",
@@ -496,10 +335,17 @@ def pages_summary(res: Any) -> dict[str, Any]:
             for name, case in res.cases.items()
             if name.startswith(f"pages_{tag}_") and "p50_ms" in case
         }
-        out[tag] = {"sizes": build.get("sizes"), "profile_usage_rows": build.get("profile_usage_rows"), "pages": pages}
+        load = res.cases.get(f"pages_{tag}_baseline_count", {}).get("load_avg_before")
+        out[tag] = {
+            "sizes": build.get("sizes"),
+            "profile_usage_rows": build.get("profile_usage_rows"),
+            "load_avg_before": load,
+            "pages": pages,
+        }
     during = res.cases.get("pages_profile_during_backfill", {})
     if during.get("ok"):
         out["profile_during_backfill"] = {
-            k: during.get(k) for k in ("n", "p50_ms", "p95_ms", "max_ms", "failed", "write_seconds", "idle")
+            k: during.get(k)
+            for k in ("n", "p50_ms", "p95_ms", "max_ms", "failed", "write_seconds", "idle", "load_avg_before")
         }
     return out
