@@ -173,12 +173,10 @@ def _ask(client: TestClient, key: str, name: str, as_json: bool) -> Answer:
 
 
 def _stored_activity_rows(config: Config, company_id: str) -> int:
+    """The company's raw activity rows in the store (what the profile's series must add up to)."""
+    sql = 'SELECT count(*) FROM user_activities WHERE "companyId" = ?'
     with ModelStore(config.store, read_only=True) as store:
-        return int(
-            store.con.execute('SELECT count(*) FROM user_activities WHERE "companyId" = ?', [company_id]).fetchall()[0][
-                0
-            ]
-        )
+        return int(store.con.execute(sql, [company_id]).fetchall()[0][0])
 
 
 @pytest.mark.timeout(400)
@@ -220,9 +218,9 @@ def test_profile_answers_while_a_usage_backfill_writes(tmp_path: Path) -> None:
         f"only {len(during)} profile answers inside {writer.ended - writer.began:.1f} s of writes "
         f"({len(answers)} in all): a reader waited for the writer"
     )
-    # Once written, the profile shows the new usage, counted once.
+    # Once written, the profile shows the new usage, counted once: each copy added the company's rows again.
     after_stored = _stored_activity_rows(config, company_id)
-    assert after_stored > before_stored
+    assert after_stored == before_stored * (COPIES + 1)
     assert after.activity_rows == after_stored
     # Each answer showed a committed state (never less than before, more than all, or going back), and answers
     # inside the write saw batches committed after the reader started: the reader follows the writer's commits.
