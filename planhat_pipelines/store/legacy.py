@@ -19,7 +19,8 @@ from planhat_pipelines.models import MODELS
 from planhat_pipelines.sql_quoting import quote_identifier as q
 from planhat_pipelines.sql_quoting import quote_literal
 from planhat_pipelines.store.location import CATALOG_ALIAS, StoreLocation
-from planhat_pipelines.store.schema import normalise_keys
+from planhat_pipelines.store.schema import USAGE_TABLES, normalise_keys
+from planhat_pipelines.store.usage_daily import backfill_statements
 
 #: Where the README explains the export of a DuckDB 2.0 file.
 EXPORT_STEPS = "README.md, 'Moving a store from an earlier release'"
@@ -176,6 +177,10 @@ def migrate_store(source: Path, location: StoreLocation) -> list[TableCopy]:
                 copies.append(TableCopy(table, int(before), int(after)))
             for model in MODELS.values():  # keys as the CRM sync now matches them (earlier releases kept padding)
                 normalise_keys(con, model)
+            if "usage_daily" not in {c.table for c in copies}:
+                # The new store's usage_daily was created empty, before the rows came: the series of the copied rows.
+                for sql in backfill_statements(USAGE_TABLES):
+                    con.execute(sql)
             return copies
 
         return store.atomic(copy)

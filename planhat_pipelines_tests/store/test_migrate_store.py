@@ -74,6 +74,11 @@ def test_a_duckdb_2_store_is_refused_with_the_export_steps_then_its_export_migra
         assert store.loaded_through("events") == 999
         assert store.get_cursor("companies") == "v7"
         assert {r[1] for r in store.open_rejects("events")} == {"-1", "x"}
+        # The copied usage rows are in the daily series the pages chart (the old store had none).
+        series, dated = store.con.execute(
+            'SELECT (SELECT sum("rows") FROM usage_daily), (SELECT count("date") FROM user_activities)'
+        ).fetchall()[0]
+        assert series == dated > 0
 
     # A second migration into the same store would double every row: it is refused, and nothing changes.
     with pytest.raises(PlanhatPipelinesError, match="already holds rows"):
