@@ -20,7 +20,8 @@ from tools.emulators.processes import free_port
 
 PACKAGE = ROOT / "planhat_pipelines"
 #: What only the test extra installs, and the checkout-only tooling: the shipped package imports none of them.
-CHECKOUT_ONLY = {"fakesnow", "uvicorn", "pytest", "tools", "planhat_pipelines_tests"}
+# uvicorn is not here: `planhat-pipelines serve` runs the web app with it (a dependency of the package).
+CHECKOUT_ONLY = {"fakesnow", "pytest", "tools", "planhat_pipelines_tests"}
 
 
 def _imported_roots(path: Path) -> set[str]:

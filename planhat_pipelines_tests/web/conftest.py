@@ -1,9 +1,10 @@
-"""The web app's fixtures: one store filled by the demo (per test worker), and a test client over it."""
+"""The web app's fixtures: one store filled by the demo (built once per test session), and a test client over it."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -49,8 +50,14 @@ def demo_config(tmp_path_factory: pytest.TempPathFactory) -> Config:
             seed(config, lines.append)
             run_all(config, instance, lines.append)
         assert not [line for line in lines if "FAILED" in line], lines
-        done.touch()
+        done.write_text(date.today().isoformat())
         return config
+
+
+@pytest.fixture(scope="session")
+def demo_day(demo_config: Config) -> date:
+    """The day the demo store was built: its derived company fields are as of that day (a run may pass midnight)."""
+    return date.fromisoformat((demo_config.path.parent / "built").read_text())
 
 
 @pytest.fixture(scope="session")

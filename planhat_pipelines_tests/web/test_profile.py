@@ -95,8 +95,9 @@ def test_the_range_picker_swaps_only_the_usage(client: TestClient, busy: dict[st
     # The links keep the key the visitor used, so the pushed URL is the page's own with ?range=.
     assert f'hx-get="/companies/{busy["externalId"]}?range=90"' in fragment.text
     assert_drawn(fragment.text, "usage-chart")
-    usage = client.get(f"/api/companies/{busy['externalId']}?range=30").json()["profile"]["usage"]
-    assert usage["range"] == "30" and usage["since"] == (TODAY - timedelta(days=29)).isoformat()
+    profile = client.get(f"/api/companies/{busy['externalId']}?range=30").json()["profile"]
+    usage, today = profile["usage"], date.fromisoformat(profile["today"])  # the page's day (a run may pass midnight)
+    assert usage["range"] == "30" and usage["since"] == (today - timedelta(days=29)).isoformat()
     assert len(usage["activities"]) == 30
 
 
@@ -217,11 +218,12 @@ def test_names_are_escaped_and_empty_parts_say_so(small: tuple[Config, dict[str,
 def test_usage_sums_the_partial_aggregates(small: tuple[Config, dict[str, str]]) -> None:
     config, _ = small
     with TestClient(create_app(config)) as client:
-        usage = client.get("/api/companies/c-2").json()["profile"]["usage"]
+        profile = client.get("/api/companies/c-2").json()["profile"]
+        usage, today = profile["usage"], date.fromisoformat(profile["today"])  # the page's day, as above
         page = client.get("/companies/c-2").text
         everything = client.get("/api/companies/c-2?range=all").json()["profile"]["usage"]
         people = client.get("/api/companies/c-2").json()["profile"]["end_users"]
-    assert usage["since"] == (TODAY - timedelta(days=89)).isoformat() and len(usage["activities"]) == 90
+    assert usage["since"] == (today - timedelta(days=89)).isoformat() and len(usage["activities"]) == 90
     assert dict(usage["activities"])[D1.isoformat()] == 6  # 2 + 3 + 1 activity rows
     assert dict(usage["active_users"])[D1.isoformat()] == 2
     assert sum(v for _, v in usage["activities"]) == 6  # the 200-day-old activity is out of range
