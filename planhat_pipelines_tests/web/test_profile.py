@@ -299,3 +299,15 @@ def test_the_revenue_history_follows_the_license_periods(tmp_path: Path) -> None
         ("2025-08-10", 2400.0),
     ]
     assert [v for _, v in found.mrr] == [0.0, 100.0, 300.0, 300.0, 300.0, 300.0, 200.0, 200.0, 200.0]
+
+
+def test_a_key_with_a_slash_opens_its_profile_and_history(tmp_path: Path) -> None:
+    config = demo_config_in(tmp_path)
+    with ModelStore(config.store) as store:
+        store.upsert_arrow("company", pa.table({"externalId": ["acme/emea"], "name": ["Acme EMEA"]}), "externalId")
+    with TestClient(create_app(config)) as client:
+        listed = client.get("/companies").text
+        assert 'href="/companies/acme/emea"' in listed  # the table's link, as the browser follows it
+        assert client.get("/api/companies/acme/emea").json()["profile"]["company"]["name"] == "Acme EMEA"
+        history = client.get("/api/companies/acme/emea/history").json()
+        assert history["company"]["name"] == "Acme EMEA" and history["history"]["total"] >= 1

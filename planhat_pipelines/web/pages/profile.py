@@ -40,9 +40,10 @@ def history(request: Request) -> Response:
     return respond(request, "history.html", data, fragment="_history.html")
 
 
+# ``:path``: a key may hold a slash ("acme/emea"). The history routes come first, so ".../history" is the history.
 ROUTES = [
-    Route("/companies/{key}", page),
-    Route("/api/companies/{key}", page),
-    Route("/companies/{key}/history", history),
-    Route("/api/companies/{key}/history", history),
+    Route("/companies/{key:path}/history", history),
+    Route("/api/companies/{key:path}/history", history),
+    Route("/companies/{key:path}", page),
+    Route("/api/companies/{key:path}", page),
 ]
