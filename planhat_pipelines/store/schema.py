@@ -15,6 +15,7 @@ from planhat_pipelines.models import MODELS, FieldType, ModelSpec
 from planhat_pipelines.models.catalog import email_sql, trim_sql
 from planhat_pipelines.sql_quoting import quote_identifier as q
 from planhat_pipelines.store.calculated import CALCULATED_TABLES
+from planhat_pipelines.store.change_log import CHANGE_LOG_DDL
 from planhat_pipelines.store.company_daily import COMPANY_DAILY_DDL
 from planhat_pipelines.store.okr_values import OKR_MODES_DDL
 from planhat_pipelines.store.usage_daily import USAGE_DAILY_DDL, backfill_statements
@@ -84,6 +85,7 @@ SYSTEM_TABLES = (
         error VARCHAR)""",
     OKR_MODES_DDL,
     COMPANY_DAILY_DDL,
+    CHANGE_LOG_DDL,
     *CALCULATED_TABLES,
     """CREATE TABLE IF NOT EXISTS connection_health (
         connection VARCHAR NOT NULL, checked_at TIMESTAMP NOT NULL, status VARCHAR NOT NULL,
@@ -94,7 +96,7 @@ SYSTEM_TABLES = (
 def model_table_ddl(model: ModelSpec) -> str:
     cols = [f"{q('id')} VARCHAR NOT NULL"]
     cols += [f"{q(f.name)} {f.type.duckdb_type}" for f in model.all_fields if f.name != "id"]
-    cols += ["custom JSON", "_updated_at TIMESTAMP"]
+    cols += ["custom JSON", "_updated_at TIMESTAMP", "_archived_at TIMESTAMP"]
     return f"CREATE TABLE IF NOT EXISTS {q(model.slug)} ({', '.join(cols)})"
 
 
@@ -166,7 +168,7 @@ def migrate(con: duckdb.DuckDBPyConnection, models: dict[str, ModelSpec] | None 
             applied.append(ddl)
             continue
         wanted = [(f.name, f.type.duckdb_type) for f in model.all_fields]
-        wanted += [("custom", "JSON"), ("_updated_at", "TIMESTAMP")]
+        wanted += [("custom", "JSON"), ("_updated_at", "TIMESTAMP"), ("_archived_at", "TIMESTAMP")]
         for name, type_ in wanted:
             if name not in existing:
                 ddl = f"ALTER TABLE {q(model.slug)} ADD COLUMN {q(name)} {type_}"

@@ -25,6 +25,7 @@ from planhat_pipelines.errors import PlanhatPipelinesError, TransientError
 from planhat_pipelines.models import MODELS, ModelSpec
 from planhat_pipelines.sql_quoting import quote_identifier as q
 from planhat_pipelines.store import upsert as _upsert
+from planhat_pipelines.store.change_log import ChangeLog, LogContext
 from planhat_pipelines.store.checks import StoreChecks
 from planhat_pipelines.store.company_daily import record_company_day
 from planhat_pipelines.store.cursors import Cursors
@@ -45,7 +46,9 @@ from planhat_pipelines.store.upsert import NEW_ID_SQL, UpsertCounts, UpsertPlan
 __all__ = ["DEAD_WORKER_ERROR", "NEW_ID_SQL", "ModelStore", "RunRecord", "UpsertCounts"]
 
 
-class ModelStore(Cursors, SyncLog, Rejects, HealthLog, OkrValues, StoreChecks, History, CustomerNumberReads):
+class ModelStore(
+    Cursors, SyncLog, Rejects, HealthLog, OkrValues, StoreChecks, History, CustomerNumberReads, ChangeLog
+):
     """The model store: a DuckLake attached to an in-memory DuckDB connection as ``store``.
 
     Args:
@@ -173,12 +176,18 @@ class ModelStore(Cursors, SyncLog, Rejects, HealthLog, OkrValues, StoreChecks, H
         return self.atomic(upsert)
 
     def upsert_staged(
-        self, model: ModelSpec | str, relation_name: str, key: str, *, null_overwrites: bool = False
+        self,
+        model: ModelSpec | str,
+        relation_name: str,
+        key: str,
+        *,
+        null_overwrites: bool = False,
+        log: LogContext | None = None,
     ) -> UpsertCounts:
         """Like :meth:`upsert_arrow`, from a table or view already in this store's connection.
 
         A sync engine that staged its rows here (e.g. ``__crm_ok``) upserts them in one pass, with no
-        Arrow round trip.
+        Arrow round trip. With ``log``, every inserted and updated record is recorded in the change log.
         """
         spec = MODELS[model] if isinstance(model, str) else model
         names = [d[0] for d in self.con.execute(f"SELECT * FROM {relation_name} LIMIT 0").description]
@@ -186,7 +195,7 @@ class ModelStore(Cursors, SyncLog, Rejects, HealthLog, OkrValues, StoreChecks, H
 
         def upsert() -> UpsertCounts:
             _upsert.cast_source(self.con, plan, relation_name)
-            return _upsert.apply(self.con, plan)
+            return _upsert.apply(self.con, plan, log)
 
         return self.atomic(upsert)
 

@@ -14,6 +14,8 @@ import duckdb
 from planhat_pipelines.errors import PlanhatPipelinesError
 from planhat_pipelines.models import ModelSpec
 from planhat_pipelines.sql_quoting import quote_identifier as q
+from planhat_pipelines.sql_quoting import quote_literal as lit
+from planhat_pipelines.store.change_log import LogContext, field_changes_sql
 
 #: SQL for a new native id: 24 hex characters, like Planhat's ObjectIds.
 NEW_ID_SQL = "substr(replace(CAST(gen_random_uuid() AS VARCHAR), '-', ''), 1, 24)"
@@ -152,16 +154,40 @@ def insert_new(con: duckdb.DuckDBPyConnection, plan: UpsertPlan) -> None:
         )
 
 
-def apply(con: duckdb.DuckDBPyConnection, plan: UpsertPlan) -> UpsertCounts:
+def log_changes(con: duckdb.DuckDBPyConnection, plan: UpsertPlan, log: LogContext, *, inserted: bool) -> None:
+    """Append the change-log rows of the classified records: the updates (before they are written, to see the
+    old values) or the inserts (after, to see their new ids). One statement for all of them."""
+    pairs = [(n, f"t.{q(n)}", f"s.{q(n)}" if inserted else plan.new_value(n)) for n in plan.fields]
+    custom = None
+    if plan.custom:
+        custom = ("NULL", "s.custom") if inserted else ("t.custom", _CUSTOM_NEW)
+    if inserted:
+        pairs = [(n, "NULL", new) for n, _, new in pairs]
+    key = q(plan.key)
+    rows = "s.__new" if inserted else "s.__changed"
+    join = f"JOIN {plan.table} t ON t.{key} = s.{key}" if inserted else f"JOIN {plan.table} t ON t.id = s.__tid"
+    con.execute(
+        f"INSERT INTO change_log SELECT now(), {lit(log.section)}, {lit(log.run_id)}, {lit(plan.spec.slug)}, "
+        f"s.{key}, t.id, {lit('insert' if inserted else 'update')}, {field_changes_sql(pairs, custom)} "
+        f"FROM __upsert_cls s {join} WHERE {rows}"
+    )
+
+
+def apply(con: duckdb.DuckDBPyConnection, plan: UpsertPlan, log: LogContext | None = None) -> UpsertCounts:
     """Classify ``__upsert_src`` (made by :func:`cast_source`), write what changed, drop the temp tables.
 
-    Call inside a transaction: the counts and the writes must describe the same snapshot.
+    Call inside a transaction: the counts and the writes must describe the same snapshot. With ``log``, each
+    inserted and updated record gets its change-log row (see ``change_log.py``) in the same transaction.
     """
     counts = classify(con, plan)
     if counts.updated:
+        if log is not None:
+            log_changes(con, plan, log, inserted=False)
         update_changed(con, plan)
     if counts.inserted:
         insert_new(con, plan)
+        if log is not None:
+            log_changes(con, plan, log, inserted=True)
     con.execute("DROP TABLE __upsert_cls")
     con.execute("DROP TABLE __upsert_src")
     return counts

@@ -20,6 +20,7 @@ from planhat_pipelines.models.catalog import trim_sql
 from planhat_pipelines.sql_quoting import quote_identifier as q
 from planhat_pipelines.sql_quoting import quote_literal as lit
 from planhat_pipelines.store import ModelStore, UpsertCounts
+from planhat_pipelines.store.change_log import LogContext
 from planhat_pipelines.sync.crm.fields import (
     Plan,
     field_error_sql,
@@ -310,7 +311,11 @@ def _write(run: _Run) -> None:
         store.label_commit(section.name, run.run_id)
         # One set-based pass over the staged rows: no Arrow round trip, one join with the model table.
         upserted = store.upsert_staged(
-            section.model, "__crm_ok", section.planhat_key, null_overwrites=section.null_overwrites
+            section.model,
+            "__crm_ok",
+            section.planhat_key,
+            null_overwrites=section.null_overwrites,
+            log=LogContext(section.name, run.run_id),
         )
         _remember_hashes(run)
         if run.pending:
