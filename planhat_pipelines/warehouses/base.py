@@ -371,6 +371,30 @@ class Warehouse(ABC):
             updated += result.updated
         return MergeResult(inserted, updated)
 
+    def delete_keys(self, table: str, key: str, keys: Sequence[str], *, batch_size: int = 10_000) -> int:
+        """Delete the rows of ``table`` whose ``key`` column is one of ``keys`` (exact text); returns how many went.
+
+        Used by a send section with ``mirror: true`` for rows whose records left the store. Raises
+        ReadOnlyTargetError before any write when ``table`` is a view.
+        """
+        info = self.describe(table)
+        if info.is_view and not self.capabilities.views_writable:
+            raise ReadOnlyTargetError(
+                self.name,
+                f"view '{table}'",
+                "views are read-only, so rows cannot be deleted from it",
+                "point the section at a table, or set 'mirror: false'",
+            )
+        column = info.column(key)
+        return sum(
+            self._delete_keys(table, column, list(keys[start : start + batch_size]))
+            for start in range(0, len(keys), batch_size)
+        )
+
+    @abstractmethod
+    def _delete_keys(self, table: str, column: Column, keys: list[str]) -> int:
+        """Adapter-specific DELETE of the rows whose ``column`` is in ``keys`` (a view was refused already)."""
+
     # --- health ----------------------------------------------------------------------------
     @abstractmethod
     def probe(self) -> None:

@@ -216,6 +216,23 @@ class DuckDBWarehouse(Warehouse):
             con.unregister("__planhat_staged")
         return MergeResult(inserted=int(inserted), updated=data.num_rows - int(inserted))
 
+    def _delete_keys(self, table: str, column: Column, keys: list[str]) -> int:
+        con = self._writable()
+        con.register("__planhat_keys", pa.table({"k": pa.array(keys, pa.string())}))
+        try:
+            return int(
+                con.execute(
+                    f"DELETE FROM {quote_qualified(table)} WHERE CAST({quote_qualified(column.name)} AS VARCHAR) "
+                    "IN (SELECT k FROM __planhat_keys)"
+                ).fetchall()[0][0]
+            )
+        except duckdb.Error as exc:
+            raise WarehouseError(
+                self.name, f"table '{table}'", f"delete failed: {exc}", "check the table and its key column"
+            ) from exc
+        finally:
+            con.unregister("__planhat_keys")
+
     def probe(self) -> None:
         if not self.path.exists():
             raise CredentialsError(

@@ -144,3 +144,15 @@ def test_merge_with_unknown_column_writes_nothing(harness: WarehouseHarness) -> 
 def test_probe_passes_on_a_working_connection(harness: WarehouseHarness) -> None:
     harness.create_table("accounts", pa.table({"ext_id": ["a"]}))
     harness.warehouse().probe()
+
+
+def test_delete_keys_deletes_only_the_named_rows_and_refuses_a_view(harness: WarehouseHarness) -> None:
+    harness.create_table("accounts", pa.table({"id": ["a", "b", "c", "d"], "n": [1, 2, 3, 4]}))
+    harness.create_view("accounts_view", "SELECT id, n FROM accounts")
+    wh = harness.warehouse()
+    assert wh.delete_keys("accounts", "id", ["b", "d", "zz"], batch_size=2) == 2
+    assert sorted(r[0] for r in harness.fetch("SELECT id FROM accounts")) == ["a", "c"]
+    assert wh.delete_keys("accounts", "id", []) == 0
+    with pytest.raises(ReadOnlyTargetError, match="accounts_view"):
+        wh.delete_keys("accounts_view", "id", ["a"])
+    assert len(harness.fetch("SELECT id FROM accounts")) == 2

@@ -307,6 +307,12 @@ class BigQueryWarehouse(Warehouse):
             "report this; the rows were written",
         )
 
+    def _delete_keys(self, table: str, column: Column, keys: list[str]) -> int:
+        config = self._job_config(query_parameters=[bigquery.ArrayQueryParameter("keys", "STRING", keys)])
+        sql = f"DELETE FROM {self._quoted(table)} WHERE CAST({quote(column.name)} AS STRING) IN UNNEST(@keys)"
+        job = self._run(sql, config, f"table '{table}'", "check the table and its key column")
+        return int(job.num_dml_affected_rows or 0)
+
     def _load_staging(self, stage_id: str, data: pa.Table, obj: str) -> None:
         # Columns without a type (all nulls) cannot be loaded; STRING casts to anything in the MERGE.
         data = pa.table(

@@ -5,6 +5,7 @@ Identifier case rules are in the package docstring (:mod:`planhat_pipelines.ware
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,6 +23,7 @@ from planhat_pipelines.warehouses.base import (
     Capabilities,
     ChangeSet,
     ChangesUnavailable,
+    Column,
     MergeResult,
     TableInfo,
     Warehouse,
@@ -363,6 +365,15 @@ class SnowflakeWarehouse(Warehouse):
             )
         finally:
             self._rows(f"DROP TABLE IF EXISTS {stage}", obj=obj, fix=fix)
+
+    def _delete_keys(self, table: str, column: Column, keys: list[str]) -> int:
+        # One bound JSON array unpacked in SQL, as the merge's staging does (no row-at-a-time binds).
+        sql = (
+            f"DELETE FROM {self._fqn(table)} WHERE CAST({quote(column.name)} AS VARCHAR) IN "
+            "(SELECT value::VARCHAR FROM TABLE(FLATTEN(INPUT => PARSE_JSON(?))))"
+        )
+        rows = self._rows(sql, [json.dumps(keys)], obj=f"table '{table}'", fix="check the table and its key column")
+        return int(rows[0][0]) if rows else 0
 
     # --- health --------------------------------------------------------------------------------
     def probe(self) -> None:
