@@ -77,3 +77,16 @@ class SyncError(PlanhatPipelinesError):
 
 class OkrQueryError(PlanhatPipelinesError):
     """A key result's SQL was refused or returned something other than one number."""
+
+
+class SchemaDriftError(SyncError):
+    """A mapped source column was removed or changed type since the section's last successful run.
+
+    Not transient (a retry sees the same table): the run fails before it writes anything, naming the section,
+    the table, each column with its old and new type, and the fix.
+    """
+
+    def __init__(self, section: str, table: str, problem: str, fix: str) -> None:
+        super().__init__(f"section '{section}', table '{table}': {problem}", fix=fix)
+        self.section = section
+        self.table = table

@@ -4,6 +4,9 @@ CRM sections (``crm/<section>``):
 
 - ``unique_keys``: the section's Planhat key is unique among the non-null values of the model's store table.
 - Freshness is the asset's ``FreshnessPolicy`` (:mod:`planhat_pipelines.defs.specs`), not a check.
+- ``source_schema_unchanged`` (also on usage sections): the table's columns now against the ones recorded by
+  the section's last successful run (schema drift, :mod:`planhat_pipelines.sync.drift`): a mapped column removed
+  or retyped fails as ERROR (the next run will fail on it), an added or unmapped change as WARN.
 
 Usage sections (``usage/<section>``):
 
@@ -34,8 +37,10 @@ import dagster as dg
 from planhat_pipelines.config import Config, CrmSection, UsageSection
 from planhat_pipelines.defs.naming import crm_asset_key, reread_run_config, usage_asset_key
 from planhat_pipelines.defs.resources import StoreResource, WarehousesResource
+from planhat_pipelines.errors import SchemaDriftError
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.store.schema import USAGE_TABLES
+from planhat_pipelines.sync.drift import check_drift, compare, mapped_columns
 from planhat_pipelines.sync.ranges import KeyRangeSpan, range_of
 from planhat_pipelines.warehouses.base import KeyRange, Warehouse
 
@@ -92,7 +97,54 @@ def _crm_checks(section: CrmSection) -> list[dg.AssetChecksDefinition]:
             ),
         )
 
-    return [_unique]
+    return [_unique, _schema_check(section, asset)]
+
+
+# --- both ------------------------------------------------------------------------------------------------
+def _schema_check(section: CrmSection | UsageSection, asset: dg.AssetKey) -> dg.AssetChecksDefinition:
+    """``source_schema_unchanged``: the source's columns now against those of the last successful run."""
+
+    @dg.asset_check(
+        asset=asset,
+        name="source_schema_unchanged",
+        description=f"The columns of {section.table} are those the section's last successful run saw: a mapped "
+        "column removed or retyped is an ERROR (the next run fails on it), an added or unmapped change a WARN.",
+        blocking=False,
+    )
+    def _schema(store: StoreResource, warehouses: WarehousesResource) -> dg.AssetCheckResult:
+        with store.open(read_only=True) as db:
+            previous = db.last_source_columns(section.name)
+        with warehouses.open(section.connection) as warehouse:
+            info = warehouse.describe(section.table)
+        schema = dg.TableSchema(columns=[dg.TableColumn(c.name, c.type) for c in info.columns])
+        metadata: dict[str, Any] = {"columns": dg.MetadataValue.table_schema(schema)}
+        drift = compare(previous, info.columns, mapped_columns(section))
+        if drift.first:
+            return dg.AssetCheckResult(
+                passed=True, metadata=metadata, description="no successful run yet: its columns become the baseline"
+            )
+        metadata |= {
+            "added": ", ".join(c.name for c in drift.added),
+            "removed": ", ".join(c.name for c in drift.removed),
+            "retyped": ", ".join(f"{r.new.name} {r.old.type} → {r.new.type}" for r in drift.retyped),
+        }
+        if not drift.changed:
+            return dg.AssetCheckResult(passed=True, metadata=metadata, description="same columns as the last run")
+        try:
+            check_drift(section.name, section.table, drift)
+        except SchemaDriftError as exc:
+            return dg.AssetCheckResult(
+                passed=False, severity=dg.AssetCheckSeverity.ERROR, metadata=metadata, description=str(exc)
+            )
+        return dg.AssetCheckResult(
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata=metadata,
+            description="; ".join(drift.notes()) + ". The next run goes ahead and records them: map an added "
+            f"column in section '{section.name}' to sync it",
+        )
+
+    return _schema
 
 
 # --- usage -----------------------------------------------------------------------------------------------
@@ -278,12 +330,17 @@ def _usage_fresh_check(section: UsageSection) -> dg.AssetChecksDefinition:
 
 
 def _usage_checks(section: UsageSection) -> list[dg.AssetChecksDefinition]:
-    return [_usage_unique_check(section), _row_count_check(section), _usage_fresh_check(section)]
+    return [
+        _usage_unique_check(section),
+        _row_count_check(section),
+        _usage_fresh_check(section),
+        _schema_check(section, usage_asset_key(section)),
+    ]
 
 
 def build_sync_checks(config: Config) -> list[dg.AssetChecksDefinition]:
-    """``unique_keys`` and ``fresh`` on every ``crm/<section>``; ``unique_keys``, ``row_count_matches_source``
-    and ``fresh`` on every ``usage/<section>``."""
+    """``unique_keys`` and ``source_schema_unchanged`` on every ``crm/<section>``; ``unique_keys``,
+    ``row_count_matches_source``, ``fresh`` and ``source_schema_unchanged`` on every ``usage/<section>``."""
     checks: list[dg.AssetChecksDefinition] = []
     for crm in config.crm:
         checks += _crm_checks(crm)

@@ -25,6 +25,7 @@ from planhat_pipelines.defs.specs import crm_asset_spec, multi_asset_args
 from planhat_pipelines.errors import SyncError
 from planhat_pipelines.health import skip_reason_if_unhealthy
 from planhat_pipelines.sync.crm import CrmProgress, CrmResult, sync_section
+from planhat_pipelines.sync.drift import added_columns
 
 HOURLY_CRON = "0 * * * *"
 FULL_SYNC_JOB = "crm_full_sync"
@@ -60,6 +61,7 @@ def _metadata(result: CrmResult, duration: float) -> dict[str, dg.MetadataValue]
         "cursor_before": dg.MetadataValue.text(result.cursor_before or ""),
         "cursor_after": dg.MetadataValue.text(result.cursor_after or ""),
         "log": dg.MetadataValue.text("\n".join(result.log)),
+        "schema_added_columns": dg.MetadataValue.text(", ".join(added_columns(result.log))),
     }
 
 

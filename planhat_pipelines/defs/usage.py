@@ -19,6 +19,7 @@ from planhat_pipelines.defs.specs import multi_asset_args, usage_asset_spec, usa
 from planhat_pipelines.errors import SyncError
 from planhat_pipelines.health import skip_reason_if_unhealthy
 from planhat_pipelines.store.schema import USAGE_TABLES
+from planhat_pipelines.sync.drift import added_columns
 from planhat_pipelines.sync.ranges import KeyRangeSpan, range_of, span_at
 from planhat_pipelines.sync.usage import UsageProgress, UsageResult, check_source, run_usage
 from planhat_pipelines.warehouses.base import Warehouse
@@ -85,6 +86,8 @@ def build_usage_asset(section: UsageSection, config: Config) -> dg.AssetsDefinit
             f"{section.name}: {result.rows_read} read, {result.inserted} inserted, {result.unchanged} already "
             f"loaded, {result.rejected} rejected over {len(spans)} range(s)"
         )
+        for line in result.log:
+            context.log.info(f"{section.name}: {line}")
         metadata = materialization_metadata(context, result, section, connection_type, stored_rows)
         return dg.MaterializeResult(metadata=metadata)
 
@@ -112,6 +115,7 @@ def materialization_metadata(
         "connection": section.connection,
         "warehouse": warehouse_type,
         "dagster/row_count": dg.MetadataValue.int(stored_rows),
+        "schema_added_columns": ", ".join(added_columns(result.log)),
     }
 
 

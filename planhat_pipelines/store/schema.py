@@ -18,6 +18,7 @@ from planhat_pipelines.store.calculated import CALCULATED_TABLES
 from planhat_pipelines.store.change_log import CHANGE_LOG_DDL
 from planhat_pipelines.store.company_daily import COMPANY_DAILY_DDL
 from planhat_pipelines.store.okr_values import OKR_MODES_DDL
+from planhat_pipelines.store.source_columns import SOURCE_COLUMNS_DDL
 from planhat_pipelines.store.usage_daily import USAGE_DAILY_DDL, backfill_statements
 
 #: The store table each usage section kind loads into.
@@ -85,6 +86,7 @@ SYSTEM_TABLES = (
         error VARCHAR)""",
     OKR_MODES_DDL,
     COMPANY_DAILY_DDL,
+    SOURCE_COLUMNS_DDL,
     CHANGE_LOG_DDL,
     *CALCULATED_TABLES,
     """CREATE TABLE IF NOT EXISTS connection_health (

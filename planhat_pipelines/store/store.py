@@ -40,6 +40,7 @@ from planhat_pipelines.store.lock import SHELL_GRACE_S, lock_holder, lock_messag
 from planhat_pipelines.store.okr_values import OkrValues
 from planhat_pipelines.store.rejects import Rejects
 from planhat_pipelines.store.schema import migrate
+from planhat_pipelines.store.source_columns import SourceColumns
 from planhat_pipelines.store.sync_log import DEAD_WORKER_ERROR, RunRecord, SyncLog
 from planhat_pipelines.store.upsert import NEW_ID_SQL, UpsertCounts, UpsertPlan
 
@@ -47,7 +48,7 @@ __all__ = ["DEAD_WORKER_ERROR", "NEW_ID_SQL", "ModelStore", "RunRecord", "Upsert
 
 
 class ModelStore(
-    Cursors, SyncLog, Rejects, HealthLog, OkrValues, StoreChecks, History, CustomerNumberReads, ChangeLog
+    Cursors, SyncLog, Rejects, HealthLog, OkrValues, StoreChecks, History, CustomerNumberReads, ChangeLog, SourceColumns
 ):
     """The model store: a DuckLake attached to an in-memory DuckDB connection as ``store``.
 

@@ -12,6 +12,7 @@ from planhat_pipelines.sync.crm.receive import receive
 from planhat_pipelines.sync.crm.result import CrmResult
 from planhat_pipelines.sync.crm.send import send
 from planhat_pipelines.sync.crm.sql import DEFAULT_BATCH_SIZE
+from planhat_pipelines.sync.drift import check_drift, compare, mapped_columns
 from planhat_pipelines.warehouses.base import Warehouse
 
 
@@ -41,6 +42,12 @@ def sync_section(
     run_id = store.start_run(section.name, "crm", dagster_run_id=dagster_run_id, cursor_before=cursor_before)
     result = CrmResult(section.name, cursor_before=cursor_before, cursor_after=cursor_before)
     try:
+        # --- schema drift: checked before anything is read or written; the new columns recorded on success
+        source = warehouse.describe(section.table)
+        drift = compare(store.last_source_columns(section.name), source.columns, mapped_columns(section))
+        check_drift(section.name, section.table, drift)
+        result.log += drift.notes()
+        # --- end schema drift
         if section.direction.sends and section.send_fields():
             check_send_target(section, warehouse)
         if section.direction.receives:
@@ -52,6 +59,8 @@ def sync_section(
             sent = send(section, store, warehouse, run_id=run_id, batch_size=batch_size, progress=progress)
             sent.cursor_after = result.cursor_after
             result = result.combine(sent)
+        if drift.changed:  # schema drift: the new baseline, only once receive and send succeeded
+            store.record_source_columns(section.name, source.columns, run_id)
     except Exception as exc:
         store.finish_run(
             run_id,

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from planhat_pipelines.config import UsageSection
 from planhat_pipelines.errors import KeyValidationError
 from planhat_pipelines.store import ModelStore
+from planhat_pipelines.sync.drift import Drift, check_drift, compare, mapped_columns
 from planhat_pipelines.sync.ranges import KeyRangeSpan, span_at
 from planhat_pipelines.sync.usage.batch import Pass, cursor_text, loaded_through
 from planhat_pipelines.sync.usage.passes import load_span, reject_invalid_keys, reread_lookback, retry_rejects
@@ -69,12 +70,27 @@ def load_range(
         reread: Read the whole range again instead of resuming after its cursor (idempotent).
     """
     info = check_source(section, warehouse)
+    drift = check_source_drift(section, store, info)
     prepare_refs(section, store)
     one = Pass(
         section, store, warehouse, info, run_id, result or UsageResult(section.name), time.perf_counter(), progress
     )
+    one.result.log += drift.notes()
     load_span(one, span, reread=reread)
+    if drift.changed:
+        store.record_source_columns(section.name, info.columns, run_id)
     return one.result
+
+
+def check_source_drift(section: UsageSection, store: ModelStore, info: TableInfo) -> Drift:
+    """Compare the described source with the columns of the last successful run (see :mod:`..drift`).
+
+    Raises:
+        SchemaDriftError: a mapped column was removed or retyped (nothing is read or written).
+    """
+    drift = compare(store.last_source_columns(section.name), info.columns, mapped_columns(section))
+    check_drift(section.name, section.table, drift)
+    return drift
 
 
 def run_usage(
@@ -104,14 +120,19 @@ def run_usage(
     )
     try:
         one = _open_pass(section, store, warehouse, run_id, result, started, progress)
+        drift = check_source_drift(section, store, one.info)  # before anything is read or written
+        result.log += drift.notes()
         retry_rejects(one)
         reread_lookback(one)
         for span in sorted(spans):
             load_span(one, span, reread=reread)
         reject_invalid_keys(one)
+        if drift.changed:  # the new baseline, only once the run succeeded
+            store.record_source_columns(section.name, one.info.columns, run_id)
     except Exception as exc:
         result.seconds = time.perf_counter() - started
-        _finish(store, run_id, result, "failed", loaded_through(store, section), error=str(exc))
+        notes = "\n".join(result.log) or None
+        _finish(store, run_id, result, "failed", loaded_through(store, section), error=str(exc), notes=notes)
         raise
     result.cursor_after = loaded_through(store, section)
     result.seconds = time.perf_counter() - started
@@ -119,6 +140,7 @@ def run_usage(
         f"{len(result.ranges)} range(s), {result.batches} batch(es), {result.still_rejected} row(s) still "
         "rejected as before"
     )
+    notes = "\n".join([notes, *result.log])
     _finish(store, run_id, result, "success", result.cursor_after, notes=notes)
     return result
 

@@ -130,6 +130,8 @@ class UsageResult:
     ranges: list[str] = field(default_factory=list)
     per_range: dict[str, RangeCounts] = field(default_factory=dict)
     seconds: float = 0.0
+    #: Notes for the sync log beside the counts (e.g. the source columns added since the last run).
+    log: list[str] = field(default_factory=list)
 
     def counts(self) -> RangeCounts:
         """The run's counts so far (to tell one range's share by difference)."""
