@@ -14,7 +14,12 @@ from typing import Any
 from pydantic import model_validator
 
 from planhat_pipelines.config.base import FileModel, Positive, Secret, example, fail
-from planhat_pipelines.store.location import DEFAULT_RETENTION_DAYS, PostgresCatalog, StoreLocation
+from planhat_pipelines.store.location import (
+    DEFAULT_CHANGE_LOG_DAYS,
+    DEFAULT_RETENTION_DAYS,
+    PostgresCatalog,
+    StoreLocation,
+)
 
 #: The embedded store a config that says nothing else gets (relative to the config file's folder).
 DEFAULT_CATALOG = ".data/planhat.sqlite"
@@ -38,6 +43,8 @@ class StoreFile(FileModel):
     postgres: PostgresCatalogFile | None = None
     data_path: str | None = example("data/planhat_files/", None)
     retention_days: Positive = example("30", DEFAULT_RETENTION_DAYS)
+    #: Days the per-record change log keeps its rows (``planhat-pipelines changes``); maintenance prunes older.
+    change_log_days: Positive = example("14", DEFAULT_CHANGE_LOG_DAYS)
 
     @model_validator(mode="before")
     @classmethod
@@ -76,6 +83,10 @@ class StoreFile(FileModel):
             data = str(resolve(data))
         if self.postgres is not None:
             assert data is not None
-            return StoreLocation("postgres", None, data, self.postgres.build(), self.retention_days)
+            return StoreLocation(
+                "postgres", None, data, self.postgres.build(), self.retention_days, self.change_log_days
+            )
         location = StoreLocation.of_file(resolve(self.catalog or DEFAULT_CATALOG), data)
-        return StoreLocation(location.kind, location.catalog, location.data_path, None, self.retention_days)
+        return StoreLocation(
+            location.kind, location.catalog, location.data_path, None, self.retention_days, self.change_log_days
+        )

@@ -21,9 +21,10 @@ def build_maintenance_defs() -> dg.Definitions:
         kinds={"duckdb"},
         pool=MAINTENANCE_POOL,
         description=(
-            "Flushes inlined rows, merges small files, expires snapshots older than the store's retention_days "
-            "and deletes files no kept snapshot needs (after a day's grace). Rows never change; the metadata "
-            "says what it did."
+            "Deletes change-log rows older than the store's change_log_days, flushes inlined rows, merges small "
+            "files, expires snapshots older than the store's retention_days and deletes files no kept snapshot "
+            "needs (after a day's grace). Other rows never change; the metadata says what it did "
+            "(change_log_rows_pruned among it)."
         ),
     )
     def store_maintenance(store: StoreResource) -> dg.MaterializeResult:

@@ -30,7 +30,13 @@ from planhat_pipelines.config import (
 )
 from planhat_pipelines.errors import SyncError
 from planhat_pipelines.store import ModelStore
-from planhat_pipelines.store.location import DEFAULT_RETENTION_DAYS, CatalogKind, PostgresCatalog, StoreLocation
+from planhat_pipelines.store.location import (
+    DEFAULT_CHANGE_LOG_DAYS,
+    DEFAULT_RETENTION_DAYS,
+    CatalogKind,
+    PostgresCatalog,
+    StoreLocation,
+)
 from planhat_pipelines.warehouses.base import Warehouse
 from planhat_pipelines.warehouses.factory import open_warehouse
 
@@ -59,6 +65,7 @@ class StoreResource(dg.ConfigurableResource):
     postgres_user: str = ""
     postgres_password_env: str = ""
     retention_days: int = DEFAULT_RETENTION_DAYS
+    change_log_days: int = DEFAULT_CHANGE_LOG_DAYS
     lock_timeout_seconds: float = 30.0
 
     @classmethod
@@ -75,6 +82,7 @@ class StoreResource(dg.ConfigurableResource):
             postgres_user=pg.user if pg else "",
             postgres_password_env=(pg.password_env or "") if pg else "",
             retention_days=location.retention_days,
+            change_log_days=location.change_log_days,
         )
 
     def location(self) -> StoreLocation:
@@ -89,9 +97,8 @@ class StoreResource(dg.ConfigurableResource):
                 self.postgres_password_env or None,
             )
         kind = cast(CatalogKind, self.catalog_type)
-        return StoreLocation(
-            kind, Path(self.catalog) if self.catalog else None, self.data_path, postgres, self.retention_days
-        )
+        catalog = Path(self.catalog) if self.catalog else None
+        return StoreLocation(kind, catalog, self.data_path, postgres, self.retention_days, self.change_log_days)
 
     def open(self, *, lock_timeout: float | None = None, read_only: bool = False) -> ModelStore:
         """Attach (and, unless ``read_only``, migrate) the store; close it when done."""

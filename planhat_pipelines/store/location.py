@@ -27,6 +27,8 @@ SQLITE_SUFFIXES = frozenset({".sqlite", ".sqlite3", ".db"})
 CATALOG_ALIAS = "store"
 #: Snapshot retention when the config does not say.
 DEFAULT_RETENTION_DAYS = 30
+#: How long change-log rows are kept when the config does not say (``store.change_log_days``).
+DEFAULT_CHANGE_LOG_DAYS = 14
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class StoreLocation:
         data_path: The folder (or ``s3://`` / ``gs://`` prefix) holding the tables' files.
         postgres: The catalog database, for ``postgres``.
         retention_days: Snapshots older than this are expired by maintenance (time travel reaches this far).
+        change_log_days: Change-log rows older than this are deleted by maintenance.
     """
 
     kind: CatalogKind
@@ -75,6 +78,7 @@ class StoreLocation:
     data_path: str
     postgres: PostgresCatalog | None = None
     retention_days: int = DEFAULT_RETENTION_DAYS
+    change_log_days: int = DEFAULT_CHANGE_LOG_DAYS
 
     @classmethod
     def of_file(cls, catalog: str | Path, data_path: str | Path | None = None) -> StoreLocation:

@@ -10,6 +10,9 @@ files and snapshots. :func:`maintain` runs DuckLake's own maintenance functions,
    reach back that far);
 4. ``ducklake_cleanup_old_files``: files no kept snapshot needs are deleted once they have waited at least a
    day (:data:`CLEANUP_GRACE`: a reader that attached before the expiry may still be reading them).
+
+Before those, change-log rows older than the store's ``change_log_days`` are deleted
+(:meth:`ChangeLog.prune_change_log`), so the files they leave behind are merged and cleaned up in the same pass.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class MaintenanceReport:
     files_merged_into: int
     snapshots_expired: int
     files_deleted: int
+    change_log_rows_pruned: int = 0
 
     def metadata(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -58,14 +62,16 @@ def _snapshots(store: ModelStore) -> int:
 
 
 def maintain(store: ModelStore, now: datetime | None = None) -> MaintenanceReport:
-    """Flush inlined rows, merge small files, expire snapshots past the retention and delete unneeded files.
+    """Prune the change log, flush inlined rows, merge small files, expire old snapshots, delete unneeded files.
 
     Each step is DuckLake's own transaction; one that loses a commit race with a sync is run again
-    (:meth:`ModelStore.atomic`). Rows are never changed: only how they are laid out.
+    (:meth:`ModelStore.atomic`). Apart from the change log's old rows, rows are never changed: only how they
+    are laid out.
     """
     now = now or datetime.now()
     alias = quote_literal(CATALOG_ALIAS)
     files_before, snapshots_before = _live_files(store), _snapshots(store)
+    pruned = store.prune_change_log(now - timedelta(days=store.location.change_log_days))
     store.atomic(lambda: store.con.execute(f"CALL ducklake_flush_inlined_data({alias})").fetchall())
     merged = store.atomic(lambda: store.con.execute(f"CALL ducklake_merge_adjacent_files({alias})").fetchall())
     expire_before = now - timedelta(days=store.location.retention_days)
@@ -87,4 +93,5 @@ def maintain(store: ModelStore, now: datetime | None = None) -> MaintenanceRepor
         len(merged),
         len(expired),
         len(deleted),
+        pruned,
     )
