@@ -155,12 +155,14 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("--limit", type=int, default=30, help="newest N runs (default 30)")
     logs.add_argument("--rejects", action="store_true", help="also list open rejected rows with their reasons")
     logs.set_defaults(handler=_logs)
+    from planhat_pipelines.cli.changes import register as register_changes
     from planhat_pipelines.cli.ranges import register as register_ranges
     from planhat_pipelines.cli.serve import register as register_serve
     from planhat_pipelines.cli.store import register as register_store
     from planhat_pipelines.okrs.cli import register as register_okrs
     from planhat_pipelines.preflight import register as register_preflight
 
+    register_changes(sub)
     register_ranges(sub)
     register_store(sub)
     register_okrs(sub)
