@@ -10,17 +10,18 @@ A connection is
 - ``failing`` when opening or probing raised: the error text is the client's own (e.g. Google's
   ``invalid_grant``, the key loader's "bad decrypt"), the fix says what to do;
 - ``expiring`` when it works but a known expiry is within ``health.warn_days`` (the configured
-  ``key_rotation_date``; an overdue date stays ``expiring`` while the old key still works);
+  ``key_rotation_date``, or a Snowflake OAuth connection's ``oauth_refresh_token_expires``; an overdue date
+  stays ``expiring`` while the old credentials still work);
 - ``ok`` otherwise.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 
-from planhat_pipelines.config import BigQuerySettings, ConnectionConfig, DuckDBSettings
+from planhat_pipelines.config import BigQuerySettings, ConnectionConfig, DuckDBSettings, SnowflakeSettings
 from planhat_pipelines.errors import ConfigError, PlanhatPipelinesError
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.warehouses.factory import open_warehouse
@@ -92,9 +93,30 @@ def _split_fix(connection: ConnectionConfig, exc: BaseException) -> tuple[str, s
     return error, fix
 
 
-def _expiry(connection: ConnectionConfig) -> datetime | None:
+def _expiry(connection: ConnectionConfig) -> tuple[datetime | None, str, str]:
+    """(the earliest known expiry, what expires then, the fix): ``health.key_rotation_date`` or, for a Snowflake
+    OAuth connection, ``oauth_refresh_token_expires`` (what ``planhat-pipelines auth snowflake`` printed)."""
+    known: list[tuple[date, str, str]] = []
     rotation = connection.health.key_rotation_date
-    return None if rotation is None else datetime.combine(rotation, time.min, tzinfo=UTC)
+    if rotation is not None:
+        fix = (
+            "rotate the key (or re-authorise) before that date, update its environment variable, then move "
+            f"health.key_rotation_date of connection '{connection.name}' to the new key's expiry"
+        )
+        known.append((rotation, "the credentials' key_rotation_date", fix))
+    settings = connection.settings
+    if isinstance(settings, SnowflakeSettings) and settings.auth == "oauth" and settings.oauth_refresh_token_expires:
+        var = settings.oauth_refresh_token.name if settings.oauth_refresh_token else "oauth_refresh_token's variable"
+        fix = (
+            "re-authorise before that date: run `planhat-pipelines auth snowflake`, set "
+            f"{var} to the new refresh token and oauth_refresh_token_expires of connection '{connection.name}' "
+            "to the date it prints"
+        )
+        known.append((settings.oauth_refresh_token_expires, "the OAuth refresh token's expiry", fix))
+    if not known:
+        return None, "", ""
+    day, what, fix = min(known, key=lambda item: item[0])
+    return datetime.combine(day, time.min, tzinfo=UTC), what, fix
 
 
 def check_connection(connection: ConnectionConfig, now: datetime) -> HealthStatus:
@@ -111,7 +133,7 @@ def check_connection(connection: ConnectionConfig, now: datetime) -> HealthStatu
         The status.
     """
     now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
-    expires_at = _expiry(connection)
+    expires_at, expiring_what, expiring_fix = _expiry(connection)
     try:
         with open_warehouse(connection) as warehouse:
             warehouse.probe()
@@ -126,12 +148,8 @@ def check_connection(connection: ConnectionConfig, now: datetime) -> HealthStatu
     if expires_at is not None and expires_at - now <= timedelta(days=connection.health.warn_days):
         days = (expires_at - now).total_seconds() / 86400
         when = f"in {days:.1f} days" if days >= 0 else f"{-days:.1f} days ago"
-        error = f"the credentials' key_rotation_date {expires_at.date().isoformat()} is {when}"
-        fix = (
-            "rotate the key (or re-authorise) before that date, update its environment variable, then move "
-            f"health.key_rotation_date of connection '{connection.name}' to the new key's expiry"
-        )
-        return HealthStatus(connection.name, "expiring", error, fix, expires_at, now)
+        error = f"{expiring_what} {expires_at.date().isoformat()} is {when}"
+        return HealthStatus(connection.name, "expiring", error, expiring_fix, expires_at, now)
     return HealthStatus(connection.name, "ok", None, None, expires_at, now)
 
 

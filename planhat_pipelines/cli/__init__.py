@@ -155,6 +155,7 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("--limit", type=int, default=30, help="newest N runs (default 30)")
     logs.add_argument("--rejects", action="store_true", help="also list open rejected rows with their reasons")
     logs.set_defaults(handler=_logs)
+    from planhat_pipelines.cli.auth import register as register_auth
     from planhat_pipelines.cli.changes import register as register_changes
     from planhat_pipelines.cli.ranges import register as register_ranges
     from planhat_pipelines.cli.serve import register as register_serve
@@ -168,6 +169,7 @@ def _parser() -> argparse.ArgumentParser:
     register_okrs(sub)
     register_preflight(sub)
     register_serve(sub)
+    register_auth(sub)
     return parser
 
 

@@ -62,11 +62,17 @@ class SnowflakeSettings:
     schema: str
     warehouse: str | None = None
     role: str | None = None
-    auth: str = "password"  # password | key_pair
+    auth: str = "password"  # password | key_pair | oauth
     password: EnvRef | None = None
     private_key_path: EnvRef | None = None
     private_key: EnvRef | None = None
     private_key_passphrase: EnvRef | None = None
+    # auth: oauth (a custom-client security integration; `planhat-pipelines auth snowflake` gets the token)
+    oauth_client_id: EnvRef | None = None
+    oauth_client_secret: EnvRef | None = None
+    oauth_refresh_token: EnvRef | None = None
+    oauth_token_uri: str | None = None  # default https://<account>.snowflakecomputing.com/oauth/token-request
+    oauth_refresh_token_expires: date | None = None  # the credentials sensor warns health.warn_days before
     host: str | None = None  # for a local emulator (fakesnow server)
     port: int | None = example("443", None)
     protocol: str | None = None
@@ -172,9 +178,13 @@ class BigQueryFile(_ConnectionFile):
         return BigQuerySettings(**self.own_values())
 
 
+#: The secrets ``auth: oauth`` needs on a Snowflake connection.
+_SNOWFLAKE_OAUTH_SECRETS = ("oauth_client_id", "oauth_client_secret", "oauth_refresh_token")
+
+
 class SnowflakeFile(_ConnectionFile):
     type: Literal["snowflake"]
-    auth: Literal["password", "key_pair"] = "password"
+    auth: Literal["password", "key_pair", "oauth"] = "password"
     account: str = example("myorg-myaccount")
     user: str = example("PLANHAT_SYNC")
     database: str = example("ANALYTICS")
@@ -185,13 +195,21 @@ class SnowflakeFile(_ConnectionFile):
     private_key_path: Secret = None
     private_key: Secret = None
     private_key_passphrase: Secret = None
+    oauth_client_id: Secret = None
+    oauth_client_secret: Secret = None
+    oauth_refresh_token: Secret = None
+    oauth_token_uri: str | None = example("https://myorg-myaccount.snowflakecomputing.com/oauth/token-request", None)
+    oauth_refresh_token_expires: Annotated[date | None, BeforeValidator(calendar_date)] = example("2027-03-01", None)
     host: str | None = None
     port: int | None = example("443", None)
     protocol: str | None = None
 
     @classmethod
     def conditionally_required(cls, raw: Mapping[str, Any]) -> tuple[str, ...]:
-        return ("password",) if (raw.get("auth") or "password") == "password" else ()
+        auth = raw.get("auth") or "password"
+        if auth == "oauth":
+            return _SNOWFLAKE_OAUTH_SECRETS
+        return ("password",) if auth == "password" else ()
 
     @field_validator("port")
     @classmethod
@@ -210,6 +228,16 @@ class SnowflakeFile(_ConnectionFile):
                 "add 'private_key_path: {env: SNOWFLAKE_PRIVATE_KEY_PATH}' or "
                 "'private_key: {env: SNOWFLAKE_PRIVATE_KEY}'",
                 "private_key_path",
+            )
+        if self.auth == "oauth":
+            for key in _SNOWFLAKE_OAUTH_SECRETS:
+                if getattr(self, key) is None:
+                    fail("is missing", f"add '{key}: {{env: SNOWFLAKE_{key.upper()}}}'", key)
+        elif self.oauth_refresh_token_expires is not None:
+            fail(
+                "is only read with 'auth: oauth'",
+                "remove it, or use health.key_rotation_date for the expiry of a password or key",
+                "oauth_refresh_token_expires",
             )
         return self
 

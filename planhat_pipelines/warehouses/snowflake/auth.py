@@ -1,4 +1,9 @@
-"""Snowflake connection arguments from the config: password or key pair (a .p8 file or PEM text).
+"""Snowflake connection arguments from the config: password, key pair (a .p8 file or PEM text) or OAuth.
+
+With ``auth: oauth`` the refresh token is exchanged for an access token at the token endpoint when the
+arguments are built (the connector's ``authenticator='oauth'`` takes only an access token, which lives about
+ten minutes); a lapsed or revoked refresh token is a CredentialsError whose fix is to run
+``planhat-pipelines auth snowflake`` again.
 
 Env vars and key files are read when these functions are called (by :func:`open_snowflake`), never at import.
 """
@@ -8,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from planhat_pipelines.config import SnowflakeSettings
+from planhat_pipelines.config import EnvRef, SnowflakeSettings
 from planhat_pipelines.errors import CredentialsError
 
 #: Login timeout used by :func:`open_snowflake` unless ``connect_args`` says otherwise (the connector's is 120 s).
@@ -125,6 +130,48 @@ def snowflake_connect_args(name: str, settings: SnowflakeSettings) -> tuple[dict
             )
         args["password"] = ref.value()
         fix = f"set {ref.name} to the current password of Snowflake user {settings.user}"
+    elif settings.auth == "oauth":
+        args["authenticator"] = "oauth"
+        args["token"] = _oauth_access_token(name, settings)
+        fix = _reauthorise(settings)
     else:
-        raise CredentialsError(name, "auth", f"unknown auth '{settings.auth}'", "use 'password' or 'key_pair'")
+        raise CredentialsError(name, "auth", f"unknown auth '{settings.auth}'", "use 'password', 'key_pair' or 'oauth'")
     return args, fix
+
+
+def _reauthorise(settings: SnowflakeSettings) -> str:
+    var = settings.oauth_refresh_token.name if settings.oauth_refresh_token else "the refresh token's variable"
+    return (
+        "re-authorise: run `planhat-pipelines auth snowflake` for this integration, set "
+        f"{var} to the new refresh token and oauth_refresh_token_expires to the date it prints"
+    )
+
+
+def _env(name: str, ref: EnvRef | None, setting: str) -> str:
+    value = ref.value().strip() if ref is not None else ""
+    if not value:
+        where = f"environment variable {ref.name}" if ref is not None else f"setting '{setting}'"
+        raise CredentialsError(name, setting, f"{where} is empty or unset", f"set it ({setting} of the connection)")
+    return value
+
+
+def _oauth_access_token(name: str, settings: SnowflakeSettings) -> str:
+    """An access token for the connection's refresh token, from its token endpoint."""
+    from planhat_pipelines.oauth.snowflake import TokenEndpointError, refresh_access_token, token_url
+
+    url = settings.oauth_token_uri or token_url(settings.account)
+    try:
+        return refresh_access_token(
+            url,
+            _env(name, settings.oauth_client_id, "oauth_client_id"),
+            _env(name, settings.oauth_client_secret, "oauth_client_secret"),
+            _env(name, settings.oauth_refresh_token, "oauth_refresh_token"),
+        )
+    except TokenEndpointError as exc:
+        if exc.error == "invalid_client":
+            fix = "check oauth_client_id and oauth_client_secret (SELECT SYSTEM$SHOW_OAUTH_CLIENT_SECRETS(...))"
+        elif exc.refused:
+            fix = _reauthorise(settings)
+        else:
+            fix = exc.fix
+        raise CredentialsError(name, "oauth_refresh_token", exc.problem, fix, transient=exc.transient) from None
