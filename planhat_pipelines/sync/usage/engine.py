@@ -19,14 +19,15 @@ from planhat_pipelines.warehouses.base import ColumnKind, TableInfo, Warehouse
 _KEY_KINDS = (ColumnKind.INTEGER, ColumnKind.DECIMAL, ColumnKind.FLOAT, ColumnKind.TEXT)
 
 
-def check_source(section: UsageSection, warehouse: Warehouse) -> TableInfo:
-    """Describe the section's table and check its columns before anything is read or written.
+def check_source(section: UsageSection, warehouse: Warehouse, info: TableInfo | None = None) -> TableInfo:
+    """Describe the section's table (unless ``info`` is its description) and check its columns before anything
+    is read or written.
 
     Raises:
         WarehouseError: the table or a mapped column does not exist.
         KeyValidationError: the key column is neither numeric nor text.
     """
-    info = warehouse.describe(section.table)
+    info = info or warehouse.describe(section.table)
     key = info.column(section.key)
     if key.kind not in _KEY_KINDS:
         raise KeyValidationError(
@@ -69,8 +70,9 @@ def load_range(
     Args:
         reread: Read the whole range again instead of resuming after its cursor (idempotent).
     """
-    info = check_source(section, warehouse)
-    drift = check_source_drift(section, store, info)
+    info = warehouse.describe(section.table)
+    drift = check_source_drift(section, store, info)  # a drift error says more than check_source's
+    check_source(section, warehouse, info)
     prepare_refs(section, store)
     one = Pass(
         section, store, warehouse, info, run_id, result or UsageResult(section.name), time.perf_counter(), progress
@@ -119,16 +121,17 @@ def run_usage(
         cursor_before=cursor_text(result.cursor_before),
     )
     try:
-        one = _open_pass(section, store, warehouse, run_id, result, started, progress)
-        drift = check_source_drift(section, store, one.info)  # before anything is read or written
+        info = warehouse.describe(section.table)
+        drift = check_source_drift(section, store, info)  # before anything is read, written or checked
         result.log += drift.notes()
+        one = _open_pass(section, store, warehouse, run_id, result, started, progress, info)
         retry_rejects(one)
         reread_lookback(one)
         for span in sorted(spans):
             load_span(one, span, reread=reread)
         reject_invalid_keys(one)
         if drift.changed:  # the new baseline, only once the run succeeded
-            store.record_source_columns(section.name, one.info.columns, run_id)
+            store.record_source_columns(section.name, info.columns, run_id)
     except Exception as exc:
         result.seconds = time.perf_counter() - started
         notes = "\n".join(result.log) or None
@@ -153,12 +156,13 @@ def _open_pass(
     result: UsageResult,
     started: float,
     progress: ProgressFn | None,
+    info: TableInfo,
 ) -> Pass:
     """Check the source and index the references once for every pass of the run.
 
     The source's highest key is read only when progress is reported (it is the end of an open-ended read).
     """
-    info = check_source(section, warehouse)
+    check_source(section, warehouse, info)
     prepare_refs(section, store)
     bounds = warehouse.key_bounds(section.table, section.key) if progress is not None else None
     return Pass(section, store, warehouse, info, run_id, result, started, progress, bounds and bounds[1])
