@@ -103,7 +103,7 @@ class LoopbackRedirect(Generic[T]):
         Raises:
             OAuthError: Consent refused, a redirect with another state, the code refused, or no redirect in time.
         """
-        outcome: list[T | OAuthError] = []
+        outcome: list[T | Exception] = []
 
         def complete(query: dict[str, str]) -> tuple[bool, str]:
             try:
@@ -111,6 +111,9 @@ class LoopbackRedirect(Generic[T]):
             except OAuthError as exc:
                 outcome.append(exc)
                 return False, f"planhat-pipelines auth failed: {exc}"
+            except Exception as exc:  # an unexpected failure: raised by wait(), not lost in the server's thread
+                outcome.append(exc)
+                return False, "planhat-pipelines auth failed: see the terminal"
             return True, "Done: the refresh token was obtained. You can close this window."
 
         self._server.complete = complete
@@ -122,7 +125,7 @@ class LoopbackRedirect(Generic[T]):
             self._server.timeout = remaining
             self._server.handle_request()
         result = outcome[0]
-        if isinstance(result, OAuthError):
+        if isinstance(result, Exception):
             raise result
         return result
 
