@@ -90,3 +90,7 @@ class SchemaDriftError(SyncError):
         super().__init__(f"section '{section}', table '{table}': {problem}", fix=fix)
         self.section = section
         self.table = table
+
+
+class DeleteLimitError(SyncError):
+    """A run would remove more records than its section's ``delete_limit`` allows; nothing was written."""

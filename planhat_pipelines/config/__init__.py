@@ -18,7 +18,7 @@ from planhat_pipelines.config.connections import (
     HealthConfig,
     SnowflakeSettings,
 )
-from planhat_pipelines.config.crm import CrmSection, Direction, FieldMapping
+from planhat_pipelines.config.crm import CrmSection, DeleteLimit, Direction, FieldMapping, OnMissing
 from planhat_pipelines.config.health_score import HealthInput, HealthScoreConfig, Threshold
 from planhat_pipelines.config.loader import (
     CONFIG_ENV_VAR,
@@ -55,6 +55,7 @@ __all__ = [
     "ConnectionConfig",
     "ConnectionSettings",
     "CrmSection",
+    "DeleteLimit",
     "Direction",
     "DoneTaskBehaviour",
     "DuckDBSettings",
@@ -65,6 +66,7 @@ __all__ = [
     "HealthScoreConfig",
     "KeyResult",
     "Objective",
+    "OnMissing",
     "SnowflakeSettings",
     "Threshold",
     "UsageSection",

@@ -69,6 +69,36 @@ class FieldMapping:
         return self.planhat.split(".", 1)[1] if self.planhat.startswith("custom.") else None
 
 
+class OnMissing(Enum):
+    """What receive does with a record whose source row is gone (``on_missing:``)."""
+
+    IGNORE = "ignore"  # keep it as it is (Planhat's own sync: the default)
+    ARCHIVE = "archive"  # keep it, marked ``_archived_at`` and hidden from the web app's pages
+    DELETE = "delete"  # delete it from the store
+
+
+@dataclass(frozen=True)
+class DeleteLimit:
+    """The most records one run may remove (archive, delete, or delete from the warehouse when mirroring).
+
+    Exactly one of ``percent`` (of the records the section holds before the run) and ``count`` is set; a run
+    that would remove more fails before anything is written. ``planhat-pipelines allow-deletes`` lifts it once.
+    """
+
+    percent: float | None = 10.0
+    count: int | None = None
+
+    def allows(self, removing: int, holding: int) -> bool:
+        """Whether removing ``removing`` of ``holding`` records stays within the limit (the edge is allowed)."""
+        if self.count is not None:
+            return removing <= self.count
+        assert self.percent is not None
+        return removing * 100 <= self.percent * holding
+
+    def describe(self) -> str:
+        return f"{self.count} records" if self.count is not None else f"{self.percent:g} %"
+
+
 @dataclass(frozen=True)
 class CrmSection:
     """One model mapped to one warehouse table or view."""
@@ -84,6 +114,9 @@ class CrmSection:
     company_match: str = "externalId"
     null_overwrites: bool = False
     owners: tuple[str, ...] = ()
+    on_missing: OnMissing = OnMissing.IGNORE
+    mirror: bool = False
+    delete_limit: DeleteLimit = DeleteLimit()
 
     def receive_fields(self) -> tuple[FieldMapping, ...]:
         return tuple(f for f in self.fields if f.direction.receives)
@@ -107,6 +140,26 @@ def _some_fields(fields: tuple[FieldFile, ...]) -> tuple[FieldFile, ...]:
     if not fields:
         fail("maps no fields", "add 'fields:' with at least one '- {planhat: ..., warehouse: ...}'")
     return fields
+
+
+def _delete_limit(value: Any) -> DeleteLimit:
+    """``delete_limit:`` as a share (``"10%"``, of the records the section holds) or a count (``500``)."""
+    if isinstance(value, DeleteLimit):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        fail(f"{value!r} is neither a share nor a count", "write a share such as '10%' or a count such as 500")
+    if isinstance(value, int):
+        if value < 0:
+            fail(f"{value} is negative", "write a count of 0 or more, or a share such as '10%'")
+        return DeleteLimit(percent=None, count=value)
+    text = value.strip()
+    try:
+        percent = float(text.removesuffix("%"))
+    except ValueError:
+        percent = -1.0
+    if not text.endswith("%") or not 0 <= percent <= 100:
+        fail(f"'{value}' is not a share from 0% to 100%", "write a share such as '10%' or a count such as 500")
+    return DeleteLimit(percent=percent)
 
 
 class FieldFile(FileModel):
@@ -134,6 +187,9 @@ class CrmSectionFile(FileModel):
     company_match: Literal["externalId", "sourceId", "id"] = "externalId"
     null_overwrites: bool = False
     owners: Annotated[tuple[str, ...], BeforeValidator(check_owners)] = ()
+    on_missing: Literal["ignore", "archive", "delete"] = "ignore"
+    mirror: bool = False
+    delete_limit: Annotated[DeleteLimit, BeforeValidator(_delete_limit)] = DeleteLimit()
 
     @field_validator("model")
     @classmethod
@@ -157,6 +213,18 @@ class CrmSectionFile(FileModel):
             )
         for i, mapping in enumerate(self.fields):
             _check_field(f"fields[{i}]", mapping, model, direction)
+        if self.on_missing != "ignore" and not direction.receives:
+            fail(
+                f"'{self.on_missing}' applies to records that left the source, and a send section receives none",
+                "remove on_missing (to delete warehouse rows whose records left the store, use 'mirror: true')",
+                "on_missing",
+            )
+        if self.mirror and not direction.sends:
+            fail(
+                "mirror deletes warehouse rows whose records left the store, and a receive section sends nothing",
+                "remove mirror, or use 'on_missing: archive' or 'delete' for records that left the warehouse",
+                "mirror",
+            )
         return self
 
     def build(self) -> CrmSection:
@@ -176,6 +244,9 @@ class CrmSectionFile(FileModel):
             self.company_match,
             self.null_overwrites,
             self.owners,
+            OnMissing(self.on_missing),
+            self.mirror,
+            self.delete_limit,
         )
 
 

@@ -113,11 +113,13 @@ class ChangeLog(Transactional):
         key: str | None = None,
         record_id: str | None = None,
         run_id: str | None = None,
+        op: str | None = None,
         limit: int = 100,
     ) -> list[Change]:
         """The newest ``limit`` change-log rows matching every filter given, newest first."""
         where, params = [], []
-        for column, value in (("section", section), ('"key"', key), ("record_id", record_id), ("run_id", run_id)):
+        filters = (("section", section), ('"key"', key), ("record_id", record_id), ("run_id", run_id), ("op", op))
+        for column, value in filters:
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
-from planhat_pipelines.config import CrmSection
+from planhat_pipelines.config import CrmSection, OnMissing
 from planhat_pipelines.sync.crm.keys import key_sql, raw_key_sql
 from planhat_pipelines.sync.crm.progress import CrmProgressFn, Reporter
 from planhat_pipelines.sync.crm.result import CrmResult
@@ -76,6 +76,11 @@ def plan_read(
     return ReadPlan(change_set, new_cursor)
 
 
+def section_removes(section: CrmSection) -> bool:
+    """Whether receive archives or deletes the records that left the source (``on_missing``)."""
+    return section.on_missing is not OnMissing.IGNORE
+
+
 def stage_source(
     con: duckdb.DuckDBPyConnection,
     section: CrmSection,
@@ -94,8 +99,12 @@ def stage_source(
         result.deleted = len(change_set.deleted_keys)
         if result.deleted:
             result.log.append(
-                f"{result.deleted} rows were deleted in the warehouse since the last sync; deletes are "
-                "not applied to the store (records stay in Planhat)"
+                f"{result.deleted} rows were deleted in the warehouse since the last sync"
+                + (
+                    "; deletes are not applied to the store (on_missing: ignore)"
+                    if not section_removes(section)
+                    else ""
+                )
             )
     else:
         batches = warehouse.read_batches(section.table, columns, batch_size=batch_size)

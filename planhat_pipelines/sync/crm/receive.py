@@ -14,13 +14,20 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from planhat_pipelines.config import CrmSection
+from planhat_pipelines.config import CrmSection, OnMissing
 from planhat_pipelines.errors import KeyValidationError, SyncError
 from planhat_pipelines.models.catalog import trim_sql
 from planhat_pipelines.sql_quoting import quote_identifier as q
 from planhat_pipelines.sql_quoting import quote_literal as lit
 from planhat_pipelines.store import ModelStore, UpsertCounts
 from planhat_pipelines.store.change_log import LogContext
+from planhat_pipelines.sync.crm.deletes import (
+    Removal,
+    apply_removal,
+    describe_removal,
+    plan_removal,
+    restore_returned,
+)
 from planhat_pipelines.sync.crm.fields import (
     Plan,
     field_error_sql,
@@ -32,7 +39,7 @@ from planhat_pipelines.sync.crm.fields import (
 )
 from planhat_pipelines.sync.crm.keys import KEY, check_key_column, key_error, raw_key_sql
 from planhat_pipelines.sync.crm.progress import CrmProgressFn, Reporter
-from planhat_pipelines.sync.crm.read import ReadPlan, plan_read, stage_source
+from planhat_pipelines.sync.crm.read import ReadPlan, plan_read, section_removes, stage_source
 from planhat_pipelines.sync.crm.result import CrmResult
 from planhat_pipelines.sync.crm.sql import DEFAULT_BATCH_SIZE, NULL_KEY, PENDING_PARENT, drop
 from planhat_pipelines.warehouses.base import Warehouse
@@ -44,7 +51,7 @@ _RULES_VERSION = 2
 _REJECT_SCHEMA = pa.schema(
     [("key", pa.string()), ("fingerprint", pa.string()), ("reason", pa.string()), ("value", pa.string())]
 )
-_TEMPS = ("__crm_src", "__crm_keys", "__crm_skip", "__crm_rows", "__crm_ok")
+_TEMPS = ("__crm_src", "__crm_keys", "__crm_skip", "__crm_rows", "__crm_ok", "__crm_missing")
 
 
 @dataclass
@@ -60,6 +67,7 @@ class _Run:
     run_id: str
     progress: CrmProgressFn | None
     skipped: int = 0  # rows unchanged since this section last accepted them
+    removal: Removal | None = None  # records that left the source (``on_missing`` archive/delete)
 
     @property
     def pending(self) -> str | None:
@@ -113,6 +121,8 @@ def receive(
         stage_source(
             store.con, section, warehouse, read, columns, batch_size=batch_size, progress=progress, result=result
         )
+        if section_removes(section):
+            run.removal = plan_removal(store, section, read.change_set)
         _skip_unchanged(run, full=full)
         if run.skipped and run.skipped == result.rows_read:
             return _nothing_changed(run)
@@ -180,9 +190,18 @@ def _skip_unchanged(run: _Run, *, full: bool) -> None:
 def _nothing_changed(run: _Run) -> CrmResult:
     """Every row read is unchanged since the last sync: only the bookkeeping of a run remains."""
     section, store, result = run.section, run.store, run.result
-    if run.read.new_cursor is not None:
-        store.set_cursor(section.name, "", run.read.new_cursor)
-        result.cursor_after = run.read.new_cursor
+    new_cursor = run.read.new_cursor
+
+    def commit() -> None:
+        result.removed = apply_removal(store, section, run.run_id, run.removal)
+        if new_cursor is not None:
+            store.set_cursor(section.name, "", new_cursor)
+
+    if run.removal or new_cursor is not None:
+        store.atomic(commit)
+    if new_cursor is not None:
+        result.cursor_after = new_cursor
+    result.log.extend(describe_removal(section, result))
     result.unchanged = result.rows_read
     empty = _REJECT_SCHEMA.empty_table()
     # A full read that rejected nothing resolves every open reject (their rows are now accepted and unchanged);
@@ -320,6 +339,9 @@ def _write(run: _Run) -> None:
         _remember_hashes(run)
         if run.pending:
             _link_parents(run)
+        result.removed = apply_removal(store, section, run.run_id, run.removal)
+        if section.on_missing is OnMissing.ARCHIVE:
+            result.restored = restore_returned(store, section, run.run_id, "__crm_ok")
         if section.model.slug in ("license", "company", "churn"):
             store.refresh_company_fields()
         if new_cursor is not None:
@@ -331,6 +353,7 @@ def _write(run: _Run) -> None:
     writing.total = counts.inserted + counts.updated + counts.unchanged - skipped
     writing.add(writing.total)
     result.inserted, result.updated, result.unchanged = counts.inserted, counts.updated, counts.unchanged
+    result.log.extend(describe_removal(section, result))
     if new_cursor is not None:
         result.cursor_after = new_cursor
 

@@ -2,7 +2,10 @@
 
 Every record goes through one statement that builds its warehouse row (``__crm_send``), the target's
 current rows are read for the comparison (``__crm_wh``), and only new or differing rows (``__crm_out``)
-are merged into the warehouse in batches, under the warehouse's own spelling of a matched key.
+are merged into the warehouse in batches, under the warehouse's own spelling of a matched key. Each record
+sent gets a change-log row (its sent columns, the warehouse's value → the store's). With ``mirror: true``,
+target rows whose key matches no store record (``__crm_gone``) are then deleted, within the section's
+``delete_limit`` (checked before anything is written, see :mod:`.deletes`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from planhat_pipelines.models.catalog import MONEY_SCALE
 from planhat_pipelines.sql_quoting import quote_identifier as q
 from planhat_pipelines.sql_quoting import quote_literal as lit
 from planhat_pipelines.store import ModelStore
+from planhat_pipelines.sync.crm.deletes import apply_mirror, log_sends, plan_mirror
 from planhat_pipelines.sync.crm.fields import is_relation
 from planhat_pipelines.sync.crm.keys import check_send_target, key_sql
 from planhat_pipelines.sync.crm.progress import CrmProgressFn, Reporter
@@ -35,7 +39,7 @@ _SEND_TYPES = {
     ColumnKind.DATE: "DATE",
     ColumnKind.TIMESTAMP: "TIMESTAMP",
 }
-_TEMPS = ("__crm_send", "__crm_wh", "__crm_out")
+_TEMPS = ("__crm_send", "__crm_wh", "__crm_out", "__crm_gone")
 
 
 @dataclass
@@ -55,6 +59,7 @@ def send(
     run_id: str,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: CrmProgressFn | None = None,
+    dry_run: bool = False,
 ) -> CrmResult:
     """Write the store's send fields of ``section`` to its warehouse table, new or changed records only.
 
@@ -62,10 +67,12 @@ def send(
         section: The sync section (its direction must include send).
         store: The model store.
         warehouse: The section's warehouse.
-        run_id: The sync-log run id (kept for symmetry with :func:`receive`).
+        run_id: The sync-log run id the change-log rows are written under.
         batch_size: Rows per merge batch.
         progress: Called after every batch of the target read for the comparison (phase ``read``) and
             after every merge batch (phase ``send``).
+        dry_run: Compare and count (and write the change-log rows, which a preview rolls back) but write
+            nothing to the warehouse.
 
     Returns:
         The run's ``sent`` count and log lines.
@@ -74,8 +81,8 @@ def send(
         ReadOnlyTargetError: The target is a view (nothing is written).
         KeyValidationError: The warehouse key column is not text.
         SyncError: The section does not send.
+        DeleteLimitError: ``mirror`` would delete more rows than the section's limit (nothing is written).
     """
-    del run_id
     if not section.direction.sends:
         raise SyncError(f"section '{section.name}' has direction '{section.direction.value}' and does not send")
     info = check_send_target(section, warehouse)
@@ -91,9 +98,25 @@ def send(
         _stage_changes(con, section, columns.kinds)
         total = int(con.execute("SELECT count(*) FROM __crm_send").fetchall()[0][0])
         pending = int(con.execute("SELECT count(*) FROM __crm_out").fetchall()[0][0])
+        gone = plan_mirror(store, section) if section.mirror else None
         sending = Reporter(section.name, progress, "send", pending)
-        result.sent = _merge(con, section, warehouse, columns.kinds, pending, batch_size=batch_size, sending=sending)
-        result.log.append(f"sent {result.sent} records to '{section.table}' ({total - pending} already up to date)")
+        if dry_run:
+            result.sent = pending
+        else:
+            result.sent = _merge(
+                con, section, warehouse, columns.kinds, pending, batch_size=batch_size, sending=sending
+            )
+        if pending:
+            log_sends(store, section, run_id, columns.kinds)
+        if gone is not None:
+            result.mirrored = apply_mirror(store, section, warehouse, run_id, gone, dry_run=dry_run)
+        verb = "would send" if dry_run else "sent"
+        result.log.append(f"{verb} {result.sent} records to '{section.table}' ({total - pending} already up to date)")
+        if gone is not None:
+            verb = "would delete" if dry_run else "deleted"
+            result.log.append(
+                f"mirror: {verb} {result.mirrored} rows of '{section.table}' whose records left the store"
+            )
         return result
     finally:
         drop(con, *_TEMPS)
@@ -103,7 +126,7 @@ def send(
 def _send_columns(section: CrmSection, info: TableInfo, log: list[str]) -> _SendColumns:
     """The columns send writes, each sent field once; logs the fields that are not sent and why."""
     wkey = section.warehouse_key
-    out = _SendColumns([f"CAST(m.{q(section.planhat_key)} AS VARCHAR) AS {q(wkey)}"])
+    out = _SendColumns([f"CAST(m.{q(section.planhat_key)} AS VARCHAR) AS {q(wkey)}", "m.id AS __id"])
     used = {wkey.lower()}
     for i, fm in enumerate(section.send_fields()):
         if fm.path:
@@ -209,10 +232,12 @@ def _stage_changes(con: duckdb.DuckDBPyConnection, section: CrmSection, kinds: d
     # back under the warehouse's own spelling of its key, so the MERGE updates it instead of adding one.
     wh_key = key_sql(section, f"CAST(__crm_wh.{q(wkey)} AS VARCHAR)")
     store_key = key_sql(section, f"s.{q(wkey)}")
-    outs = [f"COALESCE(CAST(w.{q(wkey)} AS VARCHAR), s.{q(wkey)}) AS {q(wkey)}"] + [
+    outs = [f"COALESCE(CAST(w.{q(wkey)} AS VARCHAR), s.{q(wkey)}) AS {q(wkey)}", "s.__id"] + [
         f"CAST({_new_value(section, c, kinds)} AS {'VARCHAR' if kinds[c] == 'JSON' else kinds[c]}) AS {q(c)}"
         for c in kinds
     ]
+    # The warehouse's values before the send, for the change log (``__old0``, ``__old1``, ... by column).
+    outs += [f"{_wh_value(c, kinds)} AS __old{i}" for i, c in enumerate(kinds)]
     differs = " OR ".join(f"{_new_value(section, c, kinds)} IS DISTINCT FROM {_wh_value(c, kinds)}" for c in kinds)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE __crm_out AS SELECT row_number() OVER () AS __i, {', '.join(outs)} "
