@@ -37,7 +37,7 @@ import dagster as dg
 from planhat_pipelines.config import Config, CrmSection, UsageSection
 from planhat_pipelines.defs.naming import crm_asset_key, reread_run_config, usage_asset_key
 from planhat_pipelines.defs.resources import StoreResource, WarehousesResource
-from planhat_pipelines.errors import SchemaDriftError
+from planhat_pipelines.errors import PlanhatPipelinesError, SchemaDriftError
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.store.schema import USAGE_TABLES
 from planhat_pipelines.sync.drift import check_drift, compare, mapped_columns
@@ -114,8 +114,11 @@ def _schema_check(section: CrmSection | UsageSection, asset: dg.AssetKey) -> dg.
     def _schema(store: StoreResource, warehouses: WarehousesResource) -> dg.AssetCheckResult:
         with store.open(read_only=True) as db:
             previous = db.last_source_columns(section.name)
-        with warehouses.open(section.connection) as warehouse:
-            info = warehouse.describe(section.table)
+        try:
+            with warehouses.open(section.connection) as warehouse:
+                info = warehouse.describe(section.table)
+        except PlanhatPipelinesError as exc:  # a missing table, refused credentials: a failed check, not a crash
+            return dg.AssetCheckResult(passed=False, description=str(exc), metadata={"error": exc.problem})
         schema = dg.TableSchema(columns=[dg.TableColumn(c.name, c.type) for c in info.columns])
         metadata: dict[str, Any] = {"columns": dg.MetadataValue.table_schema(schema)}
         drift = compare(previous, info.columns, mapped_columns(section))

@@ -122,7 +122,7 @@ def test_usage_checks_pass_after_a_sync_then_a_deleted_row_fails_row_count(
     _seed(duckdb_harness, list(range(1, 36)))
     usage = Usage(_config(tmp_path, duckdb_harness), instance)
     results = usage.sync(35)
-    assert set(results) == {"unique_keys", "row_count_matches_source", "fresh"}
+    assert set(results) == {"unique_keys", "row_count_matches_source", "fresh", "source_schema_unchanged"}
     assert all(r.passed for r in results.values()), {k: r.description for k, r in results.items()}
     row_count = results["row_count_matches_source"].metadata
     # Ranges 0-9, 10-19, 20-29 are closed (loaded through 35); 30-39 is still being filled.
@@ -226,7 +226,8 @@ def test_crm_checks_unique_keys(tmp_path: Path, duckdb_harness: DuckDBHarness, i
             "company", pa.table({"externalId": ["a", "b", None], "name": ["A", "B", "no key"]}), "externalId"
         )
     results = _crm_checks(config, instance)
-    assert set(results) == {"unique_keys"}  # freshness is the asset's FreshnessPolicy, not a check
+    # freshness is the asset's FreshnessPolicy, not a check
+    assert set(results) == {"unique_keys", "source_schema_unchanged"}
     assert results["unique_keys"].passed
 
     with ModelStore(config.store) as store:
@@ -243,8 +244,10 @@ def test_every_sync_asset_gets_its_checks(tmp_path: Path, duckdb_harness: DuckDB
     keys = {(c.asset_key.to_user_string(), c.name) for d in build_sync_checks(config) for c in d.check_keys}
     assert keys == {
         ("crm/companies", "unique_keys"),
+        ("crm/companies", "source_schema_unchanged"),
         ("usage/events", "unique_keys"),
         ("usage/events", "row_count_matches_source"),
         ("usage/events", "fresh"),
+        ("usage/events", "source_schema_unchanged"),
     }
     assert not any(spec.blocking for d in build_sync_checks(config) for spec in d.check_specs)
