@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from planhat_pipelines.config import Config
 from planhat_pipelines.store import ModelStore
+from planhat_pipelines.store.change_log import Change
 from planhat_pipelines.store.derived import REVENUE_HISTORY_SQL
 from planhat_pipelines.web.pages.profile_related import (
     LISTS,
@@ -31,6 +32,9 @@ from planhat_pipelines.web.pages.profile_usage import (
     read_company_usage,
 )
 from planhat_pipelines.web.render import NotFound
+
+#: The company's newest change-log rows on the profile ("Sync changes"); the CLI's ``changes`` has them all.
+SYNC_CHANGES = 20
 
 
 @dataclass(frozen=True)
@@ -192,6 +196,7 @@ class Profile:
     calculated_metrics: tuple[MetricValue, ...]
     related: tuple[Listing, ...]
     okrs: tuple[LinkedKeyResult, ...]
+    sync_changes: tuple[Change, ...] = ()
 
 
 def profile(store: ModelStore, config: Config, key: str, range_: str, today: date | None = None) -> Profile:
@@ -216,6 +221,8 @@ def profile(store: ModelStore, config: Config, key: str, range_: str, today: dat
         calculated_metrics=calculated_metrics(store, config, company),
         related=tuple(related),
         okrs=linked_key_results(store, config, company.keys),
+        # The change log by the record's id: a filtered top-N read of one table, cheap beside the history.
+        sync_changes=tuple(store.changes(record_id=company.id, limit=SYNC_CHANGES)),
     )
 
 

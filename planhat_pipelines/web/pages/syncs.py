@@ -3,6 +3,10 @@
 The rejected rows are searchable by section, key and reason (``?section=&key=&reason=``, key and reason as
 case-insensitive substrings), open ones by default (``?resolved=1`` adds the resolved), 50 a page (``?page=``).
 An htmx search swaps only the rejects table (``_rejects.html``).
+
+Each section shows its newest change-log rows (``store/change_log.py``: what its runs did to which record, field
+by field); ``?section=S&key=K`` (both given) also shows every kept change of that one record, the key matched
+exactly as the section matches it.
 """
 
 from __future__ import annotations
@@ -18,11 +22,16 @@ from starlette.routing import Route
 from planhat_pipelines.config import BigQuerySettings, Config, ConnectionConfig, DuckDBSettings, SnowflakeSettings
 from planhat_pipelines.sql_quoting import quote_literal
 from planhat_pipelines.store import ModelStore
+from planhat_pipelines.store.change_log import Change
 from planhat_pipelines.web.pages.sync_health import SyncHealth, sync_health
 from planhat_pipelines.web.render import error_response, read, respond, wants_json
 
 #: Runs shown per section, newest first.
 RUNS_PER_SECTION = 5
+#: Change-log rows shown per section, newest first.
+CHANGES_PER_SECTION = 10
+#: Change-log rows shown for one record (``?section=&key=``).
+RECORD_CHANGES = 100
 #: Rejected rows per page.
 PAGE_SIZE = 50
 #: What splits a reason that carries its own fix ("... . Fix: make the key unique").
@@ -103,6 +112,7 @@ class Section:
     direction: str  # both | send | receive; usage sections receive
     runs: tuple[Run, ...]
     open_rejects: int
+    changes: tuple[Change, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -144,6 +154,15 @@ class Rejects:
 
 
 @dataclass(frozen=True)
+class RecordChanges:
+    """Every kept change-log row of one record of one section (``?section=&key=``), newest first."""
+
+    section: str
+    key: str
+    changes: tuple[Change, ...]
+
+
+@dataclass(frozen=True)
 class Syncs:
     """Everything the syncs page shows."""
 
@@ -152,6 +171,7 @@ class Syncs:
     section_names: tuple[str, ...]
     rejects: Rejects
     sync_health: SyncHealth
+    record: RecordChanges | None = None
 
 
 def location_of(connection: ConnectionConfig) -> str:
@@ -206,7 +226,9 @@ def sections(store: ModelStore, config: Config) -> tuple[Section, ...]:
 
     def section(name: str, domain: str, model: str, connection: str, table: str, direction: str) -> Section:
         found = tuple(Run(**r) for r in runs.get(name, []))
-        return Section(name, domain, model, connection, table, direction, found, open_rejects.get(name, 0))
+        # Usage sections write no change log; a CRM section's newest rows are a top-N read of its own.
+        changes = tuple(store.changes(section=name, limit=CHANGES_PER_SECTION)) if domain == "crm" else ()
+        return Section(name, domain, model, connection, table, direction, found, open_rejects.get(name, 0), changes)
 
     return (
         *(section(s.name, "crm", s.model.name, s.connection, s.table, s.direction.value) for s in config.crm),
@@ -264,12 +286,17 @@ def rejects(store: ModelStore, search: RejectSearch) -> Rejects:
 def syncs(store: ModelStore, config: Config, search: RejectSearch) -> Syncs:
     """The syncs page: connections, sections and one page of rejects matching ``search``."""
     found = sections(store, config)
+    record = None
+    if search.section and search.key:
+        changes = store.changes(section=search.section, key=search.key, limit=RECORD_CHANGES)
+        record = RecordChanges(search.section, search.key, tuple(changes))
     return Syncs(
         connections=connections(store, config),
         sections=found,
         section_names=tuple(s.name for s in found),
         rejects=rejects(store, search),
         sync_health=sync_health(store, config),
+        record=record,
     )
 
 
