@@ -157,6 +157,7 @@ def _parser() -> argparse.ArgumentParser:
     logs.set_defaults(handler=_logs)
     from planhat_pipelines.cli.auth import register as register_auth
     from planhat_pipelines.cli.changes import register as register_changes
+    from planhat_pipelines.cli.drift import register as register_drift
     from planhat_pipelines.cli.ranges import register as register_ranges
     from planhat_pipelines.cli.serve import register as register_serve
     from planhat_pipelines.cli.store import register as register_store
@@ -164,6 +165,7 @@ def _parser() -> argparse.ArgumentParser:
     from planhat_pipelines.preflight import register as register_preflight
 
     register_changes(sub)
+    register_drift(sub)
     register_ranges(sub)
     register_store(sub)
     register_okrs(sub)

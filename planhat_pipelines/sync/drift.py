@@ -125,7 +125,8 @@ def check_drift(section_name: str, table: str, drift: Drift) -> None:
         table,
         "; ".join(parts) + " since the section's last successful run, so nothing was read or written",
         f"restore the column(s) as they were, or change the mapping of section '{section_name}' in the config "
-        f"file and run again; to accept the table's new shape as it is, run `{ACCEPT_COMMAND} {section_name}`",
+        "file and run again; to accept the table's new shape as it is, run "
+        f"`{ACCEPT_COMMAND} --section {section_name}`",
     )
 
 

@@ -12,7 +12,9 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+import yaml
 
+from planhat_pipelines.cli import main
 from planhat_pipelines.config import CrmSection, UsageSection
 from planhat_pipelines.errors import SchemaDriftError
 from planhat_pipelines.store import ModelStore
@@ -34,12 +36,13 @@ def db(tmp_path: Path) -> Iterator[ModelStore]:
         yield store
 
 
+_CRM_ITEM = crm_section(
+    "s", fields=[{"planhat": "name", "warehouse": "name"}, {"planhat": "custom.seats", "warehouse": "seats"}]
+)
+
+
 def _crm(harness: WarehouseHarness, tmp_path: Path) -> CrmSection:
-    item = crm_section(
-        "s",
-        fields=[{"planhat": "name", "warehouse": "name"}, {"planhat": "custom.seats", "warehouse": "seats"}],
-    )
-    doc = config_doc(tmp_path, connections={"wh": harness.connection_config()}, crm=[item])
+    doc = config_doc(tmp_path, connections={"wh": harness.connection_config()}, crm=[_CRM_ITEM])
     return parse(doc, tmp_path).crm[0]
 
 
@@ -87,7 +90,7 @@ def test_first_run_records_the_baseline_then_added_and_unmapped_changes_are_repo
     assert db.runs(section="s", limit=1)[0].status == "success"
 
 
-def test_a_mapped_column_retyped_or_removed_fails_before_anything_is_written(
+def test_a_mapped_column_removed_or_retyped_fails_before_anything_is_written_until_accepted(
     duckdb_harness: WarehouseHarness, tmp_path: Path, db: ModelStore
 ) -> None:
     section = _crm(duckdb_harness, tmp_path)
@@ -95,22 +98,33 @@ def test_a_mapped_column_retyped_or_removed_fails_before_anything_is_written(
     sync_section(section, db, duckdb_harness.warehouse())
     before = _state(db)
 
-    _companies(duckdb_harness, name=["Acme 2", "Globex 2"], seats=["10", "20"])
+    _companies(duckdb_harness, name=["Acme 2", "Globex 2"], seats=None)
     with pytest.raises(SchemaDriftError) as raised:
         sync_section(section, db, duckdb_harness.warehouse())
     message = str(raised.value)
-    assert "section 's', table 'crm_companies': mapped column 'seats' changed type BIGINT → VARCHAR" in message
-    assert "Fix: restore the column(s)" in message and "`planhat-pipelines drift accept s`" in message
+    assert "section 's', table 'crm_companies': mapped column 'seats' (BIGINT) was removed" in message
+    assert "Fix: restore the column(s)" in message and "`planhat-pipelines drift accept --section s`" in message
     assert raised.value.transient is False
     assert _state(db) == before  # no record renamed, no cursor or baseline moved
     run = db.runs(section="s", limit=1)[0]
     assert (run.status, run.error) == ("failed", message)
 
-    # Removed: refused the same way (the failed run left the old baseline, so it still compares with BIGINT).
-    _companies(duckdb_harness, name=["Acme 2", "Globex 2"], seats=None)
-    with pytest.raises(SchemaDriftError, match=r"mapped column 'seats' \(BIGINT\) was removed"):
+    # Retyped: refused the same way (the failed run left the old baseline, so it still compares with BIGINT).
+    _companies(duckdb_harness, name=["Acme 2", "Globex 2"], seats=["10", "20"])
+    with pytest.raises(SchemaDriftError, match="mapped column 'seats' changed type BIGINT → VARCHAR"):
         sync_section(section, db, duckdb_harness.warehouse())
     assert _state(db) == before
+
+    # Accepting the new shape from the command line lets the next run go ahead.
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        yaml.safe_dump(config_doc(tmp_path, connections={"wh": duckdb_harness.connection_config()}, crm=[_CRM_ITEM]))
+    )
+    db.close()
+    assert main(["--config", str(path), "drift", "accept", "--section", "s"]) == 0
+    with ModelStore(tmp_path / "store.sqlite") as reopened:
+        assert [c.type for c in reopened.last_source_columns("s") or ()][2] == "VARCHAR"
+        assert sync_section(section, reopened, duckdb_harness.warehouse()).updated == 2
 
 
 # --- usage ----------------------------------------------------------------------------------------------
