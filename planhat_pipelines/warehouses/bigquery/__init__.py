@@ -6,16 +6,17 @@ values are always query parameters. Nothing here reads the environment or opens 
 time: :func:`open_bigquery` does that when it is called.
 
 Modules: :mod:`.auth` (credentials from the config), :mod:`.dialect` (quoting, types, key parameters),
-:mod:`.client_errors` (what the client's exceptions mean) and :mod:`.adapter` (the Warehouse).
+:mod:`.client_errors` (what the client's exceptions mean), :mod:`.adapter` (the Warehouse) and :mod:`.connect`
+(opening one from the config).
 """
 
 from planhat_pipelines.warehouses.bigquery.adapter import (
     PROBE_TIMEOUT_SECONDS,
     STAGING_TTL,
     BigQueryWarehouse,
-    open_bigquery,
 )
 from planhat_pipelines.warehouses.bigquery.auth import DEFAULT_OAUTH_TOKEN_URI
+from planhat_pipelines.warehouses.bigquery.connect import open_bigquery
 from planhat_pipelines.warehouses.bigquery.dialect import bigquery_column, quote
 
 __all__ = [

@@ -15,7 +15,6 @@ import pyarrow.parquet as pq
 from google.api_core import exceptions as api_exceptions
 from google.cloud import bigquery
 
-from planhat_pipelines.config import BigQuerySettings
 from planhat_pipelines.errors import CredentialsError, WarehouseError
 from planhat_pipelines.warehouses.base import (
     KEY_LIMIT,
@@ -28,14 +27,19 @@ from planhat_pipelines.warehouses.base import (
     Warehouse,
     validate_identifier,
 )
-from planhat_pipelines.warehouses.bigquery.auth import credentials_for
 from planhat_pipelines.warehouses.bigquery.client_errors import (
     CLIENT_ERRORS,
     credentials_problem,
     error_text,
     is_transient,
+    last_error_text,
 )
 from planhat_pipelines.warehouses.bigquery.dialect import bigquery_column, key_parameters, merge_assignments, quote
+from planhat_pipelines.warehouses.retries import (
+    BigQueryRetries,
+    RetriesExhausted,
+    bigquery_retries,
+)
 
 #: How long the credentials probe may take, retries included (the client's default retry runs 10 minutes).
 PROBE_TIMEOUT_SECONDS = 30.0
@@ -54,6 +58,8 @@ class BigQueryWarehouse(Warehouse):
         storage_grpc_endpoint: ``host:port`` of an insecure Storage Read API (the local emulator); None
             uses Google's Storage API with the client's credentials.
         storage_api: Whether reads stream through the Storage Read API; False reads pages over REST.
+        retries: The bounded, logged retries every client call and query job gets (default
+            :func:`~planhat_pipelines.warehouses.retries.bigquery_retries` with the default bounds).
     """
 
     kind = "bigquery"
@@ -67,8 +73,10 @@ class BigQueryWarehouse(Warehouse):
         dataset: str,
         storage_api: bool = True,
         storage_grpc_endpoint: str | None = None,
+        retries: BigQueryRetries | None = None,
     ) -> None:
         super().__init__(name)
+        self.retries = retries or bigquery_retries(name)
         self.client = client
         self.project = project
         self.dataset = validate_identifier(name, dataset, "dataset")
@@ -102,16 +110,23 @@ class BigQueryWarehouse(Warehouse):
     def _fail(self, obj: str, action: str, exc: Exception, fix: str) -> WarehouseError:
         if isinstance(exc, CredentialsError):
             return exc
+        if isinstance(exc, api_exceptions.RetryError):
+            # The client's retries ran out of time on a rate limit, a 5xx or a dropped connection.
+            return RetriesExhausted(self.name, obj, action, self.retries.bounds, last_error_text(exc))
         problem = credentials_problem(exc)
         if problem is not None:
             return CredentialsError(self.name, obj, f"{action} failed: {problem[0]}", problem[1])
         message = error_text(exc)
         return WarehouseError(self.name, obj, f"{action} failed: {message}", fix, transient=is_transient(exc))
 
+    def _start(self, sql: str, config: bigquery.QueryJobConfig) -> bigquery.QueryJob:
+        # job_retry=None turns off the insert's own 10-minute retry; result() gets the bounded job retry instead.
+        return self.client.query(sql, job_config=config, retry=self.retries.api, job_retry=None)
+
     def _run(self, sql: str, config: bigquery.QueryJobConfig, obj: str, fix: str) -> bigquery.QueryJob:
         try:
-            job = self.client.query(sql, job_config=config)
-            job.result()
+            job = self._start(sql, config)
+            job.result(retry=self.retries.api, job_retry=self.retries.job)
         except CLIENT_ERRORS as exc:
             raise self._fail(obj, "query", exc, fix) from exc
         return job
@@ -146,7 +161,7 @@ class BigQueryWarehouse(Warehouse):
     def describe(self, table: str) -> TableInfo:
         table_id = self._table_id(table)
         try:
-            bq_table = self.client.get_table(table_id)
+            bq_table = self.client.get_table(table_id, retry=self.retries.api)
         except api_exceptions.NotFound as exc:
             raise WarehouseError(
                 self.name,
@@ -186,7 +201,7 @@ class BigQueryWarehouse(Warehouse):
     ) -> Iterator[pa.RecordBatch]:
         job = self._run(sql, self._job_config(query_parameters=key_parameters(params)), obj, "check the mapped columns")
         try:
-            rows = job.result(page_size=batch_size)
+            rows = job.result(page_size=batch_size, retry=self.retries.api)
             if self.storage_api:
                 # One stream keeps ORDER BY; unordered reads may use parallel streams. The library still
                 # serves results that fit in the first REST page from that page.
@@ -256,9 +271,9 @@ class BigQueryWarehouse(Warehouse):
         config = self.query_job_config(timeout_seconds=timeout_seconds, max_bytes_billed=max_bytes_billed)
         self.last_query_job = None
         try:
-            job = self.client.query(sql, job_config=config)
+            job = self._start(sql, config)
             self.last_query_job = job
-            rows = job.result(timeout=timeout_seconds)
+            rows = job.result(timeout=timeout_seconds, retry=self.retries.api, job_retry=self.retries.job)
             return rows.to_arrow(create_bqstorage_client=False)
         except concurrent.futures.TimeoutError as exc:
             if self.last_query_job is not None:
@@ -295,7 +310,7 @@ class BigQueryWarehouse(Warehouse):
         finally:
             # A failed drop must not hide the MERGE's outcome: the table expires after STAGING_TTL anyway.
             with contextlib.suppress(*CLIENT_ERRORS):
-                self.client.delete_table(stage_id, not_found_ok=True)
+                self.client.delete_table(stage_id, not_found_ok=True, retry=self.retries.api)
         stats = job.dml_stats
         if stats is not None:
             return MergeResult(inserted=stats.inserted_row_count, updated=stats.updated_row_count)
@@ -325,18 +340,25 @@ class BigQueryWarehouse(Warehouse):
         pq.write_table(data, buffer)
         buffer.seek(0)
         config = bigquery.LoadJobConfig(source_format="PARQUET", write_disposition="WRITE_TRUNCATE")
+        api = self.retries.api
+
+        def upload() -> bigquery.LoadJob:
+            # The upload's own retries (google-resumable-media) are off: ours repeat it from the buffer's start,
+            # bounded and logged like every other call; a repeated load into the staging table is harmless.
+            return self.client.load_table_from_file(buffer, stage_id, rewind=True, num_retries=0, job_config=config)
+
         try:
-            self.client.load_table_from_file(buffer, stage_id, job_config=config).result()
-            staged = self.client.get_table(stage_id)
+            api(upload)().result(retry=api)
+            staged = self.client.get_table(stage_id, retry=api)
             staged.expires = datetime.now(UTC) + STAGING_TTL
-            self.client.update_table(staged, ["expires"])
+            self.client.update_table(staged, ["expires"], retry=api)
         except CLIENT_ERRORS as exc:
             fix = "check that the connection may create tables in the dataset"
             raise self._fail(obj, "staging load", exc, fix) from exc
 
     # --- health ------------------------------------------------------------------------------------
     def probe(self) -> None:
-        retry = bigquery.DEFAULT_RETRY.with_timeout(self.probe_timeout_seconds)
+        retry = self.retries.api.with_timeout(self.probe_timeout_seconds)
         try:
             job = self.client.query("SELECT 1", job_config=self._job_config(), retry=retry, job_retry=None)
             list(job.result(timeout=self.probe_timeout_seconds, retry=retry))
@@ -353,33 +375,3 @@ class BigQueryWarehouse(Warehouse):
                 message = error_text(exc)
                 problem = (f"a trivial query failed ({message})", "check the project, dataset and permissions")
             raise CredentialsError(self.name, f"project '{self.project}'", *problem) from exc
-
-
-def open_bigquery(name: str, settings: BigQuerySettings) -> BigQueryWarehouse:
-    """Build the BigQuery client from ``settings`` now (reading the env vars they name).
-
-    Args:
-        name: The connection's name, used in every message.
-        settings: The connection's settings from the config.
-
-    Raises:
-        CredentialsError: A key or token is missing or malformed, or no default credentials exist.
-    """
-    credentials = credentials_for(name, settings)
-    client_options = {"api_endpoint": settings.endpoint} if settings.endpoint else None
-    client = bigquery.Client(
-        project=settings.project,
-        credentials=credentials,
-        location=settings.location,
-        client_options=client_options,
-    )
-    # Pointing at an emulator without a Storage endpoint must not fall through to Google's Storage API.
-    storage_api = settings.storage_api and (settings.endpoint is None or settings.storage_grpc_endpoint is not None)
-    return BigQueryWarehouse(
-        name,
-        client,
-        project=settings.project,
-        dataset=settings.dataset,
-        storage_api=storage_api,
-        storage_grpc_endpoint=settings.storage_grpc_endpoint,
-    )

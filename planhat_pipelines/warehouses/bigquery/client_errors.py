@@ -74,3 +74,11 @@ def credentials_problem(exc: BaseException) -> tuple[str, str] | None:
     if isinstance(exc, api_exceptions.ServiceUnavailable):
         return (f"BigQuery is unavailable ({exc.message})", "check the endpoint (or storage_grpc_endpoint) and retry")
     return None
+
+
+def last_error_text(exc: BaseException) -> str:
+    """What the last attempt under a ``RetryError`` got: ``HTTP 503: <server message>`` or the error's text."""
+    while isinstance(exc, api_exceptions.RetryError) and exc.cause is not None:
+        exc = exc.cause
+    code = getattr(exc, "code", None)
+    return f"HTTP {code}: {error_text(exc)}" if isinstance(code, int) else f"{type(exc).__name__}: {error_text(exc)}"

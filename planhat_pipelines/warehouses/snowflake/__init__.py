@@ -12,16 +12,16 @@ Values are always bound (``paramstyle="qmark"``: the server binds them); identif
 with :func:`validate_identifier` and double-quoted.
 
 Modules: :mod:`.auth` (connect arguments and keys from the config), :mod:`.dialect` (quoting, types,
-change-tracking SQL, merge staging) and :mod:`.adapter` (the Warehouse).
+change-tracking SQL, merge staging), :mod:`.adapter` (the Warehouse) and :mod:`.connect` (opening one from the config).
 """
 
 from planhat_pipelines.warehouses.snowflake.adapter import (
     STAGE_CHUNK_BYTES,
     ConnectionFactory,
     SnowflakeWarehouse,
-    open_snowflake,
 )
 from planhat_pipelines.warehouses.snowflake.auth import DEFAULT_LOGIN_TIMEOUT, snowflake_connect_args
+from planhat_pipelines.warehouses.snowflake.connect import open_snowflake
 from planhat_pipelines.warehouses.snowflake.dialect import (
     changes_sql,
     enable_change_tracking_sql,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +17,6 @@ import snowflake.connector
 from snowflake.connector import SnowflakeConnection
 from snowflake.connector.cursor import SnowflakeCursor
 
-from planhat_pipelines.config import SnowflakeSettings
 from planhat_pipelines.errors import CredentialsError, WarehouseError
 from planhat_pipelines.warehouses.base import (
     Capabilities,
@@ -29,13 +28,14 @@ from planhat_pipelines.warehouses.base import (
     Warehouse,
     validate_identifier,
 )
-from planhat_pipelines.warehouses.snowflake.auth import snowflake_connect_args
+from planhat_pipelines.warehouses.retries import DEFAULT_BOUNDS, RetryBounds, connection_scope
 from planhat_pipelines.warehouses.snowflake.connector_errors import (
     AUTH_ERRNOS,
     CANCELLED_ERRNOS,
     CHANGES_UNAVAILABLE,
     UNREACHABLE_ERRNOS,
     connect_error,
+    retries_exhausted,
 )
 from planhat_pipelines.warehouses.snowflake.dialect import (
     KEY,
@@ -66,6 +66,7 @@ class SnowflakeWarehouse(Warehouse):
             Called lazily, once per adapter (again only after :meth:`close`).
         target: How messages describe where this connection points (e.g. ``account 'x' as user 'y'``).
         credentials_fix: What to tell the user when Snowflake refuses the credentials.
+        retry_bounds: The bound the connection's retries were given (``network_timeout``), for messages.
     """
 
     capabilities = Capabilities(views_writable=False, change_tracking=True, dialect="snowflake")
@@ -78,8 +79,10 @@ class SnowflakeWarehouse(Warehouse):
         *,
         target: str = "Snowflake account",
         credentials_fix: str = "check the user's password or key pair in the connection settings",
+        retry_bounds: RetryBounds = DEFAULT_BOUNDS,
     ) -> None:
         super().__init__(name)
+        self.retry_bounds = retry_bounds
         self._connect = connect
         self.target = target
         self.credentials_fix = credentials_fix
@@ -93,7 +96,8 @@ class SnowflakeWarehouse(Warehouse):
         """The session, connected on first use; refuses a connection that binds parameters client-side."""
         if self._con is None:
             try:
-                con = self._connect()
+                with connection_scope(self.name):
+                    con = self._connect()
             except snowflake.connector.errors.Error as exc:
                 raise self._connect_error(exc) from exc
             if con.is_pyformat:
@@ -123,13 +127,20 @@ class SnowflakeWarehouse(Warehouse):
     ) -> SnowflakeCursor:
         cur = self.con.cursor()
         try:
-            cur.execute(sql, params, timeout=timeout)
+            with connection_scope(self.name):
+                cur.execute(sql, params, timeout=timeout)
         except snowflake.connector.errors.Error as exc:
             cur.close()
+            self._raise_if_exhausted(obj, exc)
             if getattr(exc, "errno", None) in AUTH_ERRNOS | UNREACHABLE_ERRNOS:
                 raise self._connect_error(exc) from exc
             raise WarehouseError(self.name, obj, f"Snowflake refused the statement: {exc}", fix) from exc
         return cur
+
+    def _raise_if_exhausted(self, obj: str, exc: snowflake.connector.errors.Error) -> None:
+        exhausted = retries_exhausted(self.name, obj, "statement", self.retry_bounds, exc)
+        if exhausted is not None:
+            raise exhausted from exc
 
     def _rows(self, sql: str, params: Sequence[Any] | None = None, *, obj: str, fix: str) -> list[tuple[Any, ...]]:
         cur = self._run(sql, params, obj=obj, fix=fix)
@@ -260,9 +271,11 @@ class SnowflakeWarehouse(Warehouse):
         timeout = max(1, math.ceil(timeout_seconds)) if timeout_seconds else None
         cur = self.con.cursor()
         try:
-            cur.execute(sql, timeout=timeout)
+            with connection_scope(self.name):
+                cur.execute(sql, timeout=timeout)
             return cur.fetch_arrow_all(force_return_table=True)
         except snowflake.connector.errors.Error as exc:
+            self._raise_if_exhausted("query", exc)
             if getattr(exc, "errno", None) in CANCELLED_ERRNOS:
                 raise self._query_timed_out(timeout_seconds) from exc
             raise WarehouseError(self.name, "query", f"failed: {exc}", "fix the SQL") from exc
@@ -309,9 +322,11 @@ class SnowflakeWarehouse(Warehouse):
             return ChangeSet(empty.select(list(columns)), empty.column(KEY).combine_chunks(), until)
         cur = self.con.cursor()
         try:
-            cur.execute(changes_sql(fqn, select), [since])
+            with connection_scope(self.name):
+                cur.execute(changes_sql(fqn, select), [since])
             changes = cur.fetch_arrow_all(force_return_table=True)
         except snowflake.connector.errors.Error as exc:
+            self._raise_if_exhausted(f"table '{table}'", exc)
             if CHANGES_UNAVAILABLE.search(str(exc)):
                 return ChangesUnavailable(f"Snowflake cannot report changes of '{table}' since {since}: {exc}")
             raise WarehouseError(
@@ -382,28 +397,3 @@ class SnowflakeWarehouse(Warehouse):
             cur.fetchall()
         finally:
             cur.close()
-
-
-def open_snowflake(
-    name: str, settings: SnowflakeSettings, *, connect_args: Mapping[str, Any] | None = None
-) -> SnowflakeWarehouse:
-    """A SnowflakeWarehouse for a config connection; nothing connects until the first use.
-
-    Args:
-        name: The connection's name in the config.
-        settings: Its parsed settings (secrets are read now, from the environment).
-        connect_args: Extra ``snowflake.connector.connect`` arguments, e.g. ``session_parameters``
-            or ``login_timeout`` (tests pass the emulator's).
-
-    Raises:
-        CredentialsError: The password variable is empty, or the private key is missing, unreadable or
-            cannot be decrypted with the passphrase.
-    """
-    args, fix = snowflake_connect_args(name, settings)
-    args.update(connect_args or {})
-    target = f"account '{settings.account}' as user '{settings.user}'"
-
-    def connect() -> SnowflakeConnection:
-        return snowflake.connector.connect(**args)
-
-    return SnowflakeWarehouse(name, connect, target=target, credentials_fix=fix)

@@ -7,6 +7,7 @@ import re
 import snowflake.connector
 
 from planhat_pipelines.errors import CredentialsError
+from planhat_pipelines.warehouses.retries import RetriesExhausted, RetryBounds
 
 # Snowflake error numbers the server or the connector uses when it refuses credentials.
 AUTH_ERRNOS = {
@@ -22,6 +23,19 @@ AUTH_ERRNOS = {
 }
 # ... and when the account cannot be reached at all.
 UNREACHABLE_ERRNOS = {250001, 250003, 250005, 251009, 251011, 251012}
+#: What the connector raises once its own retries of a statement's request ran out of ``network_timeout``: the
+#: last retryable HTTP answer (matched by class: re-raising it doubles its errno), or errno 250003 for a
+#: connection that kept dropping.
+EXHAUSTED_CLASSES = (
+    snowflake.connector.errors.TooManyRequests,
+    snowflake.connector.errors.InternalServerError,
+    snowflake.connector.errors.BadGatewayError,
+    snowflake.connector.errors.ServiceUnavailableError,
+    snowflake.connector.errors.GatewayTimeoutError,
+    snowflake.connector.errors.RequestTimeoutError,
+    snowflake.connector.errors.OtherHTTPRetryableError,
+)
+EXHAUSTED_ERRNOS = {250003}
 #: A statement cancelled by its timeout.
 CANCELLED_ERRNOS = {604, 630}
 #: Why Snowflake cannot report changes: tracking off, or the point is beyond time travel.
@@ -58,3 +72,15 @@ def connect_error(
             "check the account identifier (and host/port if set) and that this machine can reach it",
         )
     return CredentialsError(connection, target, f"cannot connect ({message})", credentials_fix)
+
+
+def retries_exhausted(
+    connection: str, obj: str, action: str, bounds: RetryBounds, exc: snowflake.connector.errors.Error
+) -> RetriesExhausted | None:
+    """The transient error for a statement whose requests the connector retried until its bound, else None.
+
+    Only for statements of an open session: a login that keeps failing is :func:`connect_error`'s.
+    """
+    if not isinstance(exc, EXHAUSTED_CLASSES) and getattr(exc, "errno", None) not in EXHAUSTED_ERRNOS:
+        return None
+    return RetriesExhausted(connection, obj, action, bounds, str(getattr(exc, "msg", None) or exc))
