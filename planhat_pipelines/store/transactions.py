@@ -71,6 +71,24 @@ class Transactional:
         finally:
             self._depth = 0
 
+    @contextmanager
+    def rolled_back(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Everything inside sees its own writes, and all of them are rolled back at the end: a preview.
+
+        Every :meth:`transaction` and :meth:`atomic` inside joins this one, so a sync run inside reads and
+        writes exactly as it would (its row hashes, cursors, rejects and sync log included) and leaves the
+        store as it was. Nothing is committed, so no other process ever sees any of it.
+        """
+        if self._depth:
+            raise RuntimeError("a preview cannot run inside another transaction (it would roll that back too)")
+        self.con.execute("BEGIN TRANSACTION")
+        self._depth = 1
+        try:
+            yield self.con
+        finally:
+            self._depth = 0
+            self._rollback()
+
     def atomic(self, work: Callable[[], T]) -> T:
         """Run ``work`` in one transaction; if its commit loses a race with another writer, run it again.
 

@@ -75,14 +75,21 @@ class Removal:
     Attributes:
         count: How many.
         approved: Over the limit, let through by a one-time approval (which the run then spends).
+        refused: In a preview, why a real run would be refused (the limit's message); else None.
     """
 
     count: int
     approved: bool
+    refused: str | None = None
 
 
-def plan_removal(store: ModelStore, section: CrmSection, change_set: ChangeSet | None) -> Removal | None:
+def plan_removal(
+    store: ModelStore, section: CrmSection, change_set: ChangeSet | None, *, enforce: bool = True
+) -> Removal | None:
     """Stage the section's records that left the source and refuse a removal over the limit, before any write.
+
+    Args:
+        enforce: Raise when over the limit; a preview passes False and gets the reason in ``refused``.
 
     Returns:
         None when nothing left.
@@ -94,7 +101,12 @@ def plan_removal(store: ModelStore, section: CrmSection, change_set: ChangeSet |
     count, holding = stage_missing(store, section, deleted)
     if not count:
         return None
-    return Removal(count, check_limit(store, section, count, holding, "it holds in the store"))
+    try:
+        return Removal(count, check_limit(store, section, count, holding, "it holds in the store"))
+    except DeleteLimitError as exc:
+        if enforce:
+            raise
+        return Removal(count, False, str(exc))
 
 
 def apply_removal(store: ModelStore, section: CrmSection, run_id: str, removal: Removal | None) -> int:
@@ -199,7 +211,7 @@ def restore_returned(store: ModelStore, section: CrmSection, run_id: str, accept
 
 
 # --- send ---------------------------------------------------------------------------------------------------
-def plan_mirror(store: ModelStore, section: CrmSection) -> Removal | None:
+def plan_mirror(store: ModelStore, section: CrmSection, *, enforce: bool = True) -> Removal | None:
     """Stage ``__crm_gone``: target rows (``__crm_wh``) whose key matches no store record (``__crm_send``).
 
     Raises:
@@ -215,7 +227,13 @@ def plan_mirror(store: ModelStore, section: CrmSection) -> Removal | None:
     if not count:
         return None
     holding = int(con.execute("SELECT count(*) FROM __crm_wh").fetchall()[0][0])
-    return Removal(count, check_limit(store, section, count, holding, f"'{section.table}' holds in the warehouse"))
+    side = f"'{section.table}' holds in the warehouse"
+    try:
+        return Removal(count, check_limit(store, section, count, holding, side))
+    except DeleteLimitError as exc:
+        if enforce:
+            raise
+        return Removal(count, False, str(exc))
 
 
 def apply_mirror(

@@ -84,6 +84,7 @@ def receive(
     full: bool,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: CrmProgressFn | None = None,
+    dry_run: bool = False,
 ) -> CrmResult:
     """Bring new and changed warehouse rows of ``section`` into the store.
 
@@ -98,6 +99,8 @@ def receive(
         batch_size: Rows per read batch and per upsert chunk.
         progress: Called after every batch read from the warehouse (phase ``read``) and once the store
             upsert has committed (phase ``write``).
+        dry_run: A preview (the caller rolls the store back): a removal over the delete limit is logged, not
+            refused.
 
     Returns:
         The counts, cursors and log lines of the run.
@@ -122,7 +125,9 @@ def receive(
             store.con, section, warehouse, read, columns, batch_size=batch_size, progress=progress, result=result
         )
         if section_removes(section):
-            run.removal = plan_removal(store, section, read.change_set)
+            run.removal = plan_removal(store, section, read.change_set, enforce=not dry_run)
+            if run.removal is not None and run.removal.refused:
+                result.log.append(f"a real run would stop here: {run.removal.refused}")
         _skip_unchanged(run, full=full)
         if run.skipped and run.skipped == result.rows_read:
             return _nothing_changed(run)

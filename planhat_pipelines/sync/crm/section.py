@@ -15,6 +15,9 @@ from planhat_pipelines.sync.crm.sql import DEFAULT_BATCH_SIZE
 from planhat_pipelines.sync.drift import check_drift, compare, mapped_columns
 from planhat_pipelines.warehouses.base import Warehouse
 
+#: How many of the changes a preview would make it shows (newest first).
+PREVIEW_SAMPLES = 20
+
 
 def sync_section(
     section: CrmSection,
@@ -25,8 +28,14 @@ def sync_section(
     dagster_run_id: str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: CrmProgressFn | None = None,
+    dry_run: bool = False,
 ) -> CrmResult:
     """Run one section: receive then send (as its direction says), logged in the store's sync log.
+
+    With ``dry_run`` the run is a preview: it reads, validates and compares exactly as a sync does, inside one
+    store transaction that is rolled back at the end, and sends nothing to the warehouse. Its result holds
+    the counts it would write and ``samples``, the change-log rows it would add (field-level before/after);
+    a removal over the delete limit is reported in its log instead of failing it.
 
     ``progress`` is called as :func:`receive` and :func:`send` describe (every batch read, the store
     write, every merge batch), so a long run shows movement in its log.
@@ -37,6 +46,23 @@ def sync_section(
     Raises:
         KeyValidationError, ReadOnlyTargetError, SyncError, WarehouseError: as :func:`receive`/:func:`send`.
     """
+    if not dry_run:
+        return _run(section, store, warehouse, full, dagster_run_id, batch_size, progress, dry_run=False)
+    with store.rolled_back():
+        return _run(section, store, warehouse, full, dagster_run_id, batch_size, progress, dry_run=True)
+
+
+def _run(
+    section: CrmSection,
+    store: ModelStore,
+    warehouse: Warehouse,
+    full: bool,
+    dagster_run_id: str | None,
+    batch_size: int,
+    progress: CrmProgressFn | None,
+    *,
+    dry_run: bool,
+) -> CrmResult:
     started = time.monotonic()
     cursor_before = store.get_cursor(section.name)
     run_id = store.start_run(section.name, "crm", dagster_run_id=dagster_run_id, cursor_before=cursor_before)
@@ -52,11 +78,20 @@ def sync_section(
             check_send_target(section, warehouse)
         if section.direction.receives:
             received = receive(
-                section, store, warehouse, run_id=run_id, full=full, batch_size=batch_size, progress=progress
+                section,
+                store,
+                warehouse,
+                run_id=run_id,
+                full=full,
+                batch_size=batch_size,
+                progress=progress,
+                dry_run=dry_run,
             )
             result = result.combine(received)
         if section.direction.sends:
-            sent = send(section, store, warehouse, run_id=run_id, batch_size=batch_size, progress=progress)
+            sent = send(
+                section, store, warehouse, run_id=run_id, batch_size=batch_size, progress=progress, dry_run=dry_run
+            )
             sent.cursor_after = result.cursor_after
             result = result.combine(sent)
         if drift.changed:  # schema drift: the new baseline, only once receive and send succeeded
@@ -73,6 +108,9 @@ def sync_section(
         raise
     result.log.append(f"took {time.monotonic() - started:.2f} s")
     _finish_success(store, run_id, result)
+    if dry_run:
+        result.preview = True
+        result.samples = store.changes(run_id=run_id, limit=PREVIEW_SAMPLES)
     return result
 
 

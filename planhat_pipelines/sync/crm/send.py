@@ -98,7 +98,9 @@ def send(
         _stage_changes(con, section, columns.kinds)
         total = int(con.execute("SELECT count(*) FROM __crm_send").fetchall()[0][0])
         pending = int(con.execute("SELECT count(*) FROM __crm_out").fetchall()[0][0])
-        gone = plan_mirror(store, section) if section.mirror else None
+        gone = plan_mirror(store, section, enforce=not dry_run) if section.mirror else None
+        if gone is not None and gone.refused:
+            result.log.append(f"a real run would stop here: {gone.refused}")
         sending = Reporter(section.name, progress, "send", pending)
         if dry_run:
             result.sent = pending

@@ -104,6 +104,7 @@ def run_usage(
     dagster_run_id: str | None = None,
     reread: bool = False,
     progress: ProgressFn | None = None,
+    dry_run: bool = False,
 ) -> UsageResult:
     """Load ``spans`` in key order, logging the run in the store's sync log.
 
@@ -111,7 +112,16 @@ def run_usage(
 
     Args:
         progress: Called after every committed batch (a log line, a progress bar).
+        dry_run: A preview: the whole run reads, validates and counts as it would, inside one store
+            transaction that is rolled back (rows, cursors, rejects and the sync log entry included).
     """
+    if dry_run:
+        with store.rolled_back():
+            result = run_usage(
+                section, store, warehouse, spans, dagster_run_id=dagster_run_id, reread=reread, progress=progress
+            )
+        result.preview = True
+        return result
     started = time.perf_counter()
     result = UsageResult(section.name, cursor_before=loaded_through(store, section))
     run_id = store.start_run(

@@ -132,6 +132,8 @@ class UsageResult:
     seconds: float = 0.0
     #: Notes for the sync log beside the counts (e.g. the source columns added since the last run).
     log: list[str] = field(default_factory=list)
+    #: The run was a preview (``dry_run``): nothing it counted was written.
+    preview: bool = False
 
     def counts(self) -> RangeCounts:
         """The run's counts so far (to tell one range's share by difference)."""
