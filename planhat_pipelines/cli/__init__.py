@@ -161,6 +161,7 @@ def _parser() -> argparse.ArgumentParser:
     from planhat_pipelines.cli.ranges import register as register_ranges
     from planhat_pipelines.cli.serve import register as register_serve
     from planhat_pipelines.cli.store import register as register_store
+    from planhat_pipelines.cli.sync_control import register as register_sync_control
     from planhat_pipelines.okrs.cli import register as register_okrs
     from planhat_pipelines.preflight import register as register_preflight
 
@@ -171,6 +172,7 @@ def _parser() -> argparse.ArgumentParser:
     register_okrs(sub)
     register_preflight(sub)
     register_serve(sub)
+    register_sync_control(sub)
     register_auth(sub)
     return parser
 
