@@ -224,7 +224,8 @@ def snowflake_retry_args(bounds: RetryBounds = DEFAULT_BOUNDS) -> dict[str, Any]
     """Connect arguments that bound the connector's own retries (statements, result polls) and set its backoff.
 
     ``network_timeout`` is how long the connector keeps retrying one request (429, 5xx, a dropped connection);
-    logins are bounded by ``login_timeout`` (set in :mod:`.snowflake.auth`).
+    a login is retried once (the connector's ``MAX_CON_RETRY_ATTEMPTS`` env default), within ``login_timeout``
+    (set in :mod:`.snowflake.auth`).
     """
     forward_connector_retries()
     return {"network_timeout": max(1, round(bounds.max_seconds)), "backoff_policy": snowflake_backoff(bounds)}

@@ -18,10 +18,11 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from google.api_core import exceptions as api_exceptions
 
 from planhat_pipelines.errors import TransientError
 from planhat_pipelines.warehouses.bigquery import open_bigquery
-from planhat_pipelines.warehouses.retries import RetriesExhausted, RetryBounds
+from planhat_pipelines.warehouses.retries import RetriesExhausted, RetryBounds, is_rate_or_server_error
 from planhat_pipelines.warehouses.snowflake import open_snowflake
 from planhat_pipelines_tests.emulators.bigquery import BigQueryHarness
 from planhat_pipelines_tests.emulators.snowflake import EMULATOR_CONNECT_ARGS, SnowflakeHarness
@@ -240,3 +241,39 @@ def test_snowflake_that_stays_unavailable_fails_within_the_bound_as_transient(
     assert "connection 'sf_down'" in str(err) and "after retrying for 2 s" in str(err) and "503" in str(err)
     assert elapsed < 15, elapsed
     assert len(proxy.failed) >= 2
+
+
+def test_snowflake_login_survives_a_503(
+    snowflake_harness: SnowflakeHarness, sf_proxy_target: tuple[str, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    # The connector retries a login once (its MAX_CON_RETRY_ATTEMPTS default), within login_timeout.
+    caplog.set_level(logging.INFO, logger="planhat_pipelines.warehouses")
+    with FlakyProxy(sf_proxy_target, r"^/session/v1/login-request", [503]) as proxy:
+        wh = _flaky_snowflake(snowflake_harness, "sf_login", proxy.port)
+        try:
+            wh.probe()
+        finally:
+            wh.close()
+    assert [status for _, _, status in proxy.failed] == [503]
+    lines = _retry_lines(caplog, "sf_login")
+    assert len(lines) == 1 and "attempt 1 failed (login request); retrying" in lines[0], lines
+
+
+def _google_error(kind: type[api_exceptions.GoogleAPICallError], reason: str, message: str) -> Exception:
+    return kind(message, errors=[{"reason": reason, "message": message}])
+
+
+@pytest.mark.parametrize(
+    ("error", "retried"),
+    [
+        (_google_error(api_exceptions.Forbidden, "rateLimitExceeded", "Exceeded rate limits: api requests"), True),
+        (_google_error(api_exceptions.Forbidden, "quotaExceeded", "Exceeded rate limits: table updates"), True),
+        (_google_error(api_exceptions.Forbidden, "quotaExceeded", "Quota exceeded: free query bytes scanned"), False),
+        (_google_error(api_exceptions.ServiceUnavailable, "unknownReason", "proxy says no"), True),
+        (api_exceptions.GatewayTimeout("gateway timeout"), True),
+        (_google_error(api_exceptions.BadRequest, "invalidQuery", "Syntax error"), False),
+        (_google_error(api_exceptions.Forbidden, "accessDenied", "Access Denied"), False),
+    ],
+)
+def test_bigquery_retries_rates_and_5xx_but_not_daily_quotas_or_refusals(error: Exception, retried: bool) -> None:
+    assert is_rate_or_server_error(error) is retried
