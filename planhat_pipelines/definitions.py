@@ -13,6 +13,7 @@ from planhat_pipelines.defs.customer_numbers import build_customer_numbers_defs
 from planhat_pipelines.defs.health import build_health_defs
 from planhat_pipelines.defs.maintenance import build_maintenance_defs
 from planhat_pipelines.defs.okrs import build_okr_defs
+from planhat_pipelines.defs.preview import build_preview_defs
 from planhat_pipelines.defs.resources import build_resources
 from planhat_pipelines.defs.usage import build_usage_defs
 
@@ -26,6 +27,7 @@ def build_definitions(config: Config) -> dg.Definitions:
         build_okr_defs(config),
         build_health_defs(config),
         build_maintenance_defs(),
+        build_preview_defs(config),
         dg.Definitions(resources=build_resources(config), executor=dg.in_process_executor),
     )
 

@@ -11,7 +11,9 @@ config reports it as an asset observation.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +24,7 @@ from planhat_pipelines.store.change_log import Change
 from planhat_pipelines.sync.crm import CrmResult, sync_section
 from planhat_pipelines.sync.ranges import KeyRangeSpan
 from planhat_pipelines.sync.usage import UsageResult, pending_ranges, run_usage
+from planhat_pipelines.warehouses.base import Warehouse
 from planhat_pipelines.warehouses.factory import open_warehouse
 
 
@@ -106,13 +109,21 @@ def usage_preview(result: UsageResult) -> Preview:
 
 
 def preview_sections(
-    config: Config, names: list[str] | None = None, *, full: bool = False, ranges: list[KeyRangeSpan] | None = None
+    config: Config,
+    names: list[str] | None = None,
+    *,
+    full: bool = False,
+    ranges: list[KeyRangeSpan] | None = None,
+    store: ModelStore | None = None,
+    warehouse_for: Callable[[str], Warehouse] | None = None,
 ) -> list[Preview]:
     """Preview the named sections (every CRM and usage section when None), in config order.
 
     Args:
         full: Preview a full sync of the CRM sections (every row compared, no change-tracking read).
         ranges: The usage ranges to preview (default: the ranges a run would load next, per section).
+        store: The store to preview against (default: the config's, opened here).
+        warehouse_for: Opens a connection's warehouse by name (default: from the config).
 
     Raises:
         PlanhatPipelinesError: A name is not a section of the config (the message lists them).
@@ -127,17 +138,27 @@ def preview_sections(
                 fix=f"use one of: {', '.join(known)}",
             )
         sections = [known[n] for n in names]
-    previews = []
-    with ModelStore(config.store) as store:
-        for section in sections:
-            with open_warehouse(config.connection(section.connection)) as warehouse:
-                try:
-                    if isinstance(section, CrmSection):
-                        previews.append(crm_preview(sync_section(section, store, warehouse, full=full, dry_run=True)))
-                    else:
-                        spans = ranges if ranges is not None else pending_ranges(section, store, warehouse)[0]
-                        previews.append(usage_preview(run_usage(section, store, warehouse, spans, dry_run=True)))
-                except PlanhatPipelinesError as exc:
-                    kind = "crm" if isinstance(section, CrmSection) else "usage"
-                    previews.append(Preview(section.name, kind, error=str(exc)))
-    return previews
+    opener = warehouse_for or (lambda name: open_warehouse(config.connection(name)))
+    with contextlib.ExitStack() as stack:
+        if store is None:
+            store = stack.enter_context(ModelStore(config.store))
+        return [_preview_one(section, store, opener, full=full, ranges=ranges) for section in sections]
+
+
+def _preview_one(
+    section: CrmSection | UsageSection,
+    store: ModelStore,
+    warehouse_for: Callable[[str], Warehouse],
+    *,
+    full: bool,
+    ranges: list[KeyRangeSpan] | None,
+) -> Preview:
+    """One section's preview; a section whose real run would fail gets the error (the others go on)."""
+    with warehouse_for(section.connection) as warehouse:
+        try:
+            if isinstance(section, CrmSection):
+                return crm_preview(sync_section(section, store, warehouse, full=full, dry_run=True))
+            spans = ranges if ranges is not None else pending_ranges(section, store, warehouse)[0]
+            return usage_preview(run_usage(section, store, warehouse, spans, dry_run=True))
+        except PlanhatPipelinesError as exc:
+            return Preview(section.name, "crm" if isinstance(section, CrmSection) else "usage", error=str(exc))

@@ -12,6 +12,7 @@ No `from __future__ import annotations` here: Dagster reads the run-config annot
 """
 
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -20,10 +21,12 @@ from planhat_pipelines.config import Config, ConnectionConfig, CrmSection
 from planhat_pipelines.defs.behaviours import behaviour_keys
 from planhat_pipelines.defs.failures import SYNC_RETRY_POLICY, sync_failures
 from planhat_pipelines.defs.naming import crm_asset_key, full_sync_run_config, section_pool
+from planhat_pipelines.defs.preview import preview_observation
 from planhat_pipelines.defs.resources import StoreResource, WarehousesResource
 from planhat_pipelines.defs.specs import crm_asset_spec, multi_asset_args
 from planhat_pipelines.errors import SyncError
 from planhat_pipelines.health import skip_reason_if_unhealthy
+from planhat_pipelines.preview import crm_preview
 from planhat_pipelines.sync.crm import CrmProgress, CrmResult, sync_section
 from planhat_pipelines.sync.drift import added_columns
 
@@ -36,6 +39,9 @@ class CrmSyncConfig(dg.Config):
 
     full: bool = False
     """Read the whole table even where the warehouse offers change tracking (the "Full sync" button)."""
+    dry_run: bool = False
+    """Preview: read, validate and compare as a sync would, write nothing (store and warehouse); the counts and
+    sample changes are reported as an asset observation, and the assets after it in the run are skipped."""
 
 
 def crm_job_name(connection: str) -> str:
@@ -73,7 +79,7 @@ def build_crm_asset(section: CrmSection, config: Config) -> dg.AssetsDefinition:
     @dg.multi_asset(specs=[spec], **multi_asset_args(spec), pool=section_pool(section), retry_policy=SYNC_RETRY_POLICY)
     def _crm_asset(
         context: dg.AssetExecutionContext, config: CrmSyncConfig, store: StoreResource, warehouses: WarehousesResource
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
         started = time.monotonic()
 
         def progress(p: CrmProgress) -> None:
@@ -87,18 +93,27 @@ def build_crm_asset(section: CrmSection, config: Config) -> dg.AssetsDefinition:
             warehouses.open(section.connection) as warehouse,
         ):
             result = sync_section(
-                section, model_store, warehouse, full=config.full, dagster_run_id=context.run_id, progress=progress
+                section,
+                model_store,
+                warehouse,
+                full=config.full,
+                dagster_run_id=context.run_id,
+                progress=progress,
+                dry_run=config.dry_run,
             )
             stored_rows = model_store.count(section.model.slug)
         for line in result.log:
             context.log.info(f"{section.name}: {line}")
+        if config.dry_run:
+            yield preview_observation(spec.key, crm_preview(result))
+            return
         metadata = _metadata(result, time.monotonic() - started)
         metadata |= {
             "connection": dg.MetadataValue.text(section.connection),
             "warehouse": dg.MetadataValue.text(connection_type),
             "dagster/row_count": dg.MetadataValue.int(stored_rows),
         }
-        return dg.MaterializeResult(metadata=metadata)
+        yield dg.MaterializeResult(metadata=metadata)
 
     return _crm_asset
 

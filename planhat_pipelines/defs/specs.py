@@ -86,6 +86,9 @@ def crm_asset_spec(section: CrmSection, config: Config) -> dg.AssetSpec:
         deps=company_deps(section, config),
         description=_describe_crm(section, connection_type),
         tags={"domain": "crm"},
+        # A dry run (``dry_run: true``) reports an observation and no materialization: its downstream assets in
+        # the run are skipped, so nothing computes on what a preview did not write.
+        skippable=True,
         owners=list(section.owners),
     )
 
@@ -114,6 +117,9 @@ def usage_asset_spec(section: UsageSection, config: Config) -> dg.AssetSpec:
         partitions_def=usage_partitions(section),
         description=_describe_usage(section, connection_type),
         tags={"domain": "usage"},
+        # A dry run (``dry_run: true``) reports an observation and no materialization: its downstream assets in
+        # the run are skipped, so nothing computes on what a preview did not write.
+        skippable=True,
         owners=list(section.owners),
     )
 

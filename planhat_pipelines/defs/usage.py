@@ -4,7 +4,7 @@ No `from __future__ import annotations` here: Dagster reads the run-config annot
 """
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,10 +14,12 @@ from planhat_pipelines.config import Config, ConnectionConfig, UsageSection
 from planhat_pipelines.defs.cadence import last_due
 from planhat_pipelines.defs.failures import SYNC_RETRY_POLICY, sync_failures
 from planhat_pipelines.defs.naming import section_pool, usage_asset_key
+from planhat_pipelines.defs.preview import preview_observation
 from planhat_pipelines.defs.resources import StoreResource, WarehousesResource
 from planhat_pipelines.defs.specs import multi_asset_args, usage_asset_spec, usage_partitions
 from planhat_pipelines.errors import SyncError
 from planhat_pipelines.health import skip_reason_if_unhealthy
+from planhat_pipelines.preview import usage_preview
 from planhat_pipelines.store.schema import USAGE_TABLES
 from planhat_pipelines.sync.drift import added_columns
 from planhat_pipelines.sync.ranges import KeyRangeSpan, range_of, span_at
@@ -33,6 +35,9 @@ class UsageRunConfig(dg.Config):
 
     reread: bool = False
     """Read each range from its start again instead of resuming after its cursor (idempotent)."""
+    dry_run: bool = False
+    """Preview: load the ranges as a run would and roll every write back; the counts are reported as an asset
+    observation, and the assets after it in the run are skipped."""
 
 
 def build_usage_asset(section: UsageSection, config: Config) -> dg.AssetsDefinition:
@@ -49,7 +54,7 @@ def build_usage_asset(section: UsageSection, config: Config) -> dg.AssetsDefinit
     )
     def _usage_asset(
         context: dg.AssetExecutionContext, config: UsageRunConfig, store: StoreResource, warehouses: WarehousesResource
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
         spans, invalid = parse_partition_keys(context.partition_keys)
         for key in invalid:
             context.log.warning(
@@ -80,6 +85,7 @@ def build_usage_asset(section: UsageSection, config: Config) -> dg.AssetsDefinit
                 dagster_run_id=context.run_id,
                 reread=config.reread,
                 progress=progress,
+                dry_run=config.dry_run,
             )
             stored_rows = model_store.usage_rows(section.name, USAGE_TABLES[section.kind])
         context.log.info(
@@ -88,8 +94,11 @@ def build_usage_asset(section: UsageSection, config: Config) -> dg.AssetsDefinit
         )
         for line in result.log:
             context.log.info(f"{section.name}: {line}")
+        if config.dry_run:
+            yield preview_observation(spec.key, usage_preview(result), context.partition_keys)
+            return
         metadata = materialization_metadata(context, result, section, connection_type, stored_rows)
-        return dg.MaterializeResult(metadata=metadata)
+        yield dg.MaterializeResult(metadata=metadata)
 
     return _usage_asset
 

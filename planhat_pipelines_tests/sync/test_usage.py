@@ -222,6 +222,9 @@ class _FailsAfter(Warehouse):
     def _merge(self, *args: Any) -> Any:
         raise AssertionError("usage sync never writes the warehouse")
 
+    def _delete_keys(self, *args: Any) -> Any:
+        raise AssertionError("usage sync never writes the warehouse")
+
     def probe(self) -> None:
         self.inner.probe()
 
