@@ -65,9 +65,11 @@ def test_a_dry_run_crm_asset_observes_and_writes_nothing(tmp_path: Path, duckdb_
         )
         assert result.success and not result.get_asset_materialization_events()
         (observed,) = result.get_asset_observation_events()
-        meta = {k: v.value for k, v in observed.asset_observation_data.asset_observation.metadata.items()}
+        meta: dict[str, Any] = {
+            k: v.value for k, v in observed.asset_observation_data.asset_observation.metadata.items()
+        }
         assert meta["dry_run"] is True and meta["would_insert"] == 2 and meta["would_update"] == 0
-        assert {s["key"] for s in meta["sample_changes"]} == {"c1", "c2"}  # type: ignore[union-attr, index]
+        assert {s["key"] for s in meta["sample_changes"]} == {"c1", "c2"}
         assert instance.get_latest_materialization_event(dg.AssetKey(["crm", "companies"])) is None
     assert _store_rows(config) == (0, 0, 0, 0)
 
@@ -94,7 +96,9 @@ def test_a_dry_run_usage_range_and_the_preview_job(tmp_path: Path, duckdb_harnes
         job = build_definitions(config).resolve_job_def(PREVIEW_JOB)
         whole = job.execute_in_process(instance=instance)
         assert whole.success
-        observed_keys = {e.asset_key.to_user_string(): e for e in whole.get_asset_observation_events()}
+        observed_keys = {
+            str(e.asset_key.to_user_string()) if e.asset_key else "": e for e in whole.get_asset_observation_events()
+        }
         assert set(observed_keys) == {"crm/companies", "usage/events"}
         events_meta = observed_keys["usage/events"].asset_observation_data.asset_observation.metadata
         assert events_meta["would_insert"].value == 12
