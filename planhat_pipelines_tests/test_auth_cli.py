@@ -28,6 +28,7 @@ from planhat_pipelines.cli import main
 from planhat_pipelines.config import ConnectionConfig
 from planhat_pipelines.errors import ConfigError
 from planhat_pipelines.health import check_connection
+from planhat_pipelines.warehouses.factory import open_warehouse
 from planhat_pipelines_tests.builders import config_doc, parse
 from planhat_pipelines_tests.emulators.snowflake import SnowflakeHarness
 from planhat_pipelines_tests.oauth_provider import Client, OAuthProvider, oauth_provider
@@ -326,3 +327,21 @@ def test_oauth_settings_are_checked_when_the_config_loads(tmp_path: Path, monkey
             ),
             tmp_path,
         )
+
+
+def test_every_oauth_connection_logs_in_with_a_fresh_access_token(
+    tmp_path: Path, provider: OAuthProvider, snowflake_harness: SnowflakeHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An access token lives minutes: a connection made long after the adapter opened must not reuse its token."""
+    token_file = tmp_path / "sf.token"
+    assert _run(_snowflake_args(provider, "--token-file", str(token_file)), _browser).code == 0
+    monkeypatch.setenv("SNOWFLAKE_OAUTH_REFRESH_TOKEN", token_file.read_text().strip())
+    connection = _oauth_connection(
+        tmp_path, snowflake_harness, provider, (datetime.now(UTC) + timedelta(days=60)).date()
+    )
+    with open_warehouse(connection) as warehouse:
+        opened = provider.grants.count("refresh_token")
+        warehouse.probe()
+        warehouse.close()
+        warehouse.probe()  # a second connection
+    assert provider.grants.count("refresh_token") == opened + 2

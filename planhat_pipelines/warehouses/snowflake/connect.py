@@ -39,6 +39,11 @@ def open_snowflake(
     target = f"account '{settings.account}' as user '{settings.user}'"
 
     def connect() -> SnowflakeConnection:
+        if settings.auth == "oauth":
+            # An OAuth access token lives about ten minutes: take a fresh one for every connection, so one
+            # opened long after the adapter (a reconnect, a slow run) does not log in with a lapsed token.
+            fresh, _ = snowflake_connect_args(name, settings)
+            return snowflake.connector.connect(**{**args, "token": fresh["token"]})
         return snowflake.connector.connect(**args)
 
     return SnowflakeWarehouse(name, connect, target=target, credentials_fix=fix, retry_bounds=retry_bounds)
