@@ -74,16 +74,19 @@ offending value, and a fingerprint: the hash of the row's source values plus ``#
 among identical rows), so three null-key rows are three records, both copies of a duplicate key two,
 and ``rejected`` is the number of records the run wrote. Warehouses with change tracking
 (``capabilities.change_tracking``) are read partially since the stored cursor; where that is unavailable
-the section falls back to a full read and says why in the log lines. Deletes reported by change tracking
-are logged and counted but **not** applied to the store (Planhat does not delete records from a warehouse
-sync).
+the section falls back to a full read and says why in the log lines. Records that left the source (missing
+from a full read, or deleted as change tracking reports) are kept, as Planhat keeps them, unless the section
+sets ``on_missing: archive | delete``; a send section with ``mirror: true`` deletes the target rows whose
+records left the store. Both are bounded by ``delete_limit`` and checked before anything is written
+(:mod:`.deletes`). Every write is recorded in the change log (``store/change_log.py``), and any run can be a
+preview (``dry_run``: one store transaction rolled back, nothing sent).
 
 Send writes only fields whose direction includes send, only for records that are new or differ from
 the warehouse, by ``Warehouse.merge`` on the warehouse key column in batches. Fields with a ``path`` are
 not sent (the nested object cannot be rebuilt one attribute at a time). A view is refused before
 anything is written.
 
-Modules: :mod:`.fields` (the field-to-SQL compiler), :mod:`.keys` (key matching and the key column's
+Modules: :mod:`.deletes` (on_missing, mirror, the delete limit), :mod:`.fields` (the field-to-SQL compiler), :mod:`.keys` (key matching and the key column's
 checks), :mod:`.read` (the read plan), :mod:`.receive`, :mod:`.send`, :mod:`.section`
 (:func:`sync_section`), :mod:`.progress`, :mod:`.result`, :mod:`.sql` (shared helpers).
 """
