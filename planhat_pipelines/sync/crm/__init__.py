@@ -86,9 +86,10 @@ the warehouse, by ``Warehouse.merge`` on the warehouse key column in batches. Fi
 not sent (the nested object cannot be rebuilt one attribute at a time). A view is refused before
 anything is written.
 
-Modules: :mod:`.deletes` (on_missing, mirror, the delete limit), :mod:`.fields` (the field-to-SQL compiler), :mod:`.keys` (key matching and the key column's
-checks), :mod:`.read` (the read plan), :mod:`.receive`, :mod:`.send`, :mod:`.section`
-(:func:`sync_section`), :mod:`.progress`, :mod:`.result`, :mod:`.sql` (shared helpers).
+Modules: :mod:`.deletes` (on_missing, mirror, the delete limit), :mod:`.fields` (the field-to-SQL
+compiler), :mod:`.keys` (key matching and the key column's checks), :mod:`.read` (the read plan),
+:mod:`.receive`, :mod:`.send`, :mod:`.section` (:func:`sync_section`), :mod:`.progress`, :mod:`.result`,
+:mod:`.sql` (shared helpers).
 """
 
 from planhat_pipelines.sync.crm.keys import check_send_target
