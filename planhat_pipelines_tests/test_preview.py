@@ -20,7 +20,8 @@ from planhat_pipelines.preview import preview_sections
 from planhat_pipelines.store import ModelStore
 from planhat_pipelines.sync.crm import sync_section
 from planhat_pipelines.warehouses.factory import open_warehouse
-from planhat_pipelines_tests.builders import crm_section, usage_section, write_config
+from planhat_pipelines_tests.builders import config_doc, crm_section, parse, usage_section, write_config
+from planhat_pipelines_tests.harness import WarehouseHarness
 
 Checksums = dict[str, tuple[int, int]]
 
@@ -171,3 +172,27 @@ def test_allow_deletes_lets_one_refused_run_through(
     assert _real_run(config)["companies"].removed == 3
     assert main(["--config", str(config.path), "allow-deletes", "--section", "events", "--count", "3"]) == 2
     assert "removes no records" in capsys.readouterr().err
+
+
+def test_a_send_preview_leaves_each_warehouse_as_it_was(harness: WarehouseHarness, tmp_path: Path) -> None:
+    """On DuckDB, BigQuery and Snowflake: a preview of a send with mirror changes no warehouse row; the real
+    run then writes what the preview counted."""
+    harness.create_table("crm_out", _companies(["c0", "c1", "gone"], ["old", "Co c1", "x"]))
+    doc = config_doc(
+        tmp_path,
+        connections={"wh": harness.connection_config()},
+        crm=[crm_section("outbound", "crm_out", direction="send", mirror=True, delete_limit=1)],
+    )
+    section = parse(doc, tmp_path).crm[0]
+    with ModelStore(tmp_path / "s.sqlite") as store:
+        store.upsert_arrow(
+            "company", _companies(["c0", "c1", "c2"]).rename_columns(["externalId", "name"]), "externalId"
+        )
+        before = sorted(harness.fetch("SELECT id, name FROM crm_out"))
+        preview = sync_section(section, store, harness.warehouse(), dry_run=True)
+        assert (preview.preview, preview.sent, preview.mirrored) == (True, 2, 1)
+        assert sorted(harness.fetch("SELECT id, name FROM crm_out")) == before
+        assert not store.runs(section="outbound") and not store.changes(section="outbound")
+        real = sync_section(section, store, harness.warehouse())
+        assert (real.sent, real.mirrored) == (2, 1)
+    assert sorted(harness.fetch("SELECT id, name FROM crm_out")) == [("c0", "Co c0"), ("c1", "Co c1"), ("c2", "Co c2")]
