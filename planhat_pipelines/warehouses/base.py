@@ -345,20 +345,22 @@ class Warehouse(ABC):
             f"VALUES ({', '.join(values.values())})"
         )
 
+    def _writable_target(self, table: str, refused: str, fix: str) -> TableInfo:
+        """``table`` described, or ReadOnlyTargetError (before any write) when it is a view."""
+        info = self.describe(table)
+        if info.is_view and not self.capabilities.views_writable:
+            raise ReadOnlyTargetError(self.name, f"view '{table}'", f"views are read-only, so {refused}", fix)
+        return info
+
     def merge(self, table: str, data: pa.Table, key: str, *, batch_size: int = 50_000) -> MergeResult:
         """Upsert ``data`` into ``table`` by ``key`` in batches (staging + MERGE).
 
         Raises ReadOnlyTargetError before any write when ``table`` is a view, and WarehouseError when
         a column of ``data`` is missing from the target.
         """
-        info = self.describe(table)
-        if info.is_view and not self.capabilities.views_writable:
-            raise ReadOnlyTargetError(
-                self.name,
-                f"view '{table}'",
-                "views are read-only, so records cannot be sent to it",
-                "point the section at a table, or set its direction to 'receive'",
-            )
+        info = self._writable_target(
+            table, "records cannot be sent to it", "point the section at a table, or set its direction to 'receive'"
+        )
         for name in data.column_names:
             info.column(name)
         inserted = updated = 0
@@ -377,14 +379,9 @@ class Warehouse(ABC):
         Used by a send section with ``mirror: true`` for rows whose records left the store. Raises
         ReadOnlyTargetError before any write when ``table`` is a view.
         """
-        info = self.describe(table)
-        if info.is_view and not self.capabilities.views_writable:
-            raise ReadOnlyTargetError(
-                self.name,
-                f"view '{table}'",
-                "views are read-only, so rows cannot be deleted from it",
-                "point the section at a table, or set 'mirror: false'",
-            )
+        info = self._writable_target(
+            table, "rows cannot be deleted from it", "point the section at a table, or set 'mirror: false'"
+        )
         column = info.column(key)
         return sum(
             self._delete_keys(table, column, list(keys[start : start + batch_size]))
