@@ -17,6 +17,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+from changelog import changelog_reads, changelog_sync
 from pages import measure_pages as pages_requests
 from pages_store import build_store as pages_store
 
@@ -520,6 +521,8 @@ CASES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "month_ticks": month_ticks,
     "pages_store": pages_store,
     "pages_requests": pages_requests,
+    "changelog_sync": changelog_sync,
+    "changelog_reads": changelog_reads,
 }
 
 

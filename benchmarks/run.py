@@ -24,6 +24,7 @@ from typing import Any
 
 import duckdb
 import yaml
+from changelog import bench_change_log, change_log_summary
 from common import (
     BENCH_DIR,
     COMPANIES_CHANGE_SQL,
@@ -48,7 +49,20 @@ from pages import bench_pages, pages_summary
 
 from planhat_pipelines.config import DEFAULT_USAGE_BATCH_SIZE
 
-GROUPS = ("usage", "dlt", "tick", "crm", "memory", "emulators", "dagster", "reader", "parallel", "month", "pages")
+GROUPS = (
+    "usage",
+    "dlt",
+    "tick",
+    "crm",
+    "memory",
+    "emulators",
+    "dagster",
+    "reader",
+    "parallel",
+    "month",
+    "pages",
+    "changelog",
+)
 
 
 class Results:
@@ -672,6 +686,7 @@ def derive(args: argparse.Namespace, res: Results) -> dict[str, Any]:
             }
     out["check_cost"] = checks
     out["pages"] = pages_summary(res)
+    out["change_log"] = change_log_summary(res)
     # What the check costs beyond the warehouse's own aggregate (the store's statistics, the describe): it must
     # not grow with the source.
     beyond = [v["check_s"] - v["aggregate_s"] for v in checks.values()]
@@ -752,6 +767,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--page-companies", type=lambda s: int(float(s)), default=100_000, help="companies (pages)")
     p.add_argument("--page-usage-rows", type=lambda s: int(float(s)), default=10_000_000, help="usage rows (pages)")
     p.add_argument("--page-requests", type=int, default=50, help="timed requests per page (pages)")
+    p.add_argument("--changelog-companies", type=lambda s: int(float(s)), default=100_000, help="companies (changelog)")
+    p.add_argument("--changelog-repeats", type=int, default=3, help="runs per case, alternating (changelog)")
     p.add_argument("--only", default=",".join(GROUPS), help=f"groups to run, of {','.join(GROUPS)}")
     p.add_argument("--no-sql-table", action="store_true", help="skip dlt sql_table (slow)")
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
@@ -762,6 +779,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.memory_rows, args.span, args.batch_size = "50e3,100e3,200e3", 50_000, 10_000
         args.reader_rows, args.parallel_rows, args.ticks = 200_000, 100_000, 40
         args.page_companies, args.page_usage_rows = 5_000, 200_000
+        args.changelog_companies = 10_000
     args.memory_rows = [int(float(x)) for x in str(args.memory_rows).split(",")]
     args.only = [g.strip() for g in args.only.split(",") if g.strip()]
     if args.out is None:
@@ -800,6 +818,8 @@ def main(argv: list[str] | None = None) -> None:
         bench_month(args, res)
     if "pages" in args.only:
         bench_pages(args, res)
+    if "changelog" in args.only:
+        bench_change_log(args, res)
     derived = derive(args, res)
     print_table(res)
     print("\n" + json.dumps({k: v for k, v in derived.items()}, indent=2))
