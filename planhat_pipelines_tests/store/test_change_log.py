@@ -68,4 +68,5 @@ def test_a_bad_change_log_days_names_the_field_and_the_fix(tmp_path: Path, value
         parse_config(_doc(change_log_days=value), tmp_path / "c.yaml")
     err = info.value
     assert err.where == "store.change_log_days"
+    assert ("must be a positive integer" if isinstance(value, int) else "must be int") in err.problem
     assert "change_log_days: 14" in err.fix
