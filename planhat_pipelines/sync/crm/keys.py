@@ -64,14 +64,14 @@ def check_key_column(section: CrmSection, info: TableInfo) -> None:
         )
 
 
-def check_send_target(section: CrmSection, warehouse: Warehouse) -> TableInfo:
-    """Describe the section's table and refuse a view before anything is written.
+def check_send_target(section: CrmSection, warehouse: Warehouse, info: TableInfo | None = None) -> TableInfo:
+    """Describe the section's table (unless ``info`` already does) and refuse a view before anything is written.
 
     Raises:
         ReadOnlyTargetError: The target is a view, naming the section and the view.
         KeyValidationError: The key column is not text.
     """
-    info = warehouse.describe(section.table)
+    info = info or warehouse.describe(section.table)
     if info.is_view and not warehouse.capabilities.views_writable:
         raise ReadOnlyTargetError(
             warehouse.name,

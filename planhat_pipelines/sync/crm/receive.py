@@ -42,7 +42,7 @@ from planhat_pipelines.sync.crm.progress import CrmProgressFn, Reporter
 from planhat_pipelines.sync.crm.read import ReadPlan, plan_read, section_removes, stage_source
 from planhat_pipelines.sync.crm.result import CrmResult
 from planhat_pipelines.sync.crm.sql import DEFAULT_BATCH_SIZE, NULL_KEY, PENDING_PARENT, drop
-from planhat_pipelines.warehouses.base import Warehouse
+from planhat_pipelines.warehouses.base import TableInfo, Warehouse
 
 #: Part of every row hash: bump it when receive's conversion rules change, so rows accepted under the old
 #: rules are read into the store again once (2: trimmed keys, normalised emails, DECIMAL money).
@@ -85,6 +85,7 @@ def receive(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: CrmProgressFn | None = None,
     dry_run: bool = False,
+    info: TableInfo | None = None,
 ) -> CrmResult:
     """Bring new and changed warehouse rows of ``section`` into the store.
 
@@ -101,6 +102,7 @@ def receive(
             upsert has committed (phase ``write``).
         dry_run: A preview (the caller rolls the store back): a removal over the delete limit is logged, not
             refused.
+        info: The table as the caller already described it this run (else it is described here).
 
     Returns:
         The counts, cursors and log lines of the run.
@@ -112,7 +114,7 @@ def receive(
     """
     if not section.direction.receives:
         raise SyncError(f"section '{section.name}' has direction '{section.direction.value}' and does not receive")
-    info = warehouse.describe(section.table)
+    info = info or warehouse.describe(section.table)
     check_key_column(section, info)
     plans = receive_plans(section, info)
     columns = list(dict.fromkeys([section.warehouse_key, *(p.fm.warehouse for p in plans)]))

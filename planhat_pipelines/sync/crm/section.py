@@ -75,7 +75,7 @@ def _run(
         result.log += drift.notes()
         # --- end schema drift
         if section.direction.sends and section.send_fields():
-            check_send_target(section, warehouse)
+            check_send_target(section, warehouse, source)
         if section.direction.receives:
             received = receive(
                 section,
@@ -86,11 +86,19 @@ def _run(
                 batch_size=batch_size,
                 progress=progress,
                 dry_run=dry_run,
+                info=source,
             )
             result = result.combine(received)
         if section.direction.sends:
             sent = send(
-                section, store, warehouse, run_id=run_id, batch_size=batch_size, progress=progress, dry_run=dry_run
+                section,
+                store,
+                warehouse,
+                run_id=run_id,
+                batch_size=batch_size,
+                progress=progress,
+                dry_run=dry_run,
+                info=source,
             )
             sent.cursor_after = result.cursor_after
             result = result.combine(sent)

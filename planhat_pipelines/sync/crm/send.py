@@ -60,6 +60,7 @@ def send(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: CrmProgressFn | None = None,
     dry_run: bool = False,
+    info: TableInfo | None = None,
 ) -> CrmResult:
     """Write the store's send fields of ``section`` to its warehouse table, new or changed records only.
 
@@ -85,7 +86,7 @@ def send(
     """
     if not section.direction.sends:
         raise SyncError(f"section '{section.name}' has direction '{section.direction.value}' and does not send")
-    info = check_send_target(section, warehouse)
+    info = check_send_target(section, warehouse, info)
     con = store.con
     result = CrmResult(section.name)
     columns = _send_columns(section, info, result.log)
