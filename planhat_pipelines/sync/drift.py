@@ -6,7 +6,9 @@ last successful run (``source_columns``, see ``store/source_columns.py``):
 - an added column is reported (the run's log, the sync log's notes, the asset's ``schema_added_columns``);
 - a removed or retyped column the section maps (its key or a field) fails the run before anything is read or
   written (:class:`~planhat_pipelines.errors.SchemaDriftError`): a column that changed meaning silently would
-  otherwise be loaded as nulls, rejects or wrongly cast values;
+  otherwise be loaded as nulls, rejects or wrongly cast values. Retyped means another kind of value (text,
+  integer, decimal, float, boolean, date, timestamp, JSON): a type widened within its kind (``INTEGER`` →
+  ``BIGINT``, ``VARCHAR(100)`` → ``VARCHAR(200)``, more decimal digits) keeps every value and is reported;
 - a removed or retyped column the section does not map is reported and the run goes on.
 
 The first run of a section has nothing to compare with: it records the baseline and reports nothing. Names
@@ -67,9 +69,9 @@ class Drift:
 
     @property
     def breaking(self) -> tuple[Column | Retyped, ...]:
-        """Removed and retyped columns the section maps: each fails the run."""
+        """Removed columns, and columns retyped to another kind of value, that the section maps: each fails the run."""
         removed = tuple(c for c in self.removed if self.is_mapped(c.name))
-        return removed + tuple(r for r in self.retyped if self.is_mapped(r.new.name))
+        return removed + tuple(r for r in self.retyped if self.is_mapped(r.new.name) and r.old.kind != r.new.kind)
 
     def notes(self) -> list[str]:
         """Log lines for what does not fail the run: added columns, unmapped columns removed or retyped."""
@@ -82,6 +84,9 @@ class Drift:
         retyped = [r for r in self.retyped if not self.is_mapped(r.new.name)]
         if retyped:
             lines.append("unmapped source columns retyped: " + "; ".join(_retyped(r) for r in retyped))
+        widened = [r for r in self.retyped if self.is_mapped(r.new.name) and r.old.kind == r.new.kind]
+        if widened:
+            lines.append("mapped source columns retyped within their kind: " + "; ".join(_retyped(r) for r in widened))
         return lines
 
 

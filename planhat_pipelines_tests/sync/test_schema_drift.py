@@ -208,3 +208,16 @@ def test_compare_matches_names_case_insensitively_and_ignores_unchanged_columns(
     drift = compare(previous, current, {"id", "name"})
     assert not drift.changed and drift.notes() == []
     assert compare(None, current, {"id"}).first
+
+
+def test_a_mapped_column_widened_within_its_kind_is_reported_not_refused(
+    duckdb_harness: WarehouseHarness, tmp_path: Path, db: ModelStore
+) -> None:
+    """INTEGER → BIGINT (Snowflake's VARCHAR(100) → VARCHAR(200) alike) keeps every value: the run goes on."""
+    section = _crm(duckdb_harness, tmp_path)
+    _companies(duckdb_harness, seats=pa.array([10, 20], pa.int32()))
+    sync_section(section, db, duckdb_harness.warehouse())
+    _companies(duckdb_harness, seats=pa.array([10, 30], pa.int64()))
+    result = sync_section(section, db, duckdb_harness.warehouse())
+    assert result.updated == 1
+    assert any("seats INTEGER → BIGINT" in line for line in result.log), result.log
