@@ -123,9 +123,13 @@ class ChangeLog(Transactional):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
+        # One record's rows: the filter first, materialized, then the top-N; DuckDB's top-N over the DuckLake scan
+        # otherwise reads every row's columns (285 ms against 80 ms among 110,000 rows, BENCHMARKS.md issue 19).
+        materialized = "MATERIALIZED " if key is not None or record_id is not None else ""
         rows = self.con.execute(
-            'SELECT changed_at, section, run_id, model, "key", record_id, op, CAST(fields AS VARCHAR) '
-            f"FROM change_log {'WHERE ' + ' AND '.join(where) if where else ''} "
+            f'WITH m AS {materialized}(SELECT changed_at, section, run_id, model, "key", record_id, op, fields '
+            f"FROM change_log {'WHERE ' + ' AND '.join(where) if where else ''}) "
+            'SELECT changed_at, section, run_id, model, "key", record_id, op, CAST(fields AS VARCHAR) FROM m '
             "ORDER BY changed_at DESC, op LIMIT ?",
             [*params, limit],
         ).fetchall()
