@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pyarrow as pa
+
 from planhat_pipelines.config import CrmSection, OnMissing
 from planhat_pipelines.errors import DeleteLimitError
 from planhat_pipelines.sql_quoting import quote_identifier as q
@@ -32,8 +34,6 @@ from planhat_pipelines.warehouses.base import ChangeSet, Warehouse
 
 #: The cursor scope holding a one-time approval to remove more than the limit.
 APPROVAL_SCOPE = "allow-deletes"
-#: How many of the keys to be removed a message or a preview names.
-SAMPLE_KEYS = 10
 
 
 def approve_deletes(store: ModelStore, section: str, count: int) -> None:
@@ -97,7 +97,7 @@ def plan_removal(
     Raises:
         DeleteLimitError: More would go than the limit allows, and no approval covers them.
     """
-    deleted = None if change_set is None else [str(k) for k in change_set.deleted_keys.to_pylist() if k is not None]
+    deleted = None if change_set is None else change_set.deleted_keys
     count, holding = stage_missing(store, section, deleted)
     if not count:
         return None
@@ -130,7 +130,7 @@ def describe_removal(section: CrmSection, result: CrmResult) -> list[str]:
     return lines
 
 
-def stage_missing(store: ModelStore, section: CrmSection, deleted_keys: list[str] | None) -> tuple[int, int]:
+def stage_missing(store: ModelStore, section: CrmSection, deleted_keys: pa.Array | None) -> tuple[int, int]:
     """Stage ``__crm_missing`` (``__key``): the section's records that left the source, read from ``__crm_src``.
 
     Args:
@@ -144,30 +144,21 @@ def stage_missing(store: ModelStore, section: CrmSection, deleted_keys: list[str
     holding = int(
         con.execute("SELECT count(*) FROM crm_source_hashes WHERE section = ?", [section.name]).fetchall()[0][0]
     )
-    if deleted_keys is None:
-        gone = 'SELECT h."key" FROM crm_source_hashes h WHERE h.section = ?'
-        params: list[object] = [section.name]
-    else:
-        con.execute("CREATE OR REPLACE TEMP TABLE __crm_deleted AS SELECT unnest(?::VARCHAR[]) AS k", [deleted_keys])
-        gone = (
-            f'SELECT h."key" FROM crm_source_hashes h JOIN __crm_deleted d ON h."key" = {key_sql(section, "d.k")} '
-            "WHERE h.section = ?"
+    gone = 'SELECT h."key" FROM crm_source_hashes h WHERE h.section = ?'
+    if deleted_keys is not None:
+        con.register("__crm_deleted", pa.table({"k": deleted_keys.cast(pa.string())}))
+        gone += f' AND h."key" IN (SELECT {key_sql(section, "d.k")} FROM __crm_deleted d)'
+    try:
+        # An anti-join by LEFT JOIN (DuckLake 1.5.5 fails NOT EXISTS against its tables): keys read now stay.
+        con.execute(
+            f'CREATE OR REPLACE TEMP TABLE __crm_missing AS SELECT g."key" AS __key FROM ({gone}) g '
+            'LEFT JOIN (SELECT DISTINCT __nkey FROM __crm_src) r ON r.__nkey = g."key" WHERE r.__nkey IS NULL',
+            [section.name],
         )
-        params = [section.name]
-    # An anti-join by LEFT JOIN (DuckLake 1.5.5 fails NOT EXISTS against its tables): keys read in this run stay.
-    con.execute(
-        f'CREATE OR REPLACE TEMP TABLE __crm_missing AS SELECT g."key" AS __key FROM ({gone}) g '
-        'LEFT JOIN (SELECT DISTINCT __nkey FROM __crm_src) r ON r.__nkey = g."key" WHERE r.__nkey IS NULL',
-        params,
-    )
-    con.execute("DROP TABLE IF EXISTS __crm_deleted")
+    finally:
+        if deleted_keys is not None:
+            con.unregister("__crm_deleted")
     return int(con.execute("SELECT count(*) FROM __crm_missing").fetchall()[0][0]), holding
-
-
-def missing_sample(store: ModelStore) -> list[str]:
-    """Some of the keys staged in ``__crm_missing``, for a message or a preview."""
-    rows = store.con.execute(f"SELECT __key FROM __crm_missing ORDER BY 1 LIMIT {SAMPLE_KEYS}").fetchall()
-    return [r[0] for r in rows]
 
 
 def remove_missing(store: ModelStore, section: CrmSection, run_id: str) -> int:
