@@ -2,6 +2,10 @@
 
 Rules (one set-based SQL statement; ``today`` is the day the fields are for):
 
+- An **archived** license or Churn record (``_archived_at`` set: its source row left the warehouse, ``on_missing:
+  archive``) counts nowhere, as if deleted: it is kept only to be restored if its row comes back. (Counted, a
+  license the warehouse no longer has would keep its company's ARR, status and renewal date, and the portfolio's
+  totals, which sum the companies' fields.)
 - A **Churn record** *names* the licenses whose native ids its ``licenseIds`` (a JSON array) holds. One that
   names none (``licenseIds`` null or ``[]``) *covers* every license of its company that ran on the churn
   ``date``: ``fromDate <= date`` and (``toDate`` null, ``toDate >= date`` or ``autoRenews``). So a churn dated
@@ -65,20 +69,24 @@ def div12_sql(expr: str) -> str:
 #: nested loop.
 CHURN_HITS_SQL = """
 SELECT l.id, n.d
-FROM (SELECT unnest(json_extract_string("licenseIds", '$[*]')) AS lid, "date" AS d FROM churn) n
+FROM (SELECT unnest(json_extract_string("licenseIds", '$[*]')) AS lid, "date" AS d FROM churn
+      WHERE _archived_at IS NULL) n
 JOIN license l ON l.id = n.lid
 UNION ALL
 SELECT l.id, n.d
-FROM (SELECT unnest(json_extract_string("licenseIds", '$[*]')) AS lid, "date" AS d FROM churn) n
+FROM (SELECT unnest(json_extract_string("licenseIds", '$[*]')) AS lid, "date" AS d FROM churn
+      WHERE _archived_at IS NULL) n
 JOIN license l ON l."externalId" = n.lid AND l.id IS DISTINCT FROM n.lid
 UNION ALL
 SELECT l.id, n.d
-FROM (SELECT unnest(json_extract_string("licenseIds", '$[*]')) AS lid, "date" AS d FROM churn) n
+FROM (SELECT unnest(json_extract_string("licenseIds", '$[*]')) AS lid, "date" AS d FROM churn
+      WHERE _archived_at IS NULL) n
 JOIN license l ON l."sourceId" = n.lid AND l.id IS DISTINCT FROM n.lid AND l."externalId" IS DISTINCT FROM n.lid
 UNION ALL
 SELECT l.id, c."date" AS d
 FROM churn c JOIN license l ON l."companyId" = c."companyId"
-WHERE COALESCE(len(json_extract_string(c."licenseIds", '$[*]')), 0) = 0 AND c."date" IS NOT NULL
+WHERE c._archived_at IS NULL
+  AND COALESCE(len(json_extract_string(c."licenseIds", '$[*]')), 0) = 0 AND c."date" IS NOT NULL
   AND l."fromDate" <= c."date"
   AND (l."toDate" IS NULL OR l."toDate" >= c."date" OR COALESCE(l."autoRenews", FALSE))
 """
@@ -113,7 +121,7 @@ def license_state_sql(day: str) -> str:
                CAST(CASE WHEN l.mrr IS NULL THEN l.arr END AS {_MONEY}) AS l_arr_only,
                CAST(COALESCE(l.arr, l.mrr * 12) AS {_MONEY}) AS l_arr
         FROM license l LEFT JOIN churned ch ON ch.id = l.id
-        WHERE l."companyId" IS NOT NULL
+        WHERE l."companyId" IS NOT NULL AND l._archived_at IS NULL
     )
     SELECT *,
            {running_on_sql(day)} AS running,
@@ -164,9 +172,11 @@ WHERE company.id = d.id AND (
 #: One company's (``$company``; NULL: all companies together) MRR and ARR on the first of every month from the first
 #: license to ``$today``, and on ``$today``, by the same rules as the refresh: what a revenue chart draws, from the
 #: licenses' periods alone (so it has a history on the first day, unlike ``company_daily``, which starts when the
-#: store does).
+#: store does). All companies together leave out archived companies, as the portfolio's totals do.
 REVENUE_HISTORY_SQL = f"""
-WITH lic AS (SELECT * FROM ({license_state_sql("$today")}) WHERE CAST($company AS VARCHAR) IS NULL OR cid = $company),
+WITH lic AS (SELECT * FROM ({license_state_sql("$today")})
+    WHERE (CAST($company AS VARCHAR) IS NULL AND cid NOT IN (SELECT id FROM company WHERE _archived_at IS NOT NULL))
+       OR cid = $company),
 days AS (
     SELECT CAST(unnest(generate_series(date_trunc('month', min(f)), CAST($today AS DATE), INTERVAL 1 MONTH)) AS DATE)
         AS d FROM lic WHERE f <= $today

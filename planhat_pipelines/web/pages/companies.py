@@ -2,6 +2,7 @@
 
 Search, filters and sort are bound parameters or names from a fixed list, and only the page's rows are fetched:
 one filtered count and one page query over ``company``, so a page costs the same at 500 or 100,000 companies.
+Archived companies (``_archived_at`` set by ``on_missing: archive``) are in no list, count or filter choice.
 Last activity comes from the pre-aggregated ``usage_daily`` (never from the raw usage rows), for the page's
 companies only, unless the table is sorted by it.
 """
@@ -119,7 +120,7 @@ class CompaniesPage:
 
 
 def _where(filters: CompanyFilters, today: date) -> tuple[str, list[Any]]:
-    conditions: list[str] = ["true"]
+    conditions: list[str] = ["c._archived_at IS NULL"]  # archived records (on_missing: archive) are not listed
     params: list[Any] = []
     if filters.q:
         conditions.append(
@@ -167,12 +168,15 @@ def companies_page(store: ModelStore, filters: CompanyFilters, today: date | Non
         )
         rows = [(*r[:8], last.get(r[0]), r[9]) for r in rows]
     statuses = tuple(
-        s for (s,) in con.execute("SELECT DISTINCT status FROM company WHERE status IS NOT NULL ORDER BY 1").fetchall()
+        s
+        for (s,) in con.execute(
+            "SELECT DISTINCT status FROM company WHERE status IS NOT NULL AND _archived_at IS NULL ORDER BY 1"
+        ).fetchall()
     )
     owners = tuple(
         o
         for (o,) in con.execute(
-            "SELECT DISTINCT owner FROM company WHERE owner IS NOT NULL ORDER BY 1 LIMIT 500"
+            "SELECT DISTINCT owner FROM company WHERE owner IS NOT NULL AND _archived_at IS NULL ORDER BY 1 LIMIT 500"
         ).fetchall()
     )
     return CompaniesPage(

@@ -3,7 +3,8 @@
 Identifiers come only from the model catalog (quoted with ``quote_identifier``); a custom field is read with
 ``json_extract_string(custom, ?)`` and its JSON path bound; filter values are bound and cast to the field's type
 by DuckDB (``CAST(? AS <type>)``), after one query has checked that each of them casts. Only the page's rows are
-fetched (``LIMIT``/``OFFSET``, bound), the count and the chart's series are aggregated in SQL.
+fetched (``LIMIT``/``OFFSET``, bound), the count and the chart's series are aggregated in SQL. Archived records
+(``_archived_at`` set by ``on_missing: archive``) are in no table, count, series or custom-field list.
 """
 
 from __future__ import annotations
@@ -72,8 +73,8 @@ class ExplorerResult:
 def custom_fields(con: duckdb.DuckDBPyConnection, model: str) -> list[str]:
     """The custom field names ``model``'s records hold, sorted, the first :data:`CUSTOM_FIELDS_CAP`."""
     rows = con.execute(
-        f"SELECT k FROM (SELECT DISTINCT unnest(json_keys(custom)) AS k FROM {quote_identifier(model)}) "
-        "ORDER BY k LIMIT ?",
+        f"SELECT k FROM (SELECT DISTINCT unnest(json_keys(custom)) AS k FROM {quote_identifier(model)} "
+        "WHERE _archived_at IS NULL) ORDER BY k LIMIT ?",
         [CUSTOM_FIELDS_CAP],
     ).fetchall()
     return [str(k) for (k,) in rows]
@@ -123,9 +124,8 @@ class _Builder:
         return f"{sql} {OPS_SQL[flt.op]} CAST(? AS {self.sql_type(flt.field)})", [*params, flt.value]
 
     def where(self, *extra: Sql) -> Sql:
-        parts = [self.condition(f) for f in self.query.filters] + list(extra)
-        if not parts:
-            return "", []
+        """The filters and ``extra``, on live records only (archived ones are hidden from every page)."""
+        parts = [("_archived_at IS NULL", []), *(self.condition(f) for f in self.query.filters), *extra]
         return " WHERE " + " AND ".join(f"({sql})" for sql, _ in parts), [v for _, params in parts for v in params]
 
     def aggregate(self, over: str | None = None) -> Sql:
@@ -218,8 +218,8 @@ def _check(con: duckdb.DuckDBPyConnection, query: ExplorerQuery, known: list[str
     used = query.custom_fields_used()
     if used:
         found = con.execute(
-            f"SELECT k FROM (SELECT DISTINCT unnest(json_keys(custom)) AS k FROM {quote_identifier(query.model)}) "
-            "WHERE list_contains(?, k)",
+            f"SELECT k FROM (SELECT DISTINCT unnest(json_keys(custom)) AS k FROM {quote_identifier(query.model)} "
+            "WHERE _archived_at IS NULL) WHERE list_contains(?, k)",
             [sorted(used)],
         ).fetchall()
         missing = sorted(used - {k for (k,) in found})

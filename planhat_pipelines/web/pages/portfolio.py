@@ -1,4 +1,9 @@
-"""``/``: the portfolio — revenue, customers by status, renewals ahead, health, and the sync health badge."""
+"""``/``: the portfolio — revenue, customers by status, renewals ahead, health, and the sync health badge.
+
+Every count and sum reads live companies only (``_archived_at IS NULL``): an archived company (``on_missing:
+archive``) is kept in the store but counts nowhere; an archived license counts in no company's ARR (see
+``store/derived.py``).
+"""
 
 from __future__ import annotations
 
@@ -52,16 +57,19 @@ def portfolio(store: ModelStore, config: Config, today: date | None = None) -> P
     today = today or date.today()
     con = store.con
     companies, arr, mrr = con.execute(
-        "SELECT count(*), COALESCE(sum(arr), 0), COALESCE(sum(mrr), 0) FROM company"
+        "SELECT count(*), COALESCE(sum(arr), 0), COALESCE(sum(mrr), 0) FROM company WHERE _archived_at IS NULL"
     ).fetchall()[0]
     by_status = dict(
-        con.execute("SELECT COALESCE(status, 'unknown'), count(*) FROM company GROUP BY 1 ORDER BY 2 DESC").fetchall()
+        con.execute(
+            "SELECT COALESCE(status, 'unknown'), count(*) FROM company WHERE _archived_at IS NULL "
+            "GROUP BY 1 ORDER BY 2 DESC"
+        ).fetchall()
     )
     renewals = []
     for days in RENEWAL_WINDOWS:
         n, total = con.execute(
-            'SELECT count(*), COALESCE(sum(arr), 0) FROM company WHERE "renewalDate" BETWEEN CAST(? AS DATE) '
-            "AND CAST(? AS DATE) + CAST(? AS INTEGER)",
+            "SELECT count(*), COALESCE(sum(arr), 0) FROM company WHERE _archived_at IS NULL "
+            'AND "renewalDate" BETWEEN CAST(? AS DATE) AND CAST(? AS DATE) + CAST(? AS INTEGER)',
             [today, today, days],
         ).fetchall()[0]
         renewals.append(Renewals(days, n, total))
@@ -70,10 +78,10 @@ def portfolio(store: ModelStore, config: Config, today: date | None = None) -> P
     counted = dict(
         con.execute(
             f"SELECT CASE {band_sql} ELSE '{last_low}-{last_high}' END, count(*) FROM company WHERE h IS NOT NULL "
-            "GROUP BY 1"
+            "AND _archived_at IS NULL GROUP BY 1"
         ).fetchall()
     )
-    unscored = con.execute("SELECT count(*) FROM company WHERE h IS NULL").fetchall()[0][0]
+    unscored = con.execute("SELECT count(*) FROM company WHERE h IS NULL AND _archived_at IS NULL").fetchall()[0][0]
     history = con.execute(REVENUE_HISTORY_SQL, {"company": None, "today": today}).fetchall()
     return Portfolio(
         today=today,

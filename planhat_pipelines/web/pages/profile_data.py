@@ -2,12 +2,14 @@
 
 The reads are set-based SQL with the key and the company's id as bound parameters; charts read daily series the
 store keeps (``company_daily``, ``health_scores``, ``calculated_metric_values``, ``usage_daily``), never raw rows.
+An archived company (``on_missing: archive``) is in no list, but its profile still opens by its key, so a link to it
+keeps working: it says when it was archived (``archived_at``); its related lists show live records only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from planhat_pipelines.config import Config
@@ -55,6 +57,7 @@ class Company:
     customer_from: date | None
     customer_to: date | None
     h: float | None
+    archived_at: datetime | None = None  # set when its source row left the warehouse (on_missing: archive)
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -64,16 +67,18 @@ class Company:
 
 _COMPANY_SQL = """
 SELECT id, name, "externalId" AS external_id, "sourceId" AS source_id, status, phase, owner, country, arr, mrr,
-       "renewalDate" AS renewal_date, "customerFrom" AS customer_from, "customerTo" AS customer_to, h
+       "renewalDate" AS renewal_date, "customerFrom" AS customer_from, "customerTo" AS customer_to, h,
+       _archived_at AS archived_at
 FROM company
 WHERE id = $key OR "externalId" = $key OR "sourceId" = $key
-ORDER BY CASE WHEN id = $key THEN 0 WHEN "externalId" = $key THEN 1 ELSE 2 END, id
+ORDER BY CASE WHEN id = $key THEN 0 WHEN "externalId" = $key THEN 1 ELSE 2 END, _archived_at IS NOT NULL, id
 LIMIT 1
 """
 
 
 def find_company(store: ModelStore, key: str) -> Company:
-    """The company whose id, externalId or sourceId is ``key`` (in that order of preference when several are).
+    """The company whose id, externalId or sourceId is ``key`` (in that order of preference when several are, then
+    a live company before an archived one), archived or not: a direct link to an archived company still opens.
 
     Raises:
         NotFound: No company has ``key``.

@@ -2,7 +2,8 @@
 the key results that name it, and its change history.
 
 Each list is a fixed whitelist of catalog fields (:data:`LISTS`), quoted from the model catalog; the company's id
-reaches SQL only as a bound parameter.
+reaches SQL only as a bound parameter. Archived records (``_archived_at`` set by ``on_missing: archive``) are in no
+list or total.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ class Listing:
 
 
 def listing(store: ModelStore, spec: ListSpec, company_id: str) -> Listing:
-    """The records of ``spec`` that belong to ``company_id`` (issues through the ``issue_company`` link view)."""
+    """The live records of ``spec`` that belong to ``company_id`` (issues through the ``issue_company`` link view)."""
     columns = _COLUMNS[spec.name]
     select = ", ".join(f"t.{q(c.name)}" for c in columns)
     if MODELS[spec.model].company_field:
@@ -113,7 +114,8 @@ def listing(store: ModelStore, spec: ListSpec, company_id: str) -> Listing:
     else:  # Issue: many-to-many with Company
         owned = 't.id IN (SELECT "issueId" FROM issue_company WHERE "companyId" = $company)'
     table = store.con.execute(
-        f"SELECT {select}, count(*) OVER () AS __total FROM {q(spec.model)} t WHERE {owned} "
+        f"SELECT {select}, count(*) OVER () AS __total FROM {q(spec.model)} t "
+        f"WHERE {owned} AND t._archived_at IS NULL "
         f"ORDER BY t.{q(spec.newest)} DESC NULLS LAST, t.id LIMIT $limit",
         {"company": company_id, "limit": MAX_ROWS},
     ).to_arrow_table()

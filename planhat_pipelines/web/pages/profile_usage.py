@@ -189,13 +189,15 @@ class EndUsers:
 
 
 def end_users(store: ModelStore, company_id: str) -> EndUsers:
-    """The End Users of ``company_id`` with their last activity, inside :func:`read_company_usage`."""
+    """The live (not archived) End Users of ``company_id`` with their last activity, inside
+    :func:`read_company_usage`."""
     rows = store.con.execute(
         "SELECT e.id, NULLIF(trim(concat_ws(' ', e.\"firstName\", e.\"lastName\")), ''), e.email, e.position, "
         "u.last_at, count(*) OVER () "
         f'FROM enduser e LEFT JOIN (SELECT "recordId", max(last_at) AS last_at FROM {_USED} GROUP BY 1) u '
         'ON u."recordId" = e.id '
-        'WHERE e."companyId" = $company ORDER BY u.last_at DESC NULLS LAST, e.email, e.id LIMIT $limit',
+        'WHERE e."companyId" = $company AND e._archived_at IS NULL '
+        "ORDER BY u.last_at DESC NULLS LAST, e.email, e.id LIMIT $limit",
         {"company": company_id, "limit": MAX_END_USERS},
     ).fetchall()
     return EndUsers(tuple(EndUser(*row[:5]) for row in rows), rows[0][5] if rows else 0)
