@@ -198,3 +198,50 @@ def test_bad_delete_settings_name_the_section_and_field(
 
 def _last_run(store: ModelStore) -> str:
     return store.runs(section="s", limit=1)[0].run_id
+
+
+@pytest.mark.parametrize("on_missing", ["archive", "delete"])
+def test_a_license_that_left_drops_out_of_its_company_arr(
+    duckdb_harness: DuckDBHarness, tmp_path: Path, on_missing: str
+) -> None:
+    """The other licenses are unchanged (the run skips them all), yet the company's derived ARR is recomputed."""
+    doc = config_doc(
+        tmp_path,
+        connections={"wh": duckdb_harness.connection_config()},
+        crm=[
+            crm_section(
+                "licenses",
+                "crm_licenses",
+                model="license",
+                keys={"planhat": "externalId", "warehouse": "id"},
+                company_match="externalId",
+                on_missing=on_missing,
+                delete_limit="50%",
+                fields=[
+                    {"planhat": "companyId", "warehouse": "company_ref"},
+                    {"planhat": "mrr", "warehouse": "mrr"},
+                    {"planhat": "fromDate", "warehouse": "from_date"},
+                ],
+            )
+        ],
+    )
+    section = parse(doc, tmp_path).crm[0]
+
+    def licenses(ids: list[str]) -> pa.Table:
+        return pa.table(
+            {
+                "id": pa.array(ids, pa.string()),
+                "company_ref": pa.array(["c1"] * len(ids), pa.string()),
+                "mrr": pa.array([100.0] * len(ids), pa.float64()),
+                "from_date": pa.array(["2020-01-01"] * len(ids), pa.string()),
+            }
+        )
+
+    with ModelStore(tmp_path / "store.sqlite") as store:
+        store.upsert_arrow("company", pa.table({"externalId": ["c1"], "name": ["Acme"]}), "externalId")
+        duckdb_harness.create_table("crm_licenses", licenses(["l1", "l2"]))
+        sync_section(section, store, duckdb_harness.warehouse())
+        assert store.con.execute("SELECT CAST(arr AS DOUBLE) FROM company").fetchall() == [(2400.0,)]
+        duckdb_harness.create_table("crm_licenses", licenses(["l1"]))
+        assert sync_section(section, store, duckdb_harness.warehouse()).removed == 1
+        assert store.con.execute("SELECT CAST(arr AS DOUBLE) FROM company").fetchall() == [(1200.0,)]

@@ -51,6 +51,8 @@ _RULES_VERSION = 2
 _REJECT_SCHEMA = pa.schema(
     [("key", pa.string()), ("fingerprint", pa.string()), ("reason", pa.string()), ("value", pa.string())]
 )
+#: Models whose records the derived Company fields (ARR, MRR, status, renewal) are computed from.
+_DERIVES_COMPANY_FIELDS = ("license", "company", "churn")
 _TEMPS = ("__crm_src", "__crm_keys", "__crm_skip", "__crm_rows", "__crm_ok", "__crm_missing")
 
 
@@ -201,6 +203,8 @@ def _nothing_changed(run: _Run) -> CrmResult:
 
     def commit() -> None:
         result.removed = apply_removal(store, section, run.run_id, run.removal)
+        if result.removed and section.model.slug in _DERIVES_COMPANY_FIELDS:
+            store.refresh_company_fields()  # a license or churn that left changes its company's ARR, status...
         if new_cursor is not None:
             store.set_cursor(section.name, "", new_cursor)
 
@@ -349,7 +353,7 @@ def _write(run: _Run) -> None:
         result.removed = apply_removal(store, section, run.run_id, run.removal)
         if section.on_missing is OnMissing.ARCHIVE:
             result.restored = restore_returned(store, section, run.run_id, "__crm_ok")
-        if section.model.slug in ("license", "company", "churn"):
+        if section.model.slug in _DERIVES_COMPANY_FIELDS:
             store.refresh_company_fields()
         if new_cursor is not None:
             store.set_cursor(section.name, "", new_cursor)
