@@ -18,6 +18,7 @@ from planhat_pipelines.errors import ReadOnlyTargetError, WarehouseError
 
 # Re-exported: callers import every warehouse type from this module.
 from planhat_pipelines.warehouses.keys import FLOAT_KEY_LIMIT, KEY_DIGITS, KEY_LIMIT, KeyRange
+from planhat_pipelines.warehouses.results import ChangeSet, ChangesUnavailable, MergeResult
 from planhat_pipelines.warehouses.tables import Column, ColumnKind, TableInfo, validate_identifier
 
 __all__ = [
@@ -50,36 +51,6 @@ class Capabilities:
     views_writable: bool = False
     change_tracking: bool = False
     dialect: str = "duckdb"
-
-
-@dataclass(frozen=True)
-class MergeResult:
-    """What a merge wrote."""
-
-    inserted: int
-    updated: int
-
-
-@dataclass(frozen=True)
-class ChangeSet:
-    """Rows changed since a point, as a change-tracking warehouse reports them.
-
-    Attributes:
-        rows: Changed rows (inserts and updates), selected columns only.
-        deleted_keys: Keys of deleted rows.
-        until: The point to pass as ``since`` next time.
-    """
-
-    rows: pa.Table
-    deleted_keys: pa.Array
-    until: str
-
-
-@dataclass(frozen=True)
-class ChangesUnavailable:
-    """Why a partial read is not possible, so the caller falls back to a full read."""
-
-    reason: str
 
 
 class Warehouse(ABC):
